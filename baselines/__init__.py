@@ -1,0 +1,1 @@
+"""Adapters for models other than MAT, behind matbench's Inpainter interface."""

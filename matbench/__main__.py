@@ -1,0 +1,5 @@
+import sys
+
+from matbench.cli import main
+
+sys.exit(main())

@@ -1,0 +1,71 @@
+"""`matbench` command line: argument parsing only; the work happens in the modules it calls.
+
+Each subcommand lives in matbench/commands/<name>.py and exposes
+`register(subparsers) -> None`, which adds its parser and sets `func(args) -> int`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from matbench import __version__
+from matbench.errors import MatbenchError
+
+# Order = order in `matbench --help`.
+COMMAND_MODULES: tuple[str, ...] = (
+    "matbench.commands.demo",
+    "matbench.commands.run",
+    "matbench.commands.eval",
+    "matbench.commands.inpaint",
+    "matbench.commands.data",
+    "matbench.commands.masks",
+    "matbench.commands.models",
+    "matbench.commands.weights",
+    "matbench.commands.report",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="matbench",
+        description="Evaluation and benchmarking for large-hole image inpainting (MAT, LaMa, CoModGAN, ...).",
+    )
+    parser.add_argument("--version", action="version", version=f"matbench {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for mod_name in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(mod_name)
+        except ModuleNotFoundError as e:
+            if e.name == mod_name:  # command not present in this tree
+                continue
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except MatbenchError as e:
+        if args.verbose:
+            raise
+        print(f"matbench: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("matbench: interrupted (completed work is kept; rerun to resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

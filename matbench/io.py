@@ -1,0 +1,126 @@
+"""Atomic writes and image/mask file I/O shared by every stage.
+
+Writes go to a temporary file in the same directory followed by os.replace, so a crash
+never leaves a half-written result behind (reruns resume from what is on disk).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from matbench.errors import InputError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; on success it replaces `path` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def decode_image(data: bytes, name: str) -> np.ndarray:
+    """Decode image bytes to uint8 RGB HxWx3 (gray -> 3 channels, alpha dropped).
+
+    `name` is used in the error message (a path or a zip member).
+    """
+    import io as _io
+
+    try:
+        with Image.open(_io.BytesIO(data)) as im:
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(im, dtype=np.float64)
+                arr = np.clip(arr / (65535.0 if arr.max() > 255 else 1.0) * 255.0, 0, 255).astype(np.uint8)
+                arr = np.repeat(arr[..., None], 3, axis=2)
+                return np.ascontiguousarray(arr)
+            rgb = im.convert("RGB")  # L -> RGB replicates gray; RGBA/LA drop alpha
+            return np.asarray(rgb, dtype=np.uint8).copy()
+    except Exception as e:  # PIL raises many types; the user needs the file and the reason
+        raise InputError(f"{name}: cannot decode image ({type(e).__name__}: {e})") from None
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as uint8 RGB HxWx3."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
+    return decode_image(data, str(path))
+
+
+def read_gray(path: str | os.PathLike) -> np.ndarray:
+    """Read a (mask) image as uint8 HxW; RGB files are converted with PIL's 'L' conversion."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return np.asarray(im.convert("L"), dtype=np.uint8).copy()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except Exception as e:
+        raise InputError(f"{path}: cannot decode image ({type(e).__name__}: {e})") from None
+
+
+def save_png(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Save uint8 HxW or HxWx3 as PNG atomically."""
+    if array.dtype != np.uint8:
+        raise TypeError(f"save_png expects uint8, got {array.dtype}")
+    with atomic_path(path) as tmp:
+        Image.fromarray(array).save(tmp, format="PNG")

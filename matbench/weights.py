@@ -1,0 +1,181 @@
+"""Known weights files: where they come from, how to check them, where to find them.
+
+Resolution order for a registered file:
+  explicit path -> $MATBENCH_WEIGHTS/<filename> -> torch hub cache (<hub>/checkpoints/<filename>)
+  -> download from the official URL with hash check (if allowed) -> WeightsError that names the
+  file, the URL and where to put it.
+
+Entries are data (`WeightsFile`), registered beside the model or extractor that uses them
+(timm style), e.g. `register_weights(WeightsFile(name="mat-places512", ...))` in the MAT module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from matbench.errors import WeightsError
+from matbench.io import sha256_file
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    name: str  # registry key, e.g. "inception-v3-compat"
+    filename: str  # file name on disk
+    url: str | None = None  # official direct URL (None if the host needs a browser)
+    sha256: str | None = None  # full sha256 if known
+    hash_prefix: str | None = None  # torch hub style: prefix of sha256 carried in the file name
+    manual: str = ""  # how to get it by hand (browser share links, archives to unpack)
+    used_by: str = ""  # which model / extractor
+    extra: dict = field(default_factory=dict)  # e.g. resolution, mapping depth
+
+
+_REGISTRY: dict[str, WeightsFile] = {}
+
+
+def register_weights(entry: WeightsFile) -> WeightsFile:
+    if not entry.name or not entry.filename:
+        raise ValueError("WeightsFile needs a name and a filename")
+    if entry.sha256 is not None and len(entry.sha256) != 64:
+        raise ValueError(f"{entry.name}: sha256 must be 64 hex digits")
+    existing = _REGISTRY.get(entry.name)
+    if existing is not None and existing != entry:
+        raise ValueError(f"weights {entry.name!r} already registered differently")
+    _REGISTRY[entry.name] = entry
+    return entry
+
+
+def _load_all() -> None:
+    """Import the modules that register weights (extractors and models)."""
+    import importlib
+
+    for mod in ("matbench.features", "matbench.metrics.lpips", "matbench.models.mat.inpainter",
+                "baselines.lama.inpainter", "baselines.comodgan.inpainter"):
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name and (mod == e.name or mod.startswith(e.name + ".")):
+                continue
+            raise
+
+
+def get(name: str) -> WeightsFile:
+    if name not in _REGISTRY:
+        _load_all()
+    if name not in _REGISTRY:
+        raise WeightsError(f"unknown weights {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def all_weights() -> list[WeightsFile]:
+    _load_all()
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def weights_dir() -> Path | None:
+    d = os.environ.get("MATBENCH_WEIGHTS")
+    return Path(d) if d else None
+
+
+def hub_checkpoints_dir() -> Path:
+    import torch.hub
+
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def candidates(entry: WeightsFile) -> list[Path]:
+    out = []
+    if (d := weights_dir()) is not None:
+        out.append(d / entry.filename)
+    out.append(hub_checkpoints_dir() / entry.filename)
+    return out
+
+
+def verify(entry: WeightsFile, path: Path) -> str:
+    """Check the file's hash against the entry; return its sha256."""
+    digest = sha256_file(path)
+    if entry.sha256 and digest != entry.sha256:
+        raise WeightsError(f"{path}: sha256 {digest} does not match the expected {entry.sha256} for {entry.name}")
+    if entry.hash_prefix and not digest.startswith(entry.hash_prefix):
+        raise WeightsError(f"{path}: sha256 {digest[:16]}… does not start with {entry.hash_prefix} "
+                           f"(the hash prefix in {entry.filename})")
+    return digest
+
+
+def find(name: str) -> Path | None:
+    """The first existing candidate path, or None (no download)."""
+    entry = get(name)
+    for p in candidates(entry):
+        if p.is_file():
+            return p
+    return None
+
+
+def download(entry: WeightsFile, dest_dir: Path | None = None, timeout: float = 60.0) -> Path:
+    """Download from the official URL into dest_dir (default: hub cache), checking the hash."""
+    if not entry.url:
+        raise WeightsError(_missing_message(entry, reason="no direct download URL"))
+    dest_dir = dest_dir or weights_dir() or hub_checkpoints_dir()
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest = dest_dir / entry.filename
+    fd, tmp = tempfile.mkstemp(prefix=f".{entry.filename}.", dir=dest_dir)
+    os.close(fd)
+    try:
+        h = hashlib.sha256()
+        with urllib.request.urlopen(entry.url, timeout=timeout) as r, open(tmp, "wb") as f:
+            while block := r.read(1 << 20):
+                h.update(block)
+                f.write(block)
+        digest = h.hexdigest()
+        if entry.sha256 and digest != entry.sha256:
+            raise WeightsError(f"download of {entry.url}: sha256 {digest} != expected {entry.sha256}")
+        if entry.hash_prefix and not digest.startswith(entry.hash_prefix):
+            raise WeightsError(f"download of {entry.url}: sha256 does not start with {entry.hash_prefix}")
+        shutil.move(tmp, dest)
+    except WeightsError:
+        raise
+    except Exception as e:
+        raise WeightsError(_missing_message(entry, reason=f"download failed: {type(e).__name__}: {e}")) from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return dest
+
+
+def resolve(name: str, path: str | os.PathLike | None = None, allow_download: bool = True,
+            check_hash: bool = True) -> Path:
+    """Find (or fetch) a registered weights file and return its verified path."""
+    entry = get(name)
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise WeightsError(f"{p}: weights file for {name} does not exist")
+        if check_hash:
+            verify(entry, p)
+        return p
+    found = find(name)
+    if found is not None:
+        if check_hash:
+            verify(entry, found)
+        return found
+    if allow_download and entry.url and os.environ.get("MATBENCH_OFFLINE") != "1":
+        return download(entry)
+    raise WeightsError(_missing_message(entry))
+
+
+def _missing_message(entry: WeightsFile, reason: str = "not found") -> str:
+    where = ", ".join(str(p) for p in candidates(entry))
+    how = f"download {entry.url}" if entry.url else (entry.manual or "obtain it from the model's authors")
+    return (f"weights {entry.name} ({entry.filename}) {reason}: {how}, then put it at one of: {where} "
+            "(or set MATBENCH_WEIGHTS, or pass the path explicitly); use --smoke to run on random weights")
+
+
+def status(name: str) -> tuple[str, Path | None]:
+    """('found', path) | ('missing', None) without downloading or hashing."""
+    p = find(name)
+    return ("found", p) if p else ("missing", None)

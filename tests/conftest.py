@@ -1,0 +1,24 @@
+"""Shared test fixtures. `../shared` (golden fixtures) sits beside the checkout, in CI too."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MATBENCH_SHARED", ROOT.parent / "shared"))
+GOLDEN = SHARED / "golden"
+
+# Metric networks must never be downloaded in tests; weights are created or smoke.
+os.environ.setdefault("MATBENCH_OFFLINE", "1")
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def golden() -> Path:
+    if not GOLDEN.is_dir():
+        raise RuntimeError(f"golden fixtures not found at {GOLDEN} (set MATBENCH_SHARED)")
+    return GOLDEN
