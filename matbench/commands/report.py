@@ -1,0 +1,134 @@
+"""`matbench report | table | leaderboard | check`: turn result directories into a site, tables, a gate."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from matbench.errors import InputError
+
+
+def _metrics(s: str | None) -> list[str] | None:
+    return [m.strip().lower() for m in s.split(",") if m.strip()] if s else None
+
+
+def _write(text: str, out: str | None) -> None:
+    if out:
+        from matbench.io import write_text_atomic
+
+        write_text_atomic(out, text)
+    else:
+        sys.stdout.write(text)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from reports.render import render_site
+
+    index = render_site(args.run_dirs, args.output, per_page=args.per_page, max_images=args.max_images,
+                        title=args.title)
+    print(f"report written: {index}")
+    return 0
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from reports.leaderboard import build_tables, load_entries
+    from reports.tables import render
+
+    tables = build_tables(load_entries(args.run_dirs), metrics=_metrics(args.metrics))
+    _write(render(tables, args.format, ci=args.ci), args.output)
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from matbench.results import METRIC_INFO
+    from reports.leaderboard import leaderboard, load_entries
+    from reports.tables import fmt_value
+
+    entries = load_entries(args.run_dirs)
+    board = leaderboard(entries, sort_by=args.sort)
+    metrics = _metrics(args.metrics) or [m for m in METRIC_INFO if any(m in e.record.metrics for e in entries)]
+    lines: list[str] = []
+    for (dataset, maskset, res), rows in board.items():
+        lines.append(f"## {dataset} / {maskset} @ {res}  (sorted by {args.sort})")
+        lines.append("")
+        header = ["#", "Model", "n"] + [METRIC_INFO[m].label + ("↑" if METRIC_INFO[m].higher_is_better else "↓")
+                                         for m in metrics] + ["Run"]
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "|".join(["---:", ":---", "---:"] + ["---:"] * len(metrics) + [":---"]) + "|")
+        for row in rows:
+            e = row.entry
+            n = max((v.n for v in row.values.values()), default=0)
+            vals = [fmt_value(m, row.values[m].value) if m in row.values and row.values[m].value is not None
+                    else "–" for m in metrics]
+            label = e.row_label + (" (smoke)" if e.record.smoke else "")
+            lines.append("| " + " | ".join([str(row.rank), label, str(n)] + vals + [str(e.run_dir)]) + " |")
+        lines.append("")
+    _write("\n".join(lines), args.output)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from matbench.results import find_records
+    from reports.check import compare, format_json, format_text, parse_tolerance
+
+    tol = parse_tolerance(args.tolerance)
+    for p in (args.current, args.baseline):
+        if not Path(p).exists():
+            raise InputError(f"{p}: no such file or directory")
+    res = compare(find_records([args.current]), find_records([args.baseline]), tol)
+    print(format_json(res) if args.json else format_text(res, verbose=args.verbose_diff))
+    return res.exit_code
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("report", help="render a static HTML report (leaderboards, plots, image pages)",
+                              description="Render a self-contained static site from run/result directories. "
+                                          "Open REPORT_DIR/index.html in a browser (works from file://).")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("-o", "--output", required=True, metavar="REPORT_DIR")
+    p.add_argument("--per-page", type=int, default=50, help="images per comparison page (default 50)")
+    p.add_argument("--max-images", type=int, default=None,
+                   help="at most this many images per comparison (worst first); default all")
+    p.add_argument("--title", default="matbench report")
+    p.set_defaults(func=cmd_report)
+
+    t = subparsers.add_parser("table", help="paper table (MAT Table 2 layout) as Markdown, LaTeX or CSV",
+                              description="One table per dataset and resolution: FID↓ P-IDS↑ U-IDS↑ per mask "
+                                          "set, then the further metrics; best value bold.")
+    t.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    t.add_argument("--format", choices=("md", "latex", "csv"), default="md")
+    t.add_argument("--ci", action="store_true", help="show ± half the confidence-interval width (md, latex)")
+    t.add_argument("--metrics", help="comma-separated metrics to show (default: all present)")
+    t.add_argument("-o", "--output", help="write to this file instead of stdout")
+    t.set_defaults(func=cmd_table)
+
+    lb = subparsers.add_parser("leaderboard", help="merge many runs into ranked tables (refuses mixed protocols)",
+                               description="Merge results from many runs; one ranked table per dataset × mask "
+                                           "set × resolution. Refuses to put numbers side by side whose protocol "
+                                           "(dataset manifest, mask set, FID convention, extractor, image count, "
+                                           "resolution) differs, naming the field (exit 2).")
+    lb.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    lb.add_argument("--sort", default="fid", help="metric to rank by (default fid)")
+    lb.add_argument("--metrics", help="comma-separated metrics to show (default: all present)")
+    lb.add_argument("-o", "--output", help="write Markdown to this file instead of stdout")
+    lb.set_defaults(func=cmd_leaderboard)
+
+    c = subparsers.add_parser(
+        "check", help="regression gate: compare CURRENT with --baseline (exit 0 ok, 1 regression, 2 mismatch)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Compare every metric of every job in CURRENT with the same job in BASELINE.\n\n"
+                    "Tolerances are ABSOLUTE, in the units stored in metrics.json (P-IDS/U-IDS as fractions:\n"
+                    "pids=0.005 allows 0.5 percentage points; fid=0.05 allows 0.05 FID points). Direction-aware:\n"
+                    "only a move in the worse direction beyond the tolerance fails; a better value never does.\n\n"
+                    "Exit codes: 0 all within tolerance; 1 regression, or a job/metric of the baseline missing;\n"
+                    "2 protocol mismatch (field named), smoke-vs-real comparison, or no job in common.")
+    c.add_argument("current", metavar="CURRENT", help="run/result directory or metrics.json")
+    c.add_argument("--baseline", required=True, metavar="BASELINE", help="run/result directory or metrics.json")
+    c.add_argument("--tolerance", metavar="SPEC",
+                   help="absolute tolerances, e.g. fid=0.05,pids=0.005,default=0.01 (defaults: fid=0.05, "
+                        "kid=0.0005, pids=uids=0.005, lpips=0.002, precision=recall=0.005, psnr=0.05, "
+                        "ssim=0.002, l1=0.001, diversity=0.005)")
+    c.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
+    c.add_argument("--verbose-diff", action="store_true", help="list every compared metric, not only failures")
+    c.set_defaults(func=cmd_check)

@@ -1,0 +1,203 @@
+"""Regression gate: compare a current run with a baseline run, metric by metric.
+
+Tolerances are ABSOLUTE and in the units stored in metrics.json (fractions for P-IDS/U-IDS, so
+pids=0.005 allows half a percentage point; FID points for fid). Direction-aware: a metric fails only
+when it moved in the worse direction by more than its tolerance; a better value never fails.
+
+Exit codes: 0 all within tolerance, 1 regression (or a baseline metric/job missing from the current
+run), 2 protocol mismatch, smoke-vs-real comparison, or nothing in common.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from matbench.errors import SpecError
+from matbench.results import METRIC_INFO, PROTOCOL_FIELDS, ResultRecord
+
+OK, REGRESSION, MISMATCH = 0, 1, 2
+EPS = 1e-12  # float noise allowance on top of the tolerance
+
+# Defaults for metrics not named in --tolerance (absolute, stored units).
+DEFAULT_TOLERANCE: dict[str, float] = {
+    "fid": 0.05, "kid": 0.0005, "pids": 0.005, "uids": 0.005, "lpips": 0.002, "precision": 0.005,
+    "recall": 0.005, "psnr": 0.05, "ssim": 0.002, "l1": 0.001, "diversity": 0.005,
+}
+
+
+def parse_tolerance(spec: str | None) -> dict[str, float]:
+    """'fid=0.05,pids=0.005' -> dict merged over DEFAULT_TOLERANCE; 'default=X' sets unnamed metrics."""
+    tol = dict(DEFAULT_TOLERANCE)
+    if not spec:
+        return tol
+    default = None
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        name, sep, val = part.partition("=")
+        name = name.strip().lower()
+        if not sep:
+            raise SpecError(f"--tolerance: '{part}' is not NAME=VALUE")
+        try:
+            x = float(val)
+        except ValueError:
+            raise SpecError(f"--tolerance: value of '{name}' is not a number: {val!r}") from None
+        if x < 0:
+            raise SpecError(f"--tolerance: '{name}' must be >= 0, got {x}")
+        if name == "default":
+            default = x
+        elif name in METRIC_INFO:
+            tol[name] = x
+        else:
+            raise SpecError(f"--tolerance: unknown metric '{name}'; known: {', '.join(METRIC_INFO)}, default")
+    if default is not None:
+        named = {p.partition("=")[0].strip().lower() for p in spec.split(",")}
+        for m in METRIC_INFO:
+            if m not in named:
+                tol[m] = default
+    return tol
+
+
+def job_key(r: ResultRecord) -> tuple[str, str, str, int, int]:
+    j = r.job
+    res = j.get("resolution", r.protocol.get("resolution"))
+    return (str(j.get("dataset")), str(j.get("maskset")), str(j.get("model")), int(res or 0),
+            int(j.get("sample") or 0))
+
+
+def key_str(k: tuple[str, str, str, int, int]) -> str:
+    s = f"{k[0]}/{k[1]}/{k[2]}@{k[3]}"
+    return s + (f" sample {k[4]}" if k[4] else "")
+
+
+@dataclass
+class Comparison:
+    job: str
+    metric: str
+    baseline: float | None
+    current: float | None
+    delta: float | None
+    tolerance: float
+    higher_is_better: bool
+    status: str  # "ok" | "better" | "regressed" | "missing"
+
+
+@dataclass
+class CheckResult:
+    exit_code: int
+    comparisons: list[Comparison] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # protocol/smoke mismatches (exit 2)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return {OK: "ok", REGRESSION: "regression", MISMATCH: "mismatch"}[self.exit_code]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "exit_code": self.exit_code, "problems": self.problems,
+                "notes": self.notes, "comparisons": [asdict(c) for c in self.comparisons]}
+
+
+def compare(current: Sequence[ResultRecord], baseline: Sequence[ResultRecord],
+            tolerance: dict[str, float] | None = None) -> CheckResult:
+    tol = tolerance if tolerance is not None else dict(DEFAULT_TOLERANCE)
+    cur = _index(current, "current")
+    base = _index(baseline, "baseline")
+    res = CheckResult(exit_code=OK)
+    common = [k for k in base if k in cur]
+    if not common:
+        res.problems.append("no job of the baseline appears in the current run "
+                            f"(baseline: {', '.join(key_str(k) for k in base) or 'none'}; "
+                            f"current: {', '.join(key_str(k) for k in cur) or 'none'})")
+    for k in base:
+        if k not in cur:
+            res.comparisons.append(Comparison(key_str(k), "*", None, None, None, 0.0, False, "missing"))
+    for k in cur:
+        if k not in base:
+            res.notes.append(f"{key_str(k)}: new job, not in the baseline")
+    for k in common:
+        b, c = base[k], cur[k]
+        if b.smoke != c.smoke:
+            res.problems.append(f"{key_str(k)}: smoke-vs-real comparison (baseline smoke={b.smoke}, "
+                                f"current smoke={c.smoke}); numbers from random weights cannot gate real ones")
+            continue
+        diff = [f for f in PROTOCOL_FIELDS if b.protocol.get(f) != c.protocol.get(f)]
+        if diff:
+            res.problems.extend(f"{key_str(k)}: protocol field '{f}' differs: baseline "
+                                f"{b.protocol.get(f)!r} vs current {c.protocol.get(f)!r}" for f in diff)
+            continue
+        for m, bv in b.metrics.items():
+            if m not in METRIC_INFO or bv.value is None:
+                continue
+            info = METRIC_INFO[m]
+            t = tol.get(m, 0.0)
+            cv = c.metrics.get(m)
+            if cv is None or cv.value is None:
+                res.comparisons.append(Comparison(key_str(k), m, bv.value, None, None, t, info.higher_is_better,
+                                                  "missing"))
+                continue
+            delta = cv.value - bv.value
+            worse_by = -delta if info.higher_is_better else delta
+            status = "regressed" if worse_by > t + EPS else ("better" if worse_by < 0 else "ok")
+            res.comparisons.append(Comparison(key_str(k), m, bv.value, cv.value, delta, t, info.higher_is_better,
+                                              status))
+        for m in c.metrics:
+            if m in METRIC_INFO and m not in b.metrics:
+                res.notes.append(f"{key_str(k)}: metric '{m}' is new, not in the baseline")
+    if res.problems:
+        res.exit_code = MISMATCH
+    elif any(x.status in ("regressed", "missing") for x in res.comparisons):
+        res.exit_code = REGRESSION
+    return res
+
+
+def _index(records: Sequence[ResultRecord], which: str) -> dict[tuple[str, str, str, int, int], ResultRecord]:
+    out: dict[tuple[str, str, str, int, int], ResultRecord] = {}
+    for r in records:
+        k = job_key(r)
+        if k in out:
+            raise SpecError(f"{which}: two results for {key_str(k)}: {out[k].path} and {r.path}")
+        out[k] = r
+    return out
+
+
+def _num(metric: str, x: float | None) -> str:
+    if x is None:
+        return "—"
+    info = METRIC_INFO.get(metric)
+    digits = (info.digits + 2) if info else 4
+    return f"{x:.{digits}f}"
+
+
+def format_text(res: CheckResult, verbose: bool = False) -> str:
+    """A readable diff: every failing line, then a one-line summary (all lines with verbose)."""
+    lines: list[str] = []
+    for p in res.problems:
+        lines.append(f"MISMATCH   {p}")
+    shown = [c for c in res.comparisons if verbose or c.status in ("regressed", "missing")]
+    for c in shown:
+        if c.status == "missing" and c.metric == "*":
+            lines.append(f"MISSING    {c.job}: in the baseline, not in the current run")
+            continue
+        if c.status == "missing":
+            lines.append(f"MISSING    {c.job} {c.metric}: baseline {_num(c.metric, c.baseline)}, "
+                         "absent from the current run")
+            continue
+        direction = "higher is better" if c.higher_is_better else "lower is better"
+        lines.append(f"{c.status.upper():<10} {c.job} {c.metric}: {_num(c.metric, c.baseline)} -> "
+                     f"{_num(c.metric, c.current)} ({c.delta:+.6g}; tolerance {c.tolerance:g}, {direction})")
+    if verbose:
+        lines.extend(f"note       {n}" for n in res.notes)
+    counts = {s: sum(1 for c in res.comparisons if c.status == s) for s in ("ok", "better", "regressed", "missing")}
+    summary = ", ".join(f"{v} {k}" for k, v in counts.items())
+    verdict = {OK: "PASS", REGRESSION: "FAIL (regression)", MISMATCH: "FAIL (not comparable)"}[res.exit_code]
+    lines.append(f"{verdict}: {summary}; {len(res.problems)} mismatch(es)")
+    return "\n".join(lines)
+
+
+def format_json(res: CheckResult) -> str:
+    return json.dumps(res.to_json(), indent=2)

@@ -1,0 +1,290 @@
+"""Merge result records from many run directories into tables, refusing mixed protocols.
+
+A run directory made by the runner looks like
+    RUN_DIR/run.json
+    RUN_DIR/jobs/<job_id>/{metrics.json, per_image.csv}
+    RUN_DIR/outputs/<job_id>/<id>.png          (and <id>_s<k>.png for pluralistic samples)
+    RUN_DIR/inputs/<dataset>/<res>/<id>.png    (ground truth)
+    RUN_DIR/masks/<maskset>/<res>/<id>.png     (255 = hole)
+A plain `matbench eval` output directory holds only metrics.json + per_image.csv; every optional
+piece is looked up and skipped when absent.
+
+Numbers are put side by side only when the PROTOCOL_FIELDS of their records agree: within one
+(dataset, mask set, resolution) column every field must match; across the mask sets of one table every
+field except the mask set hash (and the image count, which a mask set may restrict) must match.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from matbench.errors import InputError, MatbenchError
+from matbench.results import METRIC_INFO, PER_IMAGE_FILE, PROTOCOL_FIELDS, MetricValue, ResultRecord, find_records
+
+# MAT Table 2 columns come first (per mask set), the further columns after them.
+PRIMARY_METRICS = ("fid", "pids", "uids")
+SECONDARY_METRICS = tuple(m for m in METRIC_INFO if m not in PRIMARY_METRICS)
+# Fields that may differ between the mask-set column groups of one table.
+PER_MASKSET_FIELDS = ("maskset_sha256", "n_images")
+
+
+class ProtocolError(MatbenchError):
+    """Two results whose protocol differs were asked to be compared side by side."""
+
+
+@dataclass
+class Entry:
+    """One result record plus where its files live."""
+
+    record: ResultRecord
+    job_id: str
+    result_dir: Path
+    run_dir: Path
+
+    @property
+    def dataset(self) -> str:
+        return str(self.record.job.get("dataset", "?"))
+
+    @property
+    def maskset(self) -> str:
+        return str(self.record.job.get("maskset", "?"))
+
+    @property
+    def model(self) -> str:
+        return str(self.record.job.get("model", "?"))
+
+    @property
+    def resolution(self) -> int | None:
+        r = self.record.job.get("resolution", self.record.protocol.get("resolution"))
+        return int(r) if r is not None else None
+
+    @property
+    def sample(self) -> int:
+        return int(self.record.job.get("sample") or 0)
+
+    @property
+    def row_label(self) -> str:
+        return self.model if self.sample == 0 else f"{self.model} (sample {self.sample})"
+
+    @property
+    def path(self) -> Path:
+        return self.record.path or self.result_dir / "metrics.json"
+
+    def per_image_path(self) -> Path | None:
+        p = self.result_dir / PER_IMAGE_FILE
+        return p if p.is_file() else None
+
+    def per_image(self) -> Any:
+        """per_image.csv as a pandas DataFrame (id as str), or None when absent."""
+        import pandas as pd
+
+        p = self.per_image_path()
+        if p is None:
+            return None
+        try:
+            df = pd.read_csv(p, dtype={"id": str})
+        except Exception as e:  # pandas raises several types; name the file
+            raise InputError(f"{p}: cannot read per-image CSV ({type(e).__name__}: {e})") from None
+        if "id" not in df.columns:
+            raise InputError(f"{p}: per-image CSV has no 'id' column")
+        return df
+
+    def outputs_dir(self) -> Path | None:
+        for d in (self.run_dir / "outputs" / self.job_id, self.result_dir / "outputs"):
+            if d.is_dir():
+                return d
+        return None
+
+    def input_path(self, image_id: str) -> Path | None:
+        p = self.run_dir / "inputs" / self.dataset / str(self.resolution) / f"{image_id}.png"
+        return p if p.is_file() else None
+
+    def mask_path(self, image_id: str) -> Path | None:
+        p = self.run_dir / "masks" / self.maskset / str(self.resolution) / f"{image_id}.png"
+        return p if p.is_file() else None
+
+
+def entry_for(record: ResultRecord) -> Entry:
+    result_dir = (record.path.parent if record.path else Path(".")).resolve()
+    if result_dir.parent.name == "jobs":
+        run_dir = result_dir.parent.parent
+    else:
+        run_dir = result_dir
+    return Entry(record=record, job_id=result_dir.name, result_dir=result_dir, run_dir=run_dir)
+
+
+def load_entries(paths: Iterable[str | os.PathLike]) -> list[Entry]:
+    """Every result below `paths` (run dirs, result dirs or metrics.json files)."""
+    seen: set[Path] = set()
+    out: list[Entry] = []
+    for rec in find_records(paths):
+        e = entry_for(rec)
+        if e.path.resolve() in seen:  # the same file reached through two arguments
+            continue
+        seen.add(e.path.resolve())
+        out.append(e)
+    return out
+
+
+def protocol_diff(a: ResultRecord, b: ResultRecord, fields: Sequence[str] = PROTOCOL_FIELDS) -> str | None:
+    """The first protocol field whose value differs between a and b (missing counts as None)."""
+    for f in fields:
+        if a.protocol.get(f) != b.protocol.get(f):
+            return f
+    return None
+
+
+def _describe(e: Entry) -> str:
+    return f"{e.path}"
+
+
+@dataclass
+class Table:
+    """One paper table: rows = models, columns = (mask set, metric), for one dataset and resolution."""
+
+    dataset: str
+    resolution: int | None
+    masksets: list[str]
+    columns: list[tuple[str, str]]  # (maskset, metric) in display order
+    rows: list[str]
+    cells: dict[tuple[str, str, str], MetricValue] = field(default_factory=dict)  # (row, maskset, metric)
+    entries: dict[tuple[str, str], Entry] = field(default_factory=dict)  # (row, maskset)
+
+    @property
+    def smoke(self) -> bool:
+        return any(e.record.smoke for e in self.entries.values())
+
+    @property
+    def title(self) -> str:
+        res = f"{self.resolution}×{self.resolution}" if self.resolution else "?"
+        return f"{self.dataset} @ {res}"
+
+    def smoke_rows(self) -> set[str]:
+        return {r for (r, _), e in self.entries.items() if e.record.smoke}
+
+    def best(self, maskset: str, metric: str) -> set[str]:
+        """Rows holding the best value of a column, compared at display precision (ties all win).
+
+        Nothing is best when fewer than two rows have a value."""
+        info = METRIC_INFO[metric]
+        vals = {r: round(c.value * info.scale, info.digits) for r in self.rows
+                if (c := self.cells.get((r, maskset, metric))) is not None and c.value is not None}
+        if len(vals) < 2:
+            return set()
+        target = max(vals.values()) if info.higher_is_better else min(vals.values())
+        return {r for r, v in vals.items() if v == target}
+
+
+def maskset_order(name: str) -> tuple[int, str]:
+    """Small masks before large ones (MAT Table 2), then alphabetical."""
+    low = name.lower()
+    rank = 0 if "small" in low else 1 if "large" in low else 2
+    return rank, name
+
+
+def check_protocols(entries: Sequence[Entry]) -> None:
+    """Raise ProtocolError (naming the field and both files) if entries may not share a table."""
+    groups: dict[tuple[str, int | None], list[Entry]] = {}
+    for e in entries:
+        groups.setdefault((e.dataset, e.resolution), []).append(e)
+    for group in groups.values():
+        ref = group[0]
+        table_fields = [f for f in PROTOCOL_FIELDS if f not in PER_MASKSET_FIELDS]
+        by_col: dict[str, Entry] = {}
+        for e in group[1:]:
+            f = protocol_diff(ref.record, e.record, table_fields)
+            if f:
+                _raise(f, ref, e)
+        for e in group:
+            col_ref = by_col.setdefault(e.maskset, e)
+            f = protocol_diff(col_ref.record, e.record)
+            if f:
+                _raise(f, col_ref, e)
+            if col_ref.record.smoke != e.record.smoke:
+                raise ProtocolError(
+                    f"smoke and real results side by side ({e.dataset}/{e.maskset}): "
+                    f"{_describe(col_ref)} smoke={col_ref.record.smoke}, {_describe(e)} smoke={e.record.smoke}")
+
+
+def _raise(f: str, a: Entry, b: Entry) -> None:
+    raise ProtocolError(
+        f"protocol field '{f}' differs ({a.dataset}/{a.maskset} vs {b.dataset}/{b.maskset}): "
+        f"{a.record.protocol.get(f)!r} in {_describe(a)} vs {b.record.protocol.get(f)!r} in {_describe(b)}")
+
+
+def build_tables(entries: Sequence[Entry], metrics: Sequence[str] | None = None) -> list[Table]:
+    """Group entries into one Table per (dataset, resolution) after checking protocols.
+
+    `metrics` restricts (and orders within the primary/secondary blocks) the metrics shown."""
+    if not entries:
+        raise InputError("no results to tabulate")
+    if metrics is not None:
+        unknown = [m for m in metrics if m not in METRIC_INFO]
+        if unknown:
+            raise InputError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRIC_INFO)}")
+    check_protocols(entries)
+    groups: dict[tuple[str, int | None], list[Entry]] = {}
+    for e in entries:
+        groups.setdefault((e.dataset, e.resolution), []).append(e)
+    tables = []
+    for (dataset, res), group in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
+        masksets = sorted({e.maskset for e in group}, key=maskset_order)
+        rows: list[str] = []
+        t = Table(dataset=dataset, resolution=res, masksets=masksets, columns=[], rows=rows)
+        for e in sorted(group, key=lambda e: (e.model, e.sample)):
+            key = (e.row_label, e.maskset)
+            if key in t.entries:
+                raise InputError(f"two results for {e.row_label} on {dataset}/{e.maskset} @ {res}: "
+                                 f"{t.entries[key].path} and {e.path}; pass only one of them")
+            t.entries[key] = e
+            if e.row_label not in rows:
+                rows.append(e.row_label)
+            for m, v in e.record.metrics.items():
+                if m in METRIC_INFO:
+                    t.cells[(e.row_label, e.maskset, m)] = v
+        present = {m for (_, _, m) in t.cells}
+        wanted = list(metrics) if metrics is not None else list(METRIC_INFO)
+        blocks = [[m for m in wanted if m in PRIMARY_METRICS and m in present],
+                  [m for m in wanted if m in SECONDARY_METRICS and m in present]]
+        for block in blocks:
+            for ms in masksets:
+                for m in block:
+                    if any((r, ms, m) in t.cells for r in rows):
+                        t.columns.append((ms, m))
+        tables.append(t)
+    return tables
+
+
+@dataclass
+class LeaderboardRow:
+    rank: int
+    entry: Entry
+    values: dict[str, MetricValue]
+
+
+GroupKey = tuple[str, str, int | None]  # (dataset, maskset, resolution)
+
+
+def leaderboard(entries: Sequence[Entry], sort_by: str = "fid") -> dict[GroupKey, list[LeaderboardRow]]:
+    """Ranked rows per (dataset, mask set, resolution), best `sort_by` first (missing values last)."""
+    if sort_by not in METRIC_INFO:
+        raise InputError(f"unknown metric {sort_by!r} for --sort; known: {', '.join(METRIC_INFO)}")
+    check_protocols(entries)
+    info = METRIC_INFO[sort_by]
+    groups: dict[GroupKey, list[Entry]] = {}
+    for e in entries:
+        groups.setdefault((e.dataset, e.maskset, e.resolution), []).append(e)
+    out = {}
+    for key in sorted(groups, key=lambda k: (k[0], maskset_order(k[1]), k[2] or 0)):
+        def sort_key(e: Entry) -> tuple[int, float, str]:
+            mv = e.record.metrics.get(sort_by)
+            if mv is None or mv.value is None:
+                return 1, 0.0, e.row_label
+            return 0, (-mv.value if info.higher_is_better else mv.value), e.row_label
+        ranked = sorted(groups[key], key=sort_key)
+        out[key] = [LeaderboardRow(i + 1, e, dict(e.record.metrics)) for i, e in enumerate(ranked)]
+    return out

@@ -1,0 +1,178 @@
+"""Paper tables from result records: Markdown, LaTeX (booktabs) and CSV, built on pandas frames.
+
+Layout follows MAT's Table 2: one table per dataset and resolution, rows = models, FID↓ / P-IDS↑ /
+U-IDS↑ per mask set (small before large), then the further metrics (LPIPS, precision, recall, PSNR,
+SSIM, L1, ...) per mask set. Values are shown in display units (METRIC_INFO scale and digits); the best
+value of each column is bold (compared at display precision; no bold with a single row). With `ci`
+every value carries ± half the width of its confidence interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from matbench.results import METRIC_INFO, MetricValue
+from reports.leaderboard import Table
+
+FORMATS = ("md", "latex", "csv")
+SMOKE_NOTE = "SMOKE: computed with random weights; not comparable to published numbers."
+
+
+def arrow(metric: str) -> str:
+    return "↑" if METRIC_INFO[metric].higher_is_better else "↓"
+
+
+def fmt_value(metric: str, v: float) -> str:
+    info = METRIC_INFO[metric]
+    return f"{v * info.scale:.{info.digits}f}"
+
+
+def ci_halfwidth(metric: str, mv: MetricValue) -> str | None:
+    """± half the CI width in display units, or None when the CI is unknown."""
+    if mv.ci_low is None or mv.ci_high is None:
+        return None
+    return fmt_value(metric, (mv.ci_high - mv.ci_low) / 2)
+
+
+def frame(table: Table) -> pd.DataFrame:
+    """Display-scaled numeric values: index = model rows, columns = MultiIndex (mask set, metric)."""
+    cols = pd.MultiIndex.from_tuples(table.columns, names=["maskset", "metric"])
+    data = [[(table.cells[(r, ms, m)].value * METRIC_INFO[m].scale) if (r, ms, m) in table.cells else None
+             for ms, m in table.columns] for r in table.rows]
+    return pd.DataFrame(data, index=pd.Index(table.rows, name="model"), columns=cols, dtype=float)
+
+
+def _cell_parts(table: Table, row: str, ms: str, m: str, ci: bool) -> tuple[str, str | None, bool] | None:
+    mv = table.cells.get((row, ms, m))
+    if mv is None or mv.value is None:
+        return None
+    return fmt_value(m, mv.value), (ci_halfwidth(m, mv) if ci else None), row in table.best(ms, m)
+
+
+def _row_label(table: Table, row: str) -> str:
+    return f"{row} (smoke)" if row in table.smoke_rows() else row
+
+
+# ---------------------------------------------------------------- Markdown
+
+def to_markdown(tables: Sequence[Table], ci: bool = False) -> str:
+    out: list[str] = []
+    for t in tables:
+        out.append(f"### {t.title}")
+        out.append("")
+        if t.smoke:
+            out.append(f"> **{SMOKE_NOTE}**")
+            out.append("")
+        header = ["Model"] + [f"{ms} {METRIC_INFO[m].label}{arrow(m)}" for ms, m in t.columns]
+        out.append("| " + " | ".join(header) + " |")
+        out.append("|" + "|".join([":---"] + ["---:"] * len(t.columns)) + "|")
+        for r in t.rows:
+            cells = [_row_label(t, r).replace("|", "\\|")]
+            for ms, m in t.columns:
+                parts = _cell_parts(t, r, ms, m, ci)
+                if parts is None:
+                    cells.append("–")
+                    continue
+                val, half, best = parts
+                s = f"**{val}**" if best else val
+                cells.append(s + (f" ± {half}" if half is not None else ""))
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- LaTeX
+
+_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def latex_escape(s: str) -> str:
+    return "".join(_LATEX_ESCAPES.get(c, c) for c in s)
+
+
+def latex_label(metric: str) -> str:
+    label = latex_escape(METRIC_INFO[metric].label).replace("×10³", r"$\times10^3$")
+    return label + (r"$\uparrow$" if METRIC_INFO[metric].higher_is_better else r"$\downarrow$")
+
+
+def to_latex(tables: Sequence[Table], ci: bool = False) -> str:
+    """booktabs tabulars (needs \\usepackage{booktabs}); one per dataset and resolution."""
+    out: list[str] = []
+    for t in tables:
+        out.append(f"% {t.title}" + (f" -- {SMOKE_NOTE}" if t.smoke else ""))
+        out.append(r"\begin{tabular}{l" + "c" * len(t.columns) + "}")
+        out.append(r"\toprule")
+        # Mask-set header: one \multicolumn per contiguous run of columns with the same mask set.
+        runs: list[tuple[str, int, int]] = []  # (maskset, first col (1-based after label), last col)
+        for i, (ms, _) in enumerate(t.columns, start=2):
+            if runs and runs[-1][0] == ms:
+                runs[-1] = (ms, runs[-1][1], i)
+            else:
+                runs.append((ms, i, i))
+        out.append(" & " + " & ".join(rf"\multicolumn{{{b - a + 1}}}{{c}}{{{latex_escape(ms)}}}"
+                                       for ms, a, b in runs) + r" \\")
+        out.append(" ".join(rf"\cmidrule(lr){{{a}-{b}}}" for _, a, b in runs))
+        out.append("Method & " + " & ".join(latex_label(m) for _, m in t.columns) + r" \\")
+        out.append(r"\midrule")
+        for r in t.rows:
+            cells = [latex_escape(_row_label(t, r))]
+            for ms, m in t.columns:
+                parts = _cell_parts(t, r, ms, m, ci)
+                if parts is None:
+                    cells.append("--")
+                    continue
+                val, half, best = parts
+                s = rf"\textbf{{{val}}}" if best else val
+                cells.append(s + (rf"{{\scriptsize$\pm${half}}}" if half is not None else ""))
+            out.append(" & ".join(cells) + r" \\")
+        out.append(r"\bottomrule")
+        out.append(r"\end{tabular}")
+        out.append("")
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- CSV
+
+CSV_COLUMNS = ["dataset", "resolution", "maskset", "model", "metric", "label", "value", "ci_low", "ci_high",
+               "n", "best", "smoke"]
+
+
+def long_frame(tables: Sequence[Table]) -> pd.DataFrame:
+    """Tidy rows (one per cell) in display units, for spreadsheets and pivot tables."""
+    recs = []
+    for t in tables:
+        smoke_rows = t.smoke_rows()
+        for r in t.rows:
+            for ms, m in t.columns:
+                mv = t.cells.get((r, ms, m))
+                if mv is None or mv.value is None:
+                    continue
+                sc = METRIC_INFO[m].scale
+
+                def disp(x: float | None, sc: float = sc) -> float | None:
+                    return None if x is None else round(x * sc, 6)
+
+                recs.append({"dataset": t.dataset, "resolution": t.resolution, "maskset": ms, "model": r,
+                             "metric": m, "label": METRIC_INFO[m].label, "value": disp(mv.value),
+                             "ci_low": disp(mv.ci_low), "ci_high": disp(mv.ci_high), "n": mv.n,
+                             "best": r in t.best(ms, m), "smoke": r in smoke_rows})
+    df = pd.DataFrame(recs, columns=CSV_COLUMNS)
+    return df.astype({"n": "Int64"}) if len(df) else df
+
+
+def to_csv(tables: Sequence[Table], ci: bool = True) -> str:
+    """CSV always carries the CI bounds (empty when unknown); `ci` is accepted for symmetry."""
+    return long_frame(tables).to_csv(index=False, lineterminator="\n")
+
+
+def render(tables: Sequence[Table], fmt: str, ci: bool = False) -> str:
+    if fmt == "md":
+        return to_markdown(tables, ci)
+    if fmt == "latex":
+        return to_latex(tables, ci)
+    if fmt == "csv":
+        return to_csv(tables, ci)
+    raise ValueError(f"unknown table format {fmt!r}; choose from {', '.join(FORMATS)}")
