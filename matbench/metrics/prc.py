@@ -1,0 +1,67 @@
+"""Improved precision and recall (Kynkäänniemi et al., NeurIPS 2019), k = 3, on VGG16 fc2 features.
+
+The real manifold is the union of balls B(r, d_k(r)) around every real feature r, where d_k(r) is the
+distance from r to its k-th nearest OTHER real feature; the fake manifold likewise.
+  precision = fraction of fake features inside the real manifold  (fidelity)
+  recall    = fraction of real features inside the fake manifold   (coverage)
+"Inside" is dist <= radius. Roles matter: swapping real and fake swaps precision and recall.
+
+Distances are computed in float64 in row blocks of `batch`, so memory is O(batch * N) and the N x N
+matrix is never held.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def _sq_dists(a: torch.Tensor, b: torch.Tensor, a_sq: torch.Tensor, b_sq: torch.Tensor) -> torch.Tensor:
+    d = a_sq[:, None] + b_sq[None, :] - 2.0 * (a @ b.T)
+    return d.clamp_min_(0.0)
+
+
+def _knn_radii_sq(x: torch.Tensor, x_sq: torch.Tensor, k: int, batch: int) -> torch.Tensor:
+    """Squared distance from each row to its k-th nearest other row (self is the 0-th neighbour)."""
+    out = []
+    for i in range(0, x.shape[0], batch):
+        d = _sq_dists(x[i:i + batch], x, x_sq[i:i + batch], x_sq)
+        # The self-distance is the exact zero on the diagonal; set it so rounding cannot reorder it.
+        idx = torch.arange(i, min(i + batch, x.shape[0]), device=x.device)
+        d[idx - i, idx] = 0.0
+        out.append(torch.kthvalue(d, k + 1, dim=1).values)
+    return torch.cat(out)
+
+
+def _inside(query: torch.Tensor, q_sq: torch.Tensor, ref: torch.Tensor, r_sq: torch.Tensor,
+            radii_sq: torch.Tensor, batch: int) -> torch.Tensor:
+    """For each query row: is it within radius of at least one reference row?"""
+    out = []
+    for i in range(0, query.shape[0], batch):
+        d = _sq_dists(query[i:i + batch], ref, q_sq[i:i + batch], r_sq)
+        out.append((d <= radii_sq[None, :]).any(dim=1))
+    return torch.cat(out)
+
+
+def precision_recall(real_feats: np.ndarray, fake_feats: np.ndarray, k: int = 3, batch: int = 1024,
+                     device: str | torch.device = "cpu") -> dict[str, float]:
+    """{"precision", "recall"} of fake features against real features (fractions)."""
+    real = np.asarray(real_feats)
+    fake = np.asarray(fake_feats)
+    if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
+        raise ValueError(f"features must be [N, D] with equal D; got real {real.shape}, fake {fake.shape}")
+    if k < 1 or real.shape[0] <= k or fake.shape[0] <= k:
+        raise ValueError(f"k={k} nearest neighbours need more than k samples; got real {real.shape[0]}, "
+                         f"fake {fake.shape[0]}")
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    with torch.no_grad():
+        r = torch.as_tensor(real, dtype=torch.float64, device=device)
+        f = torch.as_tensor(fake, dtype=torch.float64, device=device)
+        r_sq = (r * r).sum(dim=1)
+        f_sq = (f * f).sum(dim=1)
+        real_radii = _knn_radii_sq(r, r_sq, k, batch)
+        fake_radii = _knn_radii_sq(f, f_sq, k, batch)
+        precision = _inside(f, f_sq, r, r_sq, real_radii, batch).double().mean().item()
+        recall = _inside(r, r_sq, f, f_sq, fake_radii, batch).double().mean().item()
+    return {"precision": float(precision), "recall": float(recall)}
