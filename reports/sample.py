@@ -128,3 +128,32 @@ def make_sample_run(run_dir: str | os.PathLike, n_images: int = 8, size: int = 6
                                metrics=metrics, bins=bins, protocol=protocol, provenance=provenance, smoke=True)
             write_record(job_dir, rec)
     return run_dir
+
+
+def synthetic_record(dataset: str, maskset: str, model: str, metrics: dict[str, object], resolution: int = 512,
+                     smoke: bool = False, sample: int = 0, n: int = 100, **protocol: object) -> ResultRecord:
+    """A record with hand-written metric values: `metrics` maps name -> value or (value, ci_low, ci_high).
+
+    Protocol fields default to values shared by every record of the same dataset/mask set; keyword
+    arguments override them (to build mismatches)."""
+    mv = {}
+    for k, v in metrics.items():
+        if isinstance(v, tuple):
+            mv[k] = MetricValue(float(v[0]), float(v[1]), float(v[2]), n)
+        else:
+            mv[k] = MetricValue(float(v), None, None, n)  # type: ignore[arg-type]
+    proto = {"dataset_manifest_sha256": f"manifest-{dataset}", "maskset_sha256": f"maskset-{maskset}",
+             "fid_convention": "mat", "feature_extractor": "inception-v3-compat", "extractor_sha256": "incep",
+             "n_images": n, "resolution": resolution}
+    proto.update(protocol)
+    return ResultRecord(job={"dataset": dataset, "maskset": maskset, "model": model, "resolution": resolution,
+                             "sample": sample},
+                        metrics=mv, protocol=proto, provenance={"versions": {"matbench": "test"}, "device": "cpu"},
+                        smoke=smoke)
+
+
+def write_job(run_dir: str | os.PathLike, record: ResultRecord, job_id: str | None = None) -> Path:
+    """Write `record` as RUN_DIR/jobs/<job_id>/metrics.json (job id derived from the job when not given)."""
+    j = record.job
+    job_id = job_id or f"{j['dataset']}-{j['maskset']}-{j['model']}-{j['resolution']}"
+    return write_record(Path(run_dir) / "jobs" / job_id, record)

@@ -1,0 +1,67 @@
+"""`matbench leaderboard`: merges runs, ranks direction-aware, refuses side-by-side protocol differences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from matbench.cli import main
+from reports.leaderboard import ProtocolError, build_tables, leaderboard, load_entries
+from reports.sample import synthetic_record, write_job
+
+
+def test_merges_runs_and_ranks(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_job(a, synthetic_record("places", "mat-large", "mat", {"fid": 2.9, "pids": 0.1}))
+    write_job(b, synthetic_record("places", "mat-large", "lama", {"fid": 3.5, "pids": 0.2}))
+    write_job(b, synthetic_record("places", "mat-large", "comodgan", {"pids": 0.05}))  # no FID -> last
+    board = leaderboard(load_entries([a, b]))
+    rows = board[("places", "mat-large", 512)]
+    assert [(r.rank, r.entry.model) for r in rows] == [(1, "mat"), (2, "lama"), (3, "comodgan")]
+    rows = leaderboard(load_entries([a, b]), sort_by="pids")[("places", "mat-large", 512)]
+    assert [r.entry.model for r in rows] == ["lama", "mat", "comodgan"]  # higher P-IDS is better
+    assert main(["leaderboard", str(a), str(b), "--metrics", "fid,pids"]) == 0
+    out = capsys.readouterr().out
+    assert "| 1 | mat | 100 | 2.90 | 10.00 |" in out and "| 3 | comodgan | 100 | – | 5.00 |" in out
+
+
+@pytest.mark.parametrize("field,value", [
+    ("dataset_manifest_sha256", "other-manifest"), ("maskset_sha256", "other-masks"), ("fid_convention", "clean"),
+    ("feature_extractor", "inception-tf"), ("extractor_sha256", "zzz"), ("n_images", 99)])
+def test_refuses_protocol_difference_naming_field(tmp_path: Path, capsys: pytest.CaptureFixture, field: str,
+                                                  value: object) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_job(a, synthetic_record("places", "mat-large", "mat", {"fid": 2.9}))
+    write_job(b, synthetic_record("places", "mat-large", "lama", {"fid": 3.5}, **{field: value}))
+    with pytest.raises(ProtocolError, match=f"'{field}'"):
+        leaderboard(load_entries([a, b]))
+    assert main(["leaderboard", str(a), str(b)]) == 2
+    err = capsys.readouterr().err
+    assert f"protocol field '{field}' differs" in err and str(a) in err and str(b) in err
+
+
+def test_mask_sets_may_differ_but_convention_may_not(tmp_path: Path) -> None:
+    d = tmp_path / "r"
+    write_job(d, synthetic_record("places", "mat-small", "mat", {"fid": 1.0}, n=50))
+    write_job(d, synthetic_record("places", "mat-large", "mat", {"fid": 2.0}))
+    (t,) = build_tables(load_entries([d]))
+    assert t.masksets == ["mat-small", "mat-large"]
+    write_job(d, synthetic_record("places", "mat-large", "lama", {"fid": 2.0}, fid_convention="clean"))
+    with pytest.raises(ProtocolError, match="fid_convention"):
+        build_tables(load_entries([d]))
+
+
+def test_smoke_next_to_real_refused_and_duplicates_named(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_job(a, synthetic_record("places", "mat-large", "mat", {"fid": 2.9}))
+    write_job(b, synthetic_record("places", "mat-large", "lama", {"fid": 3.5}, smoke=True))
+    with pytest.raises(ProtocolError, match="smoke"):
+        build_tables(load_entries([a, b]))
+    c = tmp_path / "c"
+    write_job(c, synthetic_record("places", "mat-large", "mat", {"fid": 3.0}))
+    with pytest.raises(Exception, match="two results for mat"):
+        build_tables(load_entries([a, c]))
+    # Resolutions form separate tables, never a mismatch.
+    write_job(c, synthetic_record("places", "mat-large", "lama", {"fid": 3.0}, resolution=1024))
+    assert [t.resolution for t in build_tables(load_entries([c]))] == [512, 1024]

@@ -1,0 +1,120 @@
+"""Table exports (md / LaTeX / CSV) for a fixed, hand-written result set must match literal text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from matbench.cli import main
+from reports.leaderboard import build_tables, load_entries
+from reports.sample import synthetic_record, write_job
+from reports.tables import render
+
+
+@pytest.fixture()
+def run_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "run"
+    write_job(d, synthetic_record("places", "mat-small", "mat", {
+        "fid": (2.90, 2.80, 3.00), "pids": 0.1234, "uids": 0.2891}))
+    write_job(d, synthetic_record("places", "mat-large", "mat", {
+        "fid": (10.5, 10.0, 11.0), "pids": 0.10, "uids": 0.20, "lpips": (0.2012, 0.2000, 0.2024)}))
+    write_job(d, synthetic_record("places", "mat-small", "lama", {
+        "fid": (3.10, 3.00, 3.20), "pids": 0.12, "uids": 0.30}))
+    write_job(d, synthetic_record("places", "mat-large", "lama", {
+        "fid": (10.5, 10.2, 10.8), "pids": 0.11, "uids": 0.25}))
+    return d
+
+
+MD = """\
+### places @ 512×512
+
+| Model | mat-small FID↓ | mat-small P-IDS (%)↑ | mat-small U-IDS (%)↑ | mat-large FID↓ | mat-large P-IDS (%)↑ \
+| mat-large U-IDS (%)↑ | mat-large LPIPS↓ |
+|:---|---:|---:|---:|---:|---:|---:|---:|
+| lama | 3.10 | 12.00 | **30.00** | **10.50** | **11.00** | **25.00** | – |
+| mat | **2.90** | **12.34** | 28.91 | **10.50** | 10.00 | 20.00 | 0.2012 |
+"""
+
+MD_CI = """\
+### places @ 512×512
+
+| Model | mat-small FID↓ | mat-small P-IDS (%)↑ | mat-small U-IDS (%)↑ | mat-large FID↓ | mat-large P-IDS (%)↑ \
+| mat-large U-IDS (%)↑ | mat-large LPIPS↓ |
+|:---|---:|---:|---:|---:|---:|---:|---:|
+| lama | 3.10 ± 0.10 | 12.00 | **30.00** | **10.50** ± 0.30 | **11.00** | **25.00** | – |
+| mat | **2.90** ± 0.10 | **12.34** | 28.91 | **10.50** ± 0.50 | 10.00 | 20.00 | 0.2012 ± 0.0012 |
+"""
+
+LATEX_CI = r"""% places @ 512×512
+\begin{tabular}{lccccccc}
+\toprule
+ & \multicolumn{3}{c}{mat-small} & \multicolumn{4}{c}{mat-large} \\
+\cmidrule(lr){2-4} \cmidrule(lr){5-8}
+Method & FID$\downarrow$ & P-IDS (\%)$\uparrow$ & U-IDS (\%)$\uparrow$ & FID$\downarrow$ & P-IDS (\%)$\uparrow$ \
+& U-IDS (\%)$\uparrow$ & LPIPS$\downarrow$ \\
+\midrule
+lama & 3.10{\scriptsize$\pm$0.10} & 12.00 & \textbf{30.00} & \textbf{10.50}{\scriptsize$\pm$0.30} \
+& \textbf{11.00} & \textbf{25.00} & -- \\
+mat & \textbf{2.90}{\scriptsize$\pm$0.10} & \textbf{12.34} & 28.91 & \textbf{10.50}{\scriptsize$\pm$0.50} \
+& 10.00 & 20.00 & 0.2012{\scriptsize$\pm$0.0012} \\
+\bottomrule
+\end{tabular}
+""".replace(" \\\n&", " &")
+
+CSV = """\
+dataset,resolution,maskset,model,metric,label,value,ci_low,ci_high,n,best,smoke
+places,512,mat-small,lama,fid,FID,3.1,3.0,3.2,100,False,False
+places,512,mat-small,lama,pids,P-IDS (%),12.0,,,100,False,False
+places,512,mat-small,lama,uids,U-IDS (%),30.0,,,100,True,False
+places,512,mat-large,lama,fid,FID,10.5,10.2,10.8,100,True,False
+places,512,mat-large,lama,pids,P-IDS (%),11.0,,,100,True,False
+places,512,mat-large,lama,uids,U-IDS (%),25.0,,,100,True,False
+places,512,mat-small,mat,fid,FID,2.9,2.8,3.0,100,True,False
+places,512,mat-small,mat,pids,P-IDS (%),12.34,,,100,True,False
+places,512,mat-small,mat,uids,U-IDS (%),28.91,,,100,False,False
+places,512,mat-large,mat,fid,FID,10.5,10.0,11.0,100,True,False
+places,512,mat-large,mat,pids,P-IDS (%),10.0,,,100,False,False
+places,512,mat-large,mat,uids,U-IDS (%),20.0,,,100,False,False
+places,512,mat-large,mat,lpips,LPIPS,0.2012,0.2,0.2024,100,False,False
+"""
+
+
+def test_markdown_matches_expected(run_dir: Path) -> None:
+    tables = build_tables(load_entries([run_dir]))
+    assert render(tables, "md") == MD
+    assert render(tables, "md", ci=True) == MD_CI
+
+
+def test_latex_booktabs_matches_expected(run_dir: Path) -> None:
+    assert render(build_tables(load_entries([run_dir])), "latex", ci=True) == LATEX_CI
+
+
+def test_csv_matches_expected(run_dir: Path) -> None:
+    assert render(build_tables(load_entries([run_dir])), "csv") == CSV
+
+
+def test_table_cli_writes_each_format(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["table", str(run_dir), "--format", "md"]) == 0
+    assert capsys.readouterr().out == MD
+    out = tmp_path / "t.tex"
+    assert main(["table", str(run_dir), "--format", "latex", "--ci", "-o", str(out)]) == 0
+    assert out.read_text() == LATEX_CI
+    assert main(["table", str(run_dir), "--format", "csv"]) == 0
+    assert capsys.readouterr().out == CSV
+
+
+def test_metric_selection_and_smoke_marking(tmp_path: Path) -> None:
+    d = tmp_path / "run"
+    write_job(d, synthetic_record("ds", "mat-large", "a_model", {"fid": 5.0, "lpips": 0.3}, smoke=True))
+    write_job(d, synthetic_record("ds", "mat-large", "b", {"fid": 4.0, "lpips": 0.4}, smoke=True))
+    md = render(build_tables(load_entries([d]), metrics=["fid"]), "md")
+    assert "LPIPS" not in md and "SMOKE" in md
+    assert "| a_model (smoke) | 5.00 |" in md and "| b (smoke) | **4.00** |" in md
+    tex = render(build_tables(load_entries([d]), metrics=["fid"]), "latex")
+    assert r"a\_model (smoke) & 5.00 \\" in tex and "SMOKE" in tex
+
+
+def test_unknown_metric_is_an_error(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["table", str(run_dir), "--metrics", "fid,bogus"]) == 2
+    assert "bogus" in capsys.readouterr().err
