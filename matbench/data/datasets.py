@@ -165,7 +165,7 @@ class Dataset:
             return decode_image(self.read_bytes(image_id), self.source_name(image_id))
         except InputError as e:
             # PIL names the in-memory buffer ("<_io.BytesIO object at 0x...>"), which means nothing to the user.
-            raise InputError(re.sub(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "the file data", str(e))) from None
+            raise InputError(re.sub(r" ?<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", str(e))) from None
 
     def load(self, image_id: str, resolution: int = 512, policy: str = DEFAULT_POLICY) -> np.ndarray:
         """Decoded and prepared RxRx3 uint8 (see matbench.data.preprocess)."""

@@ -1,0 +1,98 @@
+"""`matbench masks`: generate, import and summarise mask sets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from matbench.data.masks import MASK_KINDS
+from matbench.data.maskset import POLARITIES
+from matbench.errors import SpecError
+
+log = logging.getLogger("matbench.masks")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("masks", help="mask sets: generate (MAT / LaMa families), import, statistics")
+    sub = p.add_subparsers(dest="masks_command", metavar="ACTION", required=True)
+
+    m = sub.add_parser("make", help="generate a mask set (mask i from seed+i; PNG 255 = known + maskset.json)")
+    m.add_argument("--kind", required=True, choices=MASK_KINDS, help="generator")
+    m.add_argument("--n", type=int, help="number of masks (default with --names-from: one per dataset id)")
+    m.add_argument("--res", type=int, default=512, help="square resolution (default 512)")
+    m.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    m.add_argument("--names-from", metavar="DATASET", help="name masks by this dataset's ids (sorted order)")
+    m.add_argument("-o", "--output", required=True, help="output folder")
+    m.set_defaults(func=_make)
+
+    i = sub.add_parser("import", help="import external mask images; --polarity is required")
+    i.add_argument("source", help="folder tree or zip of mask images")
+    i.add_argument("--polarity", choices=POLARITIES,
+                   help="what 255 means in the files: known=255 (MAT's released masks) or hole=255 (LaMa)")
+    i.add_argument("--binarize", type=int, metavar="T", help="threshold anti-aliased masks: value >= T counts as 255")
+    i.add_argument("-o", "--output", required=True, help="output mask set folder")
+    i.set_defaults(func=_import)
+
+    s = sub.add_parser("stats", help="hole-ratio statistics and 10-bin histogram (JSON, optional PNG plot)")
+    s.add_argument("maskset", help="mask set folder (with maskset.json)")
+    s.add_argument("-o", "--output", help="write the statistics JSON here")
+    s.add_argument("--plot", help="write a histogram PNG here (like MAT supplementary Fig. A.2)")
+    s.set_defaults(func=_stats)
+
+
+def _make(args: argparse.Namespace) -> int:
+    from matbench.data.maskset import make_maskset
+
+    names = None
+    n = args.n
+    if args.names_from:
+        from matbench.data.datasets import Dataset
+
+        ids = Dataset.open(args.names_from).ids
+        if n is not None and n > len(ids):
+            raise SpecError(f"--n {n} is larger than the {len(ids):,} ids of {args.names_from}")
+        names = ids[: n if n is not None else len(ids)]
+        n = len(names)
+    if n is None or n <= 0:
+        raise SpecError("--n must be a positive number of masks (or give --names-from DATASET)")
+    ms = make_maskset(args.kind, n, args.res, args.seed, args.output, names=names)
+    r = ms.hole_ratios()
+    print(f"{args.output}: {len(ms):,} {args.kind} masks at {args.res}x{args.res}, "
+          f"seeds {args.seed}..{args.seed + n - 1}, mean hole ratio {r.mean():.4f}, maskset sha256 {ms.sha256}")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from matbench.data.maskset import import_maskset
+
+    if not args.polarity:
+        raise SpecError("masks import needs --polarity known=255 (255 = known pixel, MAT's released masks) or "
+                        "--polarity hole=255 (255 = hole, LaMa); refusing to guess")
+    ms = import_maskset(args.source, args.output, args.polarity, args.binarize)
+    r = ms.hole_ratios()
+    print(f"{args.output}: imported {len(ms):,} masks {ms.resolution}x{ms.resolution} from {args.source} "
+          f"(source {args.polarity}), mean hole ratio {r.mean():.4f}, maskset sha256 {ms.sha256}")
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from matbench.data.maskset import MaskSet, hole_ratio_stats, plot_hole_ratio_hist
+    from matbench.io import write_json_atomic
+
+    ms = MaskSet.open(args.maskset)
+    stats = {"maskset": str(ms.root), "maskset_sha256": ms.sha256, "generator": ms.meta.get("generator"),
+             "resolution": ms.resolution, **hole_ratio_stats(ms.hole_ratios())}
+    if args.output:
+        write_json_atomic(args.output, stats)
+    if args.plot:
+        plot_hole_ratio_hist(ms.hole_ratios(), Path(args.plot),
+                             title=f"{ms.meta.get('generator')} {ms.resolution}px, n={len(ms):,}")
+    if not args.output:
+        print(json.dumps(stats, indent=2))
+    else:
+        h = stats["histogram"]
+        print(f"{ms.root}: n={stats['n']:,} mean {stats['mean']:.4f} std {stats['std']:.4f} "
+              f"min {stats['min']:.4f} max {stats['max']:.4f}; bins {h['counts']}")
+    return 0
