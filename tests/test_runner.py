@@ -1,0 +1,229 @@
+"""Runner: job planning, streaming batches, run-directory layout, provenance, generalization table,
+diversity — with a tiny stand-in evaluation (tests/runner_helpers.py), so these tests do not depend on
+the metric networks."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from runner_helpers import StandinBatch, StandinEvaluator, standin_factory
+
+from matbench.data.masks import generate_mask
+from matbench.distributed import batch_ranges, shard
+from matbench.diversity import hole_box, pairwise_diversity
+from matbench.errors import SpecError
+from matbench.io import read_gray, read_image
+from matbench.runner import RunOptions, dry_run, generalization_table, run
+from matbench.spec import load_spec
+
+
+def make_images(d: Path, n: int, size: tuple[int, int] = (40, 48), seed: int = 0) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size[0], 0:size[1]]
+    for i in range(n):
+        base = np.stack([(xx * (3 + i)) % 256, (yy * (5 + i)) % 256, (xx + yy) * 2 % 256], axis=-1)
+        noise = rng.integers(0, 30, size=(*size, 3))
+        Image.fromarray(((base + noise) % 256).astype(np.uint8)).save(d / f"img{i:02d}.png")
+    return d
+
+
+SPEC = """
+name = "t"
+output = "run"
+seed = 5
+batch_size = 4
+resolutions = [32, 64]
+generalization = true
+metrics = ["fid", "lpips"]
+smoke = true
+[[datasets]]
+name = "tiny"
+path = "imgs"
+limit = 7
+[[masksets]]
+kind = "mat-large"
+[[masksets]]
+kind = "mat-small"
+seed = 100
+[[models]]
+name = "mean-fill"
+[[models]]
+name = "opencv-telea"
+label = "telea"
+"""
+
+
+def standin_opts() -> RunOptions:
+    return RunOptions(evaluator_factory=standin_factory, batch_loader=StandinBatch.load, progress=False)
+
+
+@pytest.fixture()
+def spec_file(tmp_path: Path) -> Path:
+    make_images(tmp_path / "imgs", 9)
+    p = tmp_path / "spec.toml"
+    p.write_text(SPEC)
+    return p
+
+
+def test_sharding_covers_every_batch_once() -> None:
+    ranges = batch_ranges(10, 4)
+    assert [list(r) for r in ranges] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    for world in (1, 2, 3, 5):
+        shards = [shard(len(ranges), r, world) for r in range(world)]
+        assert sorted(itertools.chain(*shards)) == [0, 1, 2]
+        assert all(k % world == r for r, s in enumerate(shards) for k in s)
+
+
+def test_full_run_layout_numbers_and_generalization(spec_file: Path) -> None:
+    spec = load_spec(spec_file)
+    info = run(spec, standin_opts())
+    rd = spec.output
+    assert info["status"] == "complete"
+    on_disk = json.loads((rd / "run.json").read_text())
+    assert on_disk["status"] == "complete" and on_disk["metric_smoke"] is True
+    assert len(on_disk["jobs"]) == 2 * 2 * 2 and set(on_disk["summary"]) == {j["id"] for j in on_disk["jobs"]}
+    assert (rd / "run.log").read_text().count("images in") == 8
+
+    ids = [f"img{i:02d}" for i in range(7)]  # limit = 7 of 9, sorted ids
+    for res in (32, 64):
+        for ms, seed in (("mat-large", 5), ("mat-small", 100)):  # mask seed defaults to the run seed
+            for i, iid in enumerate(ids):
+                hole = read_gray(rd / "masks" / ms / str(res) / f"{iid}.png") == 255
+                np.testing.assert_array_equal(hole, generate_mask(ms, res, seed + i))
+        for iid in ids:
+            src = np.asarray(Image.open(spec_file.parent / "imgs" / f"{iid}.png").convert("RGB"))
+            from matbench.data.preprocess import prepare
+
+            np.testing.assert_array_equal(read_image(rd / "inputs" / "tiny" / str(res) / f"{iid}.png"),
+                                          prepare(src, res, "mat-val"))
+
+    jd = rd / "jobs" / "tiny__mat-small__telea__64"
+    rec = json.loads((jd / "metrics.json").read_text())
+    assert rec["job"]["model"] == "telea" and rec["job"]["resolution"] == 64
+    assert rec["protocol"]["n_images"] == 7 and rec["protocol"]["resolution"] == 64
+    assert len(rec["protocol"]["maskset_sha256"]) == 64 and len(rec["protocol"]["dataset_manifest_sha256"]) == 64
+    prov = rec["provenance"]
+    assert prov["spec"]["name"] == "t" and "torch" in prov["versions"] and prov["device"].startswith("cpu")
+    assert prov["seeds"] == {"run": 5, "masks": 100, "bootstrap": 5}
+    assert {"load", "inpaint", "evaluate", "finalize", "job_wall"} <= set(prov["timings_s"])
+    assert prov["batches"] == {"n": 2, "batch_size": 4, "computed": [0, 1], "resumed": 0}
+    assert (jd / "batches" / "0.npz").is_file() and (jd / "batches" / "1.npz").is_file()
+    assert json.loads((jd / "state.json").read_text())["status"] == "complete"
+
+    # per-image numbers recomputed independently from the saved PNGs
+    per = pd.read_csv(jd / "per_image.csv")
+    assert list(per["id"]) == ids
+    for i, iid in enumerate(ids):
+        real = read_image(rd / "inputs" / "tiny" / "64" / f"{iid}.png").astype(np.float64) / 255
+        fake = read_image(rd / "outputs" / jd.name / f"{iid}.png").astype(np.float64) / 255
+        hole = generate_mask("mat-small", 64, 100 + i)
+        np.testing.assert_array_equal(fake[~hole], real[~hole])  # known pixels kept
+        expect = np.abs(real - fake)[hole].mean()
+        assert per["l1"][i] == pytest.approx(expect, rel=1e-9)
+    assert rec["metrics"]["l1"]["value"] == pytest.approx(per["l1"].mean(), rel=1e-12)
+
+    gen = json.loads((rd / "generalization.json").read_text())
+    assert gen["base"] == 32 and gen["target"] == 64
+    assert len(gen["rows"]) == 2 * 2 * 2  # (maskset, model) x metrics {l1, fid}
+    row = next(r for r in gen["rows"] if r["model"] == "telea" and r["maskset"] == "mat-small" and r["metric"] == "l1")
+    a = json.loads((rd / "jobs" / "tiny__mat-small__telea__32" / "metrics.json").read_text())["metrics"]["l1"]["value"]
+    assert row["base"] == a and row["target"] == rec["metrics"]["l1"]["value"]
+    assert row["delta"] == pytest.approx(row["target"] - a)
+    assert row["relative"] == pytest.approx((row["target"] - a) / a)
+    csv = pd.read_csv(rd / "generalization.csv")
+    assert len(csv) == len(gen["rows"])
+
+    # A second run finds every job complete and computes nothing.
+    StandinEvaluator.calls = 0
+    run(spec, standin_opts())
+    assert StandinEvaluator.calls == 0
+
+
+def test_changed_config_is_refused_then_restarted(spec_file: Path) -> None:
+    spec = load_spec(spec_file)
+    spec.resolutions = [32]
+    spec.generalization = False
+    spec.models = spec.models[:1]
+    run(spec, standin_opts())
+    spec.masksets[0].seed = 6  # different masks: stored results no longer match
+    with pytest.raises(SpecError, match="different configuration .*maskset"):
+        run(spec, standin_opts())
+    run(spec, RunOptions(evaluator_factory=standin_factory, batch_loader=StandinBatch.load, progress=False,
+                         restart=True))
+    rec = json.loads((spec.output / "jobs" / "tiny__mat-large__mean-fill__32" / "metrics.json").read_text())
+    assert rec["provenance"]["seeds"]["masks"] == 6
+
+
+def test_diversity_samples_and_score(spec_file: Path, tmp_path: Path) -> None:
+    text = SPEC.replace('name = "opencv-telea"\nlabel = "telea"', 'name = "runner_helpers:noisy"\nlabel = "noisy"\n'
+                        'samples = 3').replace("resolutions = [32, 64]\ngeneralization = true", "resolutions = [32]")
+    text = text.replace('[[masksets]]\nkind = "mat-small"\nseed = 100\n', "")
+    p = tmp_path / "div.toml"
+    p.write_text(text)
+    spec = load_spec(p)
+    run(spec, standin_opts())
+    jd = spec.output / "jobs" / "tiny__mat-large__noisy__32"
+    rec = json.loads((jd / "metrics.json").read_text())
+    per = pd.read_csv(jd / "per_image.csv")
+    assert rec["metrics"]["diversity"]["n"] == 7 and rec["metrics"]["diversity"]["extra"]["samples"] == 3
+    assert rec["metrics"]["diversity"]["value"] == pytest.approx(per["diversity"].mean(), rel=1e-12)
+    assert (per["diversity"] > 0).all()
+    out = spec.output / "outputs" / jd.name
+    assert {f.name for f in out.iterdir()} >= {"img00.png", "img00_s1.png", "img00_s2.png"}
+    # Samples differ (inside the hole) and are reproducible from (seed, id, sample).
+    s0, s1 = read_image(out / "img03.png"), read_image(out / "img03_s1.png")
+    assert (s0 != s1).any()
+    assert not (spec.output / "jobs" / "tiny__mat-large__mean-fill__32" / "batches" / "0.diversity.json").exists()
+
+
+def test_pairwise_diversity_hand_computed() -> None:
+    hole = torch.zeros(1, 1, 100, 100, dtype=torch.bool)
+    hole[0, 0, 10:20, 30:100] = True  # 10 x 70 box -> grown to 64 x 70, kept inside the image
+    assert hole_box(hole[0]) == (0, 64, 30, 100)
+    a = torch.zeros(1, 3, 100, 100, dtype=torch.uint8)
+    b, c = a.clone(), a.clone()
+    b[:, :, 10:20, 30:100] = 64
+    c[:, :, 10:20, 30:100] = 128
+    seen = []
+
+    def dist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        seen.append(tuple(x.shape))
+        return (x.double() - y.double()).abs().mean(dim=(1, 2, 3))
+
+    d = pairwise_diversity([a, b, c], hole, dist)
+    frac = (10 * 70) / (64 * 70)
+    expect = np.mean([64 * frac, 128 * frac, 64 * frac])  # pairs (a,b), (a,c), (b,c)
+    assert d[0] == pytest.approx(expect)
+    assert seen == [(3, 3, 64, 70)]
+
+
+def test_generalization_table_relative_change() -> None:
+    from matbench.results import MetricValue, ResultRecord
+
+    def rec(res: int, fid: float, pids: float) -> ResultRecord:
+        return ResultRecord(job={"dataset": "p", "maskset": "l", "model": "mat", "resolution": res},
+                            metrics={"fid": MetricValue(fid), "pids": MetricValue(pids)})
+
+    t = generalization_table({"a": rec(512, 10.0, 0.20), "b": rec(1024, 9.417, 0.21902)}, 512, 1024)
+    fid = next(r for r in t["rows"] if r["metric"] == "fid")
+    pids = next(r for r in t["rows"] if r["metric"] == "pids")
+    assert fid["relative_percent"] == pytest.approx(-5.83)
+    assert pids["relative_percent"] == pytest.approx(9.51)
+    assert pids["delta"] == pytest.approx(0.01902)
+
+
+def test_dry_run_lists_jobs_counts_and_missing_weights(spec_file: Path) -> None:
+    spec = load_spec(spec_file)
+    text = dry_run(spec)
+    assert "tiny__mat-large__mean-fill__32: 7 images" in text
+    assert "total: 8 jobs, 56 model evaluations" in text
+    assert "missing weights: none" in text
+    assert not spec.output.exists()
