@@ -1,0 +1,72 @@
+"""torchrun with 2 gloo processes vs 1 process: bit-identical metrics, per-image tables and outputs;
+batches sharded by index (batch k on rank k % 2)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from test_runner import make_images
+
+HERE = Path(__file__).resolve().parent
+
+SPEC = """
+output = "{out}"
+batch_size = 2
+resolutions = [32]
+smoke = true
+[[datasets]]
+name = "tiny"
+path = "imgs"
+[[masksets]]
+kind = "mat-large"
+[[masksets]]
+kind = "mat-small"
+[[models]]
+name = "opencv-telea"
+label = "telea"
+[[models]]
+name = "runner_helpers:killer"
+label = "logged"
+options = {{ inner = "mean-fill" }}
+"""
+
+
+def launch(args: list[str], calls: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE), "MATBENCH_TEST_CALLS": str(calls)}
+    p = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+
+
+def test_two_gloo_processes_match_one(tmp_path: Path) -> None:
+    make_images(tmp_path / "imgs", 7)  # 4 batches: 0,2 on rank 0; 1,3 on rank 1
+    (tmp_path / "one.toml").write_text(SPEC.format(out="one"))
+    (tmp_path / "two.toml").write_text(SPEC.format(out="two"))
+    script = str(HERE / "runner_helpers.py")
+    launch([script, str(tmp_path / "one.toml")], tmp_path / "calls1.txt")
+    launch(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", script,
+            str(tmp_path / "two.toml")], tmp_path / "calls2.txt")
+
+    lines = (tmp_path / "calls2.txt").read_text().splitlines()
+    rank0 = {ln.split(" ", 2)[2] for ln in lines if ln.startswith("0 ")}
+    rank1 = {ln.split(" ", 2)[2] for ln in lines if ln.startswith("1 ")}
+    assert rank0 == {"img00 img01", "img04 img05"} and rank1 == {"img02 img03", "img06"}
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    jobs = sorted(p.name for p in (one / "jobs").iterdir())
+    assert len(jobs) == 4 and jobs == sorted(p.name for p in (two / "jobs").iterdir())
+    for job in jobs:
+        a = json.loads((one / "jobs" / job / "metrics.json").read_text())
+        b = json.loads((two / "jobs" / job / "metrics.json").read_text())
+        assert a["metrics"] == b["metrics"] and a["protocol"] == b["protocol"]
+        assert b["provenance"]["world_size"] == 2 and a["provenance"]["world_size"] == 1
+        csv = "per_image.csv"
+        assert (one / "jobs" / job / csv).read_bytes() == (two / "jobs" / job / csv).read_bytes()
+        for png in (one / "outputs" / job).iterdir():
+            assert png.read_bytes() == (two / "outputs" / job / png.name).read_bytes()
+    info = json.loads((two / "run.json").read_text())
+    assert info["status"] == "complete" and info["world_size"] == 2
+    assert (two / "run.log").is_file() and (two / "run.rank1.log").is_file()
