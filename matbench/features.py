@@ -55,19 +55,14 @@ W.register_weights(W.WeightsFile(
     url=URL_NVIDIA_INCEPTION,
     used_by="FID, P-IDS/U-IDS, KID (NVIDIA TorchScript Inception, as MAT's evaluation scripts)",
 ))
-W.register_weights(W.WeightsFile(
-    name="vgg16",
-    filename="vgg16-397923af.pth",
-    url=URL_VGG16,
-    hash_prefix="397923af",
-    used_by="precision/recall (torch-fidelity vgg16, fc2 features)",
-))
+# VGG16 for precision/recall is torchvision's ImageNet file, registered once as "torchvision-vgg16"
+# (matbench.metrics.lpips uses the same file for LPIPS-vgg); torch-fidelity loads it from our path.
 
 # extractor name -> (weights registry name, feature dimension)
 EXTRACTORS: dict[str, tuple[str, int]] = {
     "inception-v3-compat": ("inception-v3-compat", 2048),
     "inception-nvidia": ("inception-nvidia", 2048),
-    "vgg16": ("vgg16", 4096),
+    "vgg16": ("torchvision-vgg16", 4096),
 }
 SMOKE_SEED = 20240601
 _BUILD_LOCK = threading.Lock()

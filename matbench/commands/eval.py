@@ -1,0 +1,86 @@
+"""`matbench eval`: metrics of a folder of inpainted results against ground truths."""
+
+from __future__ import annotations
+
+import argparse
+
+from matbench.results import METRIC_INFO, ResultRecord
+
+# kept in sync with matbench.evaluate (not imported here so `matbench --help` stays light)
+ALL_METRICS = ("fid", "pids", "uids", "lpips", "pr", "kid", "psnr", "ssim", "l1")
+MASK_POLARITIES = ("known=255", "hole=255")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "eval", help="evaluate inpainted results against ground truths (FID, P-IDS/U-IDS, LPIPS, ...)",
+        description="Pair results and ground truths by id (relative path without extension), check every pair, "
+                    "and write metrics.json and per_image.csv to OUT.")
+    p.add_argument("--results", required=True, metavar="DIR", help="folder of inpainted images")
+    p.add_argument("--gt", required=True, metavar="DIR", help="folder of ground-truth images")
+    p.add_argument("--masks", metavar="DIR", help="mask folder (a mask set with maskset.json, or plain images with "
+                   "--mask-polarity); enables the known-region pair check and hole-ratio bins")
+    p.add_argument("--mask-polarity", choices=MASK_POLARITIES, help="what white means in a plain mask folder "
+                   "(MAT: known=255, LaMa: hole=255)")
+    p.add_argument("--metrics", default=",".join(ALL_METRICS),
+                   help=f"comma list (default all: {','.join(ALL_METRICS)})")
+    p.add_argument("--fid-convention", choices=("mat", "torch-fidelity"), default="mat",
+                   help="covariance 1/N (mat, default) or 1/(N-1) (torch-fidelity)")
+    p.add_argument("--inception", choices=("inception-v3-compat", "inception-nvidia"), default="inception-v3-compat",
+                   help="Inception backend: torch-fidelity's TF-compatible port or NVIDIA's TorchScript file")
+    p.add_argument("--inception-path", metavar="FILE", help="explicit Inception weights file")
+    p.add_argument("--vgg-path", metavar="FILE", help="explicit VGG16 weights file (precision/recall)")
+    p.add_argument("--lpips-net", choices=("alex", "vgg"), default="alex")
+    p.add_argument("--bootstrap", type=int, default=200, metavar="N", help="bootstrap resamples for 95%% CIs (0: none)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--smoke", action="store_true", help="random (seeded) network weights: no downloads, "
+                   "numbers are NOT comparable with real ones")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--workers", type=int, default=2, help="DataLoader workers reading images")
+    p.add_argument("--cache-dir", metavar="DIR", help="feature cache (default $MATBENCH_CACHE/features or "
+                   "~/.cache/matbench/features)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+    p.add_argument("--allow-mismatch", action="store_true", help="evaluate even if some pairs fail the check")
+    p.add_argument("-o", "--out", required=True, metavar="OUT", help="output directory")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from matbench.errors import SpecError
+    from matbench.evaluate import evaluate_folders, parse_metrics
+
+    metrics = parse_metrics(args.metrics)
+    if args.bootstrap < 0:
+        raise SpecError(f"--bootstrap must be >= 0, got {args.bootstrap}")
+    if args.batch_size < 1:
+        raise SpecError(f"--batch-size must be >= 1, got {args.batch_size}")
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    cache_dir = False if args.no_cache else args.cache_dir
+    record = evaluate_folders(
+        args.results, args.gt, masks_dir=args.masks, metrics=metrics, out_dir=args.out,
+        allow_mismatch=args.allow_mismatch, mask_polarity=args.mask_polarity, workers=args.workers,
+        device=device, smoke=args.smoke, cache_dir=cache_dir, fid_convention=args.fid_convention,
+        lpips_net=args.lpips_net, inception=args.inception, inception_path=args.inception_path,
+        vgg_path=args.vgg_path, n_bootstrap=args.bootstrap, seed=args.seed, batch_size=args.batch_size)
+    print(format_summary(record, args.out))
+    return 0
+
+
+def format_summary(record: ResultRecord, out: str) -> str:
+    lines = []
+    if record.smoke:
+        lines.append("SMOKE RUN: random network weights; these numbers are not comparable with real results")
+    n = record.protocol.get("n_images")
+    lines.append(f"{n} images, FID convention {record.protocol.get('fid_convention')}")
+    for name, mv in record.metrics.items():
+        info = METRIC_INFO.get(name)
+        scale, digits, label = (info.scale, info.digits, info.label) if info else (1.0, 4, name)
+        ci = ""
+        if mv.ci_low is not None and mv.ci_high is not None:
+            ci = f"  [{mv.ci_low * scale:.{digits}f}, {mv.ci_high * scale:.{digits}f}]"
+        lines.append(f"  {label:<18} {mv.value * scale:.{digits}f}{ci}")
+    lines.append(f"wrote {out}/metrics.json and {out}/per_image.csv")
+    return "\n".join(lines)
