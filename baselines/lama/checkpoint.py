@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import _compat_pickle
 import collections
+import hashlib
 import io
 import pickle
 import types
@@ -33,6 +34,7 @@ import torch
 import yaml
 
 from matbench.errors import WeightsError
+from matbench.io import sha256_file
 
 from .network import BIG_LAMA, FFCResNetGenerator, LamaConfig, config_from_generator_section
 
@@ -257,6 +259,7 @@ class LamaCheckpoint:
     hyper_parameters: Any = None  # the training config pickled in the checkpoint, as plain data
     source: str = ""
     config_source: str = ""  # config.yaml path, or "default (Big LaMa)"
+    sha256: str | None = None  # of the checkpoint file's bytes (best.ckpt)
 
 
 def parse_checkpoint(obj: Any, source: str) -> tuple[dict[str, torch.Tensor], list[str], dict[str, Any], Any]:
@@ -307,13 +310,13 @@ def load_lama(path: str | Path) -> LamaCheckpoint:
         ckpt_path = folder / "models" / "best.ckpt"
         cfg_path = folder / "config.yaml"
         cfg_text = cfg_path.read_text() if cfg_path.is_file() else None
-        return _assemble(safe_torch_load(ckpt_path), str(ckpt_path), cfg_text, str(cfg_path))
+        return _assemble(safe_torch_load(ckpt_path), str(ckpt_path), cfg_text, str(cfg_path), sha256_file(ckpt_path))
     if path.is_file() and path.suffix == ".zip":
         return _load_zip(path)
     if path.is_file():
         cfg_path = path.parent.parent / "config.yaml"
         cfg_text = cfg_path.read_text() if cfg_path.is_file() else None
-        return _assemble(safe_torch_load(path), str(path), cfg_text, str(cfg_path))
+        return _assemble(safe_torch_load(path), str(path), cfg_text, str(cfg_path), sha256_file(path))
     raise WeightsError(f"{path}: LaMa weights not found (give the big-lama folder, big-lama.zip or best.ckpt)")
 
 
@@ -331,11 +334,15 @@ def _load_zip(path: Path) -> LamaCheckpoint:
         base = ckpt[: -len("models/best.ckpt")]
         cfg_name = base + "config.yaml"
         cfg_text = zf.read(cfg_name).decode("utf-8") if cfg_name in names else None
-        buf = io.BytesIO(zf.read(ckpt))  # torch needs a seekable stream
-    return _assemble(safe_torch_load(buf, source=f"{path}:{ckpt}"), f"{path}:{ckpt}", cfg_text, f"{path}:{cfg_name}")
+        data = zf.read(ckpt)
+    digest = hashlib.sha256(data).hexdigest()
+    buf = io.BytesIO(data)  # torch needs a seekable stream
+    return _assemble(safe_torch_load(buf, source=f"{path}:{ckpt}"), f"{path}:{ckpt}", cfg_text, f"{path}:{cfg_name}",
+                     digest)
 
 
-def _assemble(obj: Any, source: str, cfg_text: str | None, cfg_source: str) -> LamaCheckpoint:
+def _assemble(obj: Any, source: str, cfg_text: str | None, cfg_source: str, sha256: str | None = None
+              ) -> LamaCheckpoint:
     gen, ignored, meta, hparams = parse_checkpoint(obj, source)
     if cfg_text is not None:
         cfg, _ = config_from_yaml_text(cfg_text, cfg_source)
@@ -349,7 +356,7 @@ def _assemble(obj: Any, source: str, cfg_text: str | None, cfg_source: str) -> L
     else:
         cfg, cfg_source = BIG_LAMA, "default (Big LaMa)"
     return LamaCheckpoint(config=cfg, generator_state=gen, ignored_keys=ignored, meta=meta,
-                          hyper_parameters=hparams, source=source, config_source=cfg_source)
+                          hyper_parameters=hparams, source=source, config_source=cfg_source, sha256=sha256)
 
 
 # --------------------------------------------------------------------------- strict loading
@@ -378,11 +385,13 @@ def load_generator_state(model: FFCResNetGenerator, state: Mapping[str, torch.Te
             parts.append(f"shape mismatches: {_short_list(shapes)}")
         raise WeightsError(f"{source or 'LaMa weights'}: generator tensors do not match the network "
                            f"({model.config.n_blocks} blocks, ngf {model.config.ngf}): " + "; ".join(parts))
-    model.load_state_dict(dict(state), strict=True)
+    # `assign` takes the tensors as they are (the model may live on the meta device); keep its dtypes.
+    model.load_state_dict({k: state[k].to(v.dtype) for k, v in expected.items()}, strict=True, assign=True)
 
 
 def build_generator(ckpt: LamaCheckpoint) -> FFCResNetGenerator:
-    """The generator of a loaded checkpoint, weights in, eval mode."""
-    model = FFCResNetGenerator(ckpt.config)
+    """The generator of a loaded checkpoint, weights in, eval mode (built on 'meta': no wasted random init)."""
+    with torch.device("meta"):
+        model = FFCResNetGenerator(ckpt.config)
     load_generator_state(model, ckpt.generator_state, ckpt.source)
     return model.eval()
