@@ -89,15 +89,17 @@ class LPIPS:
         self.net = net
         self.device = torch.device(device)
         self.smoke = smoke
-        self.model = _build_lpips(net)
         self.backbone_file: Path | None = None
         self.backbone_sha256: str | None = None
         if smoke:
+            self.model = _build_lpips(net)
             smoke_init_(self.model.net)
         else:
             entry = BACKBONE_WEIGHTS[net]
+            # Resolve first: a missing file fails before the (slow, for VGG) network construction.
             path = resolve_weights(entry.name, path=backbone_path, allow_download=allow_download,
                                    check_hash=check_hash)
+            self.model = _build_lpips(net)
             try:
                 state = torch.load(path, map_location="cpu", weights_only=True)
             except Exception as e:  # noqa: BLE001 - any unreadable file becomes one clear message
