@@ -17,7 +17,7 @@ from matbench.results import METRIC_INFO, MetricValue
 from reports.leaderboard import Table
 
 FORMATS = ("md", "latex", "csv")
-SMOKE_NOTE = "SMOKE: computed with random weights; not comparable to published numbers."
+SMOKE_NOTE = "SMOKE: computed with random weights or stand-ins; not comparable to published numbers."
 
 
 def arrow(metric: str) -> str:

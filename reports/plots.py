@@ -1,0 +1,194 @@
+"""Report plots (matplotlib, Agg), each saved as PNG and SVG.
+
+- metrics by hole-ratio bin per model (from record bins, else binned from per_image.csv)
+- the mask sets' hole-ratio histograms (per_image.csv hole_ratio)
+- generalization deltas between the lowest and highest resolution of a (dataset, mask set, model)
+- diversity scores (metric "diversity")
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from matbench.results import METRIC_INFO  # noqa: E402
+from reports.leaderboard import Entry, maskset_order  # noqa: E402
+
+BIN_METRICS = ("lpips", "psnr", "ssim", "l1", "fid", "pids", "uids")
+DEFAULT_EDGES = tuple(round(x, 1) for x in np.arange(0.0, 1.01, 0.1))
+
+plt.rcParams.update({"svg.hashsalt": "matbench", "figure.dpi": 100, "font.size": 9,
+                     "axes.spines.top": False, "axes.spines.right": False})
+
+
+@dataclass
+class Plot:
+    title: str
+    png: str  # path relative to the report root
+    svg: str
+    caption: str = ""
+
+
+def slug(*parts: object) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(str(p) for p in parts)).strip("_")
+
+
+def save(fig: Any, root: Path, stem: str, title: str, caption: str = "") -> Plot:
+    out = root / "plots"
+    out.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out / f"{stem}.png", dpi=110, metadata={"Software": None})
+    fig.savefig(out / f"{stem}.svg", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    return Plot(title, f"plots/{stem}.png", f"plots/{stem}.svg", caption)
+
+
+def _bin_series(e: Entry, edges: Sequence[float] | None = None) -> dict[str, list[tuple[float, float, float | None,
+                                                                                              float | None]]]:
+    """metric -> [(bin centre, value, ci_low, ci_high)], display-scaled; record bins first, else per_image.csv."""
+    out: dict[str, list[tuple[float, float, float | None, float | None]]] = {}
+    if e.record.bins:
+        for b in e.record.bins:
+            centre = (float(b.get("lo", 0)) + float(b.get("hi", 0))) / 2
+            for m, mv in b.get("metrics", {}).items():
+                if m in METRIC_INFO and getattr(mv, "value", None) is not None:
+                    sc = METRIC_INFO[m].scale
+                    lo = mv.ci_low * sc if mv.ci_low is not None else None
+                    hi = mv.ci_high * sc if mv.ci_high is not None else None
+                    out.setdefault(m, []).append((centre, mv.value * sc, lo, hi))
+        return out
+    df = e.per_image()
+    if df is None or "hole_ratio" not in df.columns:
+        return out
+    edges = list(edges or DEFAULT_EDGES)
+    idx = np.clip(np.searchsorted(edges, df["hole_ratio"].to_numpy(float), side="right") - 1, 0, len(edges) - 2)
+    for m in ("lpips", "psnr", "ssim", "l1"):
+        if m not in df.columns:
+            continue
+        vals = df[m].to_numpy(float)
+        for k in sorted(set(idx.tolist())):
+            sel = (idx == k) & np.isfinite(vals)
+            if sel.any():
+                out.setdefault(m, []).append(((edges[k] + edges[k + 1]) / 2, float(vals[sel].mean()), None, None))
+    return out
+
+
+def plot_bins(entries: Sequence[Entry], root: Path) -> list[Plot]:
+    groups: dict[tuple[str, str, int | None], list[Entry]] = {}
+    for e in entries:
+        groups.setdefault((e.dataset, e.maskset, e.resolution), []).append(e)
+    plots = []
+    for (ds, ms, res), group in sorted(groups.items(), key=lambda kv: (kv[0][0], maskset_order(kv[0][1]),
+                                                                        kv[0][2] or 0)):
+        series = {e.row_label: _bin_series(e) for e in sorted(group, key=lambda e: e.row_label)}
+        metrics = [m for m in BIN_METRICS if any(m in s for s in series.values())]
+        if not metrics:
+            continue
+        fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 2.8), squeeze=False)
+        for ax, m in zip(axes[0], metrics, strict=True):
+            for label, s in series.items():
+                pts = sorted(s.get(m, []))
+                if not pts:
+                    continue
+                x = [p[0] for p in pts]
+                y = [p[1] for p in pts]
+                ax.plot(x, y, marker="o", ms=3, label=label)
+                if all(p[2] is not None and p[3] is not None for p in pts):
+                    ax.fill_between(x, [p[2] for p in pts], [p[3] for p in pts], alpha=0.2)
+            info = METRIC_INFO[m]
+            ax.set_title(f"{info.label} {'↑' if info.higher_is_better else '↓'}")
+            ax.set_xlabel("hole ratio")
+            ax.set_xlim(0, 1)
+        axes[0][0].legend(fontsize=7)
+        plots.append(save(fig, root, slug("bins", ds, ms, res), f"By hole ratio — {ds} / {ms} @ {res}",
+                          "Metric per hole-ratio bin (bin centre on x); shaded band = CI where recorded."))
+    return plots
+
+
+def plot_hole_histograms(entries: Sequence[Entry], root: Path) -> list[Plot]:
+    """One histogram per (mask set, resolution), taken from the first job that has per_image.csv."""
+    seen: dict[tuple[str, int | None], np.ndarray] = {}
+    for e in sorted(entries, key=lambda e: (maskset_order(e.maskset), e.resolution or 0, str(e.path))):
+        key = (e.maskset, e.resolution)
+        if key in seen:
+            continue
+        df = e.per_image()
+        if df is not None and "hole_ratio" in df.columns:
+            seen[key] = df["hole_ratio"].to_numpy(float)
+    if not seen:
+        return []
+    fig, ax = plt.subplots(figsize=(5.5, 3.0))
+    bins = np.linspace(0, 1, 21)
+    for (ms, res), hr in seen.items():
+        ax.hist(hr, bins=bins, histtype="step", linewidth=1.5, label=f"{ms} @ {res} (n={len(hr)})")
+    ax.set_xlabel("hole ratio")
+    ax.set_ylabel("images")
+    ax.legend(fontsize=7)
+    return [save(fig, root, "hole_ratio_histograms", "Hole-ratio histograms of the mask sets",
+                 "Fraction of missing pixels per image, 20 bins over [0, 1].")]
+
+
+def generalization_rows(entries: Sequence[Entry]) -> list[dict[str, Any]]:
+    """Deltas (high − low resolution, display units) for every (dataset, mask set, model) seen at ≥2 sizes."""
+    groups: dict[tuple[str, str, str], dict[int, Entry]] = {}
+    for e in entries:
+        if e.resolution is not None:
+            groups.setdefault((e.dataset, e.maskset, e.row_label), {})[e.resolution] = e
+    rows = []
+    for (ds, ms, model), by_res in sorted(groups.items()):
+        if len(by_res) < 2:
+            continue
+        lo_r, hi_r = min(by_res), max(by_res)
+        lo, hi = by_res[lo_r].record.metrics, by_res[hi_r].record.metrics
+        for m in METRIC_INFO:
+            if m in lo and m in hi and lo[m].value is not None and hi[m].value is not None:
+                sc = METRIC_INFO[m].scale
+                rows.append({"dataset": ds, "maskset": ms, "model": model, "metric": m, "from": lo_r, "to": hi_r,
+                             "low": lo[m].value * sc, "high": hi[m].value * sc,
+                             "delta": (hi[m].value - lo[m].value) * sc})
+    return rows
+
+
+def plot_generalization(rows: Sequence[dict[str, Any]], root: Path) -> list[Plot]:
+    if not rows:
+        return []
+    metrics = [m for m in METRIC_INFO if any(r["metric"] == m for r in rows)]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.0), squeeze=False)
+    for ax, m in zip(axes[0], metrics, strict=True):
+        sel = [r for r in rows if r["metric"] == m]
+        labels = [f"{r['model']}\n{r['maskset']}" for r in sel]
+        ax.bar(range(len(sel)), [r["delta"] for r in sel], color="#4c78a8")
+        ax.axhline(0, color="black", linewidth=0.6)
+        ax.set_xticks(range(len(sel)), labels, fontsize=6, rotation=45, ha="right")
+        info = METRIC_INFO[m]
+        ax.set_title(f"Δ {info.label} ({'↑' if info.higher_is_better else '↓'} better)")
+    r0 = rows[0]
+    return [save(fig, root, "generalization", f"Generalization {r0['from']} → {r0['to']}",
+                 "Change of each metric from the lower to the higher resolution (same model, mask set).")]
+
+
+def plot_diversity(entries: Sequence[Entry], root: Path) -> list[Plot]:
+    pts = [(f"{e.model}\n{e.maskset}\n{e.dataset}@{e.resolution}", e.record.metrics["diversity"])
+           for e in sorted(entries, key=lambda e: (e.dataset, maskset_order(e.maskset), e.model))
+           if "diversity" in e.record.metrics and e.record.metrics["diversity"].value is not None]
+    if not pts:
+        return []
+    fig, ax = plt.subplots(figsize=(max(3.5, 1.6 * len(pts)), 3.2))
+    vals = [p[1].value for p in pts]
+    err = None
+    if all(p[1].ci_low is not None and p[1].ci_high is not None for p in pts):
+        err = np.array([[p[1].value - p[1].ci_low, p[1].ci_high - p[1].value] for p in pts]).T
+    ax.bar(range(len(pts)), vals, yerr=err, color="#f58518", capsize=3)
+    ax.set_xticks(range(len(pts)), [p[0] for p in pts], fontsize=7)
+    ax.set_ylabel(METRIC_INFO["diversity"].label)
+    return [save(fig, root, "diversity", "Diversity of pluralistic samples",
+                 "Mean pairwise LPIPS between samples of the same input (higher = more diverse).")]

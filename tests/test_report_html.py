@@ -1,0 +1,184 @@
+"""Static HTML report: structure, pagination, ordering, filters, images on disk, smoke banner, provenance."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from matbench.cli import main
+from reports.leaderboard import ProtocolError
+from reports.render import render_site
+from reports.sample import make_sample_run, synthetic_record, write_job
+
+PER_PAGE = 3
+N_IMAGES = 5
+
+
+class _Imgs(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.imgs: list[dict[str, str | None]] = []
+        self.links: list[str] = []
+        self.items: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "img":
+            self.imgs.append(a)
+        elif tag == "a" and a.get("href"):
+            self.links.append(a["href"] or "")
+        elif tag == "div" and (a.get("class") or "") == "item":
+            self.items.append((a.get("id") or "")[len("img-"):])
+
+
+def parse(path: Path) -> _Imgs:
+    p = _Imgs()
+    p.feed(path.read_text())
+    return p
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("report")
+    run = make_sample_run(base / "run", n_images=N_IMAGES, size=32, models=("opencv-telea", "mean-fill"))
+    out = base / "site"
+    assert main(["report", str(run), "-o", str(out), "--per-page", str(PER_PAGE)]) == 0
+    return run, out
+
+
+def _group_dir(out: Path, maskset: str) -> Path:
+    (d,) = [d for d in (out / "compare").iterdir() if f"-{maskset}-" in d.name]
+    return d
+
+
+def test_index_has_leaderboard_ci_n_best_and_smoke_banner(sample: tuple[Path, Path]) -> None:
+    run, out = sample
+    html = (out / "index.html").read_text()
+    assert 'id="smoke-banner"' in html and "SMOKE" in html
+    # MAT Table 2 order: small before large, FID/P-IDS/U-IDS first.
+    heads = re.findall(r'<th class="sortable"[^>]*>([^<]*)</th>', html)
+    assert heads[:7] == ["Model", "FID↓", "P-IDS (%)↑", "U-IDS (%)↑", "FID↓", "P-IDS (%)↑", "U-IDS (%)↑"]
+    assert html.index(">mat-small<") < html.index(">mat-large<")
+    # Best FID on mat-small is bold (class best) and is the lower of the two models' values.
+    import json
+    fids = {m: json.loads((run / "jobs" / f"sample-shapes-mat-small-{m}-32" / "metrics.json").read_text())
+            ["metrics"]["fid"] for m in ("opencv-telea", "mean-fill")}
+    best = min(fids, key=lambda m: fids[m]["value"])
+    v = fids[best]
+    assert f'<td class="best" data-v="{v["value"]!r}" title="CI [' in html
+    assert f"± {(v['ci_high'] - v['ci_low']) / 2:.2f}" in html
+    assert f"n={N_IMAGES}" in html
+    # Provenance panel: protocol hashes, versions, run.json.
+    assert "protocol.maskset_sha256" in html and "sample-mat-large" in html and "provenance.versions.torch" in html
+    assert "run.json" in html
+    # Plots exist as PNG and SVG and are linked.
+    for stem in ("bins-sample-shapes-mat-small-32", "hole_ratio_histograms", "diversity"):
+        assert (out / "plots" / f"{stem}.png").stat().st_size > 1000
+        assert (out / "plots" / f"{stem}.svg").read_text().lstrip().startswith("<?xml")
+        assert f"plots/{stem}.svg" in html
+
+
+def test_every_image_and_link_resolves(sample: tuple[Path, Path]) -> None:
+    _, out = sample
+    pages = [out / "index.html", *sorted((out / "compare").rglob("*.html"))]
+    n_imgs = 0
+    for page in pages:
+        p = parse(page)
+        for img in p.imgs:
+            src = img["src"] or ""
+            assert not src.startswith(("http:", "https:", "//")), f"{page}: external image {src}"
+            assert (page.parent / src).resolve().is_file(), f"{page}: missing {src}"
+            assert img.get("loading") == "lazy"
+            n_imgs += 1
+        for href in p.links:
+            target = href.split("#")[0]
+            if target:
+                assert (page.parent / target).resolve().exists(), f"{page}: broken link {href}"
+    assert n_imgs > 0
+    # No CDN or absolute URLs anywhere in the site.
+    for page in pages + [out / "static" / "report.js", out / "static" / "report.css"]:
+        assert "http://" not in page.read_text() and "https://" not in page.read_text()
+
+
+def test_pagination_worst_first_and_samples(sample: tuple[Path, Path]) -> None:
+    run, out = sample
+    g = _group_dir(out, "mat-large")
+    p1, p2 = parse(g / "worst-all-0001.html"), parse(g / "worst-all-0002.html")
+    assert not (g / "worst-all-0003.html").exists()
+    assert len(p1.items) == PER_PAGE and len(p2.items) == N_IMAGES - PER_PAGE
+    # Independent worst-first order: mean of the models' per-image LPIPS, descending.
+    frames = [pd.read_csv(run / "jobs" / f"sample-shapes-mat-large-{m}-32" / "per_image.csv", dtype={"id": str})
+              for m in ("opencv-telea", "mean-fill")]
+    mean = pd.concat(frames).groupby("id")["lpips"].mean().sort_values(ascending=False, kind="stable")
+    assert p1.items + p2.items == list(mean.index)
+    by_id = parse(g / "id-all-0001.html").items + parse(g / "id-all-0002.html").items
+    assert by_id == sorted(mean.index)
+    # Each row: input overlay, one image per model, ground truth; the first model has 2 pluralistic samples.
+    srcs = [i["src"] or "" for i in p1.imgs]
+    first = p1.items[0]
+    assert sum(1 for s in srcs if s.endswith(f"/{first}.png")) == 4  # overlay, 2 outputs, GT
+    assert sum(1 for s in srcs if re.search(rf"/{first}_s[12]\.png$", s)) == 2
+
+
+def test_hole_ratio_filters(sample: tuple[Path, Path]) -> None:
+    run, out = sample
+    g = _group_dir(out, "mat-small")
+    df = pd.read_csv(run / "jobs" / "sample-shapes-mat-small-opencv-telea-32" / "per_image.csv", dtype={"id": str})
+    hole = dict(zip(df["id"], df["hole_ratio"], strict=True))
+    page = (g / "worst-all-0001.html").read_text()
+    filters = re.findall(r'href="worst-(b\d+)-0001.html">([\d.]+)–([\d.]+) \((\d+)\)', page)
+    assert filters
+    total = 0
+    for key, lo, hi, n in filters:
+        ids = []
+        k = 1
+        while (g / f"worst-{key}-{k:04d}.html").exists():
+            ids += parse(g / f"worst-{key}-{k:04d}.html").items
+            k += 1
+        assert len(ids) == int(n)
+        assert all(float(lo) <= hole[i] < float(hi) for i in ids)
+        total += len(ids)
+    assert total == N_IMAGES
+
+
+def test_overlay_tints_only_the_hole(sample: tuple[Path, Path]) -> None:
+    import numpy as np
+    from PIL import Image
+
+    run, out = sample
+    (ov,) = list((out / "img" / "overlay").rglob("mat-large/32/00000.png"))
+    gt = np.asarray(Image.open(run / "inputs" / "sample-shapes" / "32" / "00000.png").convert("RGB"))
+    hole = np.asarray(Image.open(run / "masks" / "mat-large" / "32" / "00000.png")) > 127
+    o = np.asarray(Image.open(ov).convert("RGB"))
+    assert hole.any() and (o[~hole] == gt[~hole]).all()
+    expected = np.round(0.35 * gt[hole] + 0.65 * np.array([255, 0, 255])).astype(np.uint8)
+    assert np.abs(o[hole].astype(int) - expected).max() <= 1
+
+
+def test_records_only_real_results_generalization(tmp_path: Path) -> None:
+    """A plain eval dir (metrics.json only, not smoke): no banner, no comparisons, deltas 512 -> 1024."""
+    d = tmp_path / "eval"
+    for res, fid in ((512, 3.0), (1024, 4.5)):
+        write_job(d, synthetic_record("places", "mat-large", "mat", {"fid": fid, "pids": 0.1, "diversity": 0.2},
+                                      resolution=res))
+    out = tmp_path / "site"
+    render_site([d], out)
+    html = (out / "index.html").read_text()
+    assert "smoke-banner" not in html and "SMOKE" not in html
+    assert "No inpainted outputs found" in html
+    assert not (out / "compare").exists()
+    assert (out / "plots" / "generalization.svg").exists() and (out / "plots" / "diversity.png").exists()
+    assert re.search(r"<td>FID</td><td>512</td><td>1024</td><td>3.00</td><td>4.50</td><td>\+1.50</td>", html)
+
+
+def test_refuses_mixed_protocols(tmp_path: Path) -> None:
+    d = tmp_path / "r"
+    write_job(d, synthetic_record("places", "mat-large", "mat", {"fid": 3.0}))
+    write_job(d, synthetic_record("places", "mat-large", "lama", {"fid": 3.0}, feature_extractor="other"))
+    with pytest.raises(ProtocolError, match="feature_extractor"):
+        render_site([d], tmp_path / "site")
+    assert main(["report", str(d), "-o", str(tmp_path / "site")]) == 2
