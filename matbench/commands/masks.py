@@ -57,7 +57,7 @@ def _make(args: argparse.Namespace) -> int:
         n = len(names)
     if n is None or n <= 0:
         raise SpecError("--n must be a positive number of masks (or give --names-from DATASET)")
-    ms = make_maskset(args.kind, n, args.res, args.seed, args.output, names=names)
+    ms = make_maskset(args.kind, n, args.res, args.seed, args.output, names=names, progress=True)
     r = ms.hole_ratios()
     print(f"{args.output}: {len(ms):,} {args.kind} masks at {args.res}x{args.res}, "
           f"seeds {args.seed}..{args.seed + n - 1}, mean hole ratio {r.mean():.4f}, maskset sha256 {ms.sha256}")

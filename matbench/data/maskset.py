@@ -194,7 +194,7 @@ def _write_set(out_dir: Path, meta: dict[str, Any], holes, names: list[str]) -> 
 
 
 def make_maskset(kind: str, n: int, resolution: int, seed: int, out_dir: str | os.PathLike,
-                 names: list[str] | None = None) -> MaskSet:
+                 names: list[str] | None = None, progress: bool = False) -> MaskSet:
     """Generate `n` masks (mask i from seed+i) into `out_dir`; named by `names` (e.g. dataset ids) or 000000.."""
     if kind not in MASK_KINDS:
         raise SpecError(f"mask kind {kind!r} is unknown (choose from {', '.join(MASK_KINDS)})")
@@ -206,7 +206,12 @@ def make_maskset(kind: str, n: int, resolution: int, seed: int, out_dir: str | o
     meta = {"format": MASKSET_FORMAT, "generator": kind, "params": generator_params(kind, resolution),
             "seed": int(seed), "seeding": "mask i (position in the name list) from seed + i",
             "resolution": int(resolution)}
-    holes = (generate_mask(kind, resolution, seed + i) for i in range(len(names)))
+    idx = range(len(names))
+    if progress:
+        from tqdm import tqdm
+
+        idx = tqdm(idx, desc=f"masks {kind}", unit="mask", disable=None)  # disable=None: only on a terminal
+    holes = (generate_mask(kind, resolution, seed + i) for i in idx)
     return _write_set(Path(out_dir), meta, holes, names)
 
 
@@ -280,7 +285,7 @@ def hole_ratio_stats(ratios: Any) -> dict[str, Any]:
     return {
         "n": int(r.size), "mean": float(r.mean()), "std": float(r.std()), "min": float(r.min()),
         "max": float(r.max()), "median": float(np.median(r)),
-        "histogram": {"bins": labels, "edges": [float(e) for e in edges], "counts": [int(c) for c in counts],
+        "histogram": {"bins": labels, "edges": [round(float(e), 10) for e in edges], "counts": [int(c) for c in counts],
                       "fraction": [float(c) / r.size for c in counts]},
     }
 
