@@ -93,9 +93,14 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return sd
 
 
-def infer_resolution(sd: Mapping[str, torch.Tensor]) -> int:
+def infer_config(sd: Mapping[str, torch.Tensor]) -> dict[str, int]:
+    """Generator constructor arguments implied by a state_dict (resolution from the G_RxR keys)."""
     res = [int(m.group(1)) for k in sd if (m := re.match(r"G_synthesis\.G_(\d+)x\1\.", k))]
-    return max(res) if res else 512
+    cfg = {"resolution": max(res) if res else 512}
+    dense = sd.get("G_synthesis.G_4x4.Dense.bias")
+    if dense is not None and dense.ndim == 1 and dense.numel() % 16 == 0 and dense.numel() // 16 < 512:
+        cfg["fmap_max"] = dense.numel() // 16
+    return cfg
 
 
 def _listing(keys: Sequence[str]) -> str:
@@ -128,16 +133,16 @@ def load_into(model: CoModGenerator, sd: Mapping[str, torch.Tensor], source: str
 def load_generator(path: str | Path) -> CoModGenerator:
     """Build the generator at the checkpoint's resolution and load it strictly."""
     sd = read_state_dict(path)
-    model = CoModGenerator(resolution=infer_resolution(sd))
+    model = CoModGenerator(**infer_config(sd))
     load_into(model, sd, str(path))
     return model.eval().requires_grad_(False)
 
 
-def smoke_generator(resolution: int = 512, seed: int = 0) -> CoModGenerator:
+def smoke_generator(resolution: int = 512, seed: int = 0, fmap_max: int = 512) -> CoModGenerator:
     """Random weights with the port's initialisation, deterministic, without touching the global RNG."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = CoModGenerator(resolution=resolution)
+        model = CoModGenerator(resolution=resolution, fmap_max=fmap_max)
     return model.eval().requires_grad_(False)
 
 

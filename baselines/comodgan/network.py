@@ -239,7 +239,7 @@ class _DecBlock(nn.Module):
         self.ToRGB = RGBLayer(cout, style_dim)
 
 
-def nf(stage: int, fmap_base: int = 16 << 10, fmap_max: int = 512) -> int:
+def _nf(stage: int, fmap_base: int = 16 << 10, fmap_max: int = 512) -> int:
     """Feature maps at a stage (resolution 2**(stage+1)), as in StyleGAN2's nf()."""
     return int(min(max(int(fmap_base / (2.0 ** stage)), 1), fmap_max))
 
@@ -248,12 +248,16 @@ class SynthesisNetwork(nn.Module):
     """Encoder E (image+mask -> per-resolution features and the 1024-d global code) and the
     co-modulated skip decoder G_4x4 ... G_RxR."""
 
-    def __init__(self, resolution: int = 512, dlatent_dim: int = 512) -> None:
+    def __init__(self, resolution: int = 512, dlatent_dim: int = 512, fmap_max: int = 512) -> None:
         super().__init__()
         log2 = int(round(math.log2(resolution)))
         if resolution != 2 ** log2 or resolution < 8:
             raise ValueError(f"resolution must be a power of two >= 8, got {resolution}")
-        self.resolution, self.log2 = resolution, log2
+        self.resolution, self.log2, self.fmap_max = resolution, log2, fmap_max
+
+        def nf(stage: int) -> int:
+            return _nf(stage, fmap_max=fmap_max)
+
         self.global_dim = nf(1) * 2
         style_dim = dlatent_dim + self.global_dim
         enc: list[tuple[str, nn.Module]] = [(f"{resolution}x{resolution}_0", _FromRGB(nf(log2 - 1)))]
@@ -293,7 +297,7 @@ class SynthesisNetwork(nn.Module):
         """Skip decoder; every layer is modulated by [w, x_global] (a single w, no style mixing)."""
         style = torch.cat([w, x_global], dim=1)
         b0 = self.G_4x4
-        x = b0.Dense(x_global).view(-1, nf(1), 4, 4)
+        x = b0.Dense(x_global).view(-1, _nf(1, fmap_max=self.fmap_max), 4, 4)
         x = b0.Conv(x, style, noise[0])
         y = b0.ToRGB(x, style)
         for i, res in enumerate(range(3, self.log2 + 1)):
@@ -315,11 +319,12 @@ class GeneratorOutput(NamedTuple):
 class CoModGenerator(nn.Module):
     """The port's `Generator`: G_mapping + G_synthesis. Images in [-1, 1], masks 1 = known."""
 
-    def __init__(self, resolution: int = 512, latent_dim: int = 512) -> None:
+    def __init__(self, resolution: int = 512, latent_dim: int = 512, fmap_max: int = 512) -> None:
+        # fmap_max < 512 gives narrow test networks with the same structure; released weights use 512.
         super().__init__()
         self.latent_dim = latent_dim
         self.G_mapping = MappingNetwork(latent_dim)
-        self.G_synthesis = SynthesisNetwork(resolution, latent_dim)
+        self.G_synthesis = SynthesisNetwork(resolution, latent_dim, fmap_max)
 
     @property
     def resolution(self) -> int:
