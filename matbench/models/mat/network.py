@@ -697,16 +697,17 @@ class Generator(nn.Module):
         self.synthesis = SynthesisNet(w_dim, img_resolution, img_channels)
         self.mapping = MappingNet(z_dim, w_dim, self.synthesis.num_layers, num_layers=mapping_layers)
 
-    @staticmethod
-    def dropout_shapes(n: int, height: int, width: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """Shapes of the two dropout maps for an input of n x height x width (multiples of 512/256 as trained)."""
-        return (n, (height // 32) * (width // 32), TOKEN_DIM), (n, channels_at(4), height // 32, width // 32)
+    def dropout_shapes(self, n: int, height: int, width: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Shapes of the two dropout maps for an n x height x width input (both stages' 16x16 bottleneck at the
+        trained resolution: tokens [n, h*w, 180] and features [n, 512, h, w] with h = height * 16 / resolution)."""
+        f = self.img_resolution // 16
+        h, w = height // f, width // f
+        return (n, h * w, TOKEN_DIM), (n, channels_at(4), h, w)
 
-    @staticmethod
-    def draw_dropout_maps(n: int, height: int, width: int,
+    def draw_dropout_maps(self, n: int, height: int, width: int,
                           generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Two {0,1} float32 maps, each entry 1 with probability 0.5 (what dropout(0.5) of 0.5s gives), on CPU."""
-        s1, s2 = Generator.dropout_shapes(n, height, width)
+        s1, s2 = self.dropout_shapes(n, height, width)
         m1 = (torch.rand(s1, generator=generator) < 0.5).to(torch.float32)
         m2 = (torch.rand(s2, generator=generator) < 0.5).to(torch.float32)
         return m1, m2
