@@ -192,3 +192,20 @@ def plot_diversity(entries: Sequence[Entry], root: Path) -> list[Plot]:
     ax.set_ylabel(METRIC_INFO["diversity"].label)
     return [save(fig, root, "diversity", "Diversity of pluralistic samples",
                  "Mean pairwise LPIPS between samples of the same input (higher = more diverse).")]
+
+
+def generalization_file_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of a runner `generalization.json` (schema matbench.generalization/1) in generalization_rows' form."""
+    if not isinstance(data, dict) or data.get("schema") != "matbench.generalization/1":
+        return []
+    rows = []
+    for r in data.get("rows", []):
+        m = r.get("metric")
+        if m not in METRIC_INFO or r.get("base") is None or r.get("target") is None:
+            continue
+        sc = METRIC_INFO[m].scale
+        rows.append({"dataset": r.get("dataset"), "maskset": r.get("maskset"), "model": r.get("model"), "metric": m,
+                     "from": r.get("base_resolution", data.get("base")), "to": r.get("target_resolution",
+                                                                                       data.get("target")),
+                     "low": r["base"] * sc, "high": r["target"] * sc, "delta": (r["target"] - r["base"]) * sc})
+    return rows

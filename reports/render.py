@@ -328,6 +328,20 @@ def render_site(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
     plots += plots_mod.plot_bins(entries, out)
     plots += plots_mod.plot_hole_histograms(entries, out)
     gen = plots_mod.generalization_rows(entries)
+    # The runner's generalization.json is authoritative for the rows it holds.
+    run_dirs_seen = sorted({e.run_dir for e in entries})
+    file_rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for d in run_dirs_seen:
+        try:
+            data = json.loads((d / "generalization.json").read_text())
+        except (OSError, ValueError):
+            continue
+        for r in plots_mod.generalization_file_rows(data):
+            file_rows[(r["dataset"], r["maskset"], r["model"], r["metric"])] = r
+    if file_rows:
+        gen = [r for r in gen if (r["dataset"], r["maskset"], r["model"], r["metric"]) not in file_rows]
+        gen = sorted(gen + list(file_rows.values()), key=lambda r: (r["dataset"], r["maskset"], r["model"],
+                                                                    list(METRIC_INFO).index(r["metric"])))
     plots += plots_mod.plot_generalization(gen, out)
     plots += plots_mod.plot_diversity(entries, out)
     gen_rows = [{**r, "label": METRIC_INFO[r["metric"]].label, "low_s": fmt_value(r["metric"], r["low"] / METRIC_INFO[
@@ -335,7 +349,6 @@ def render_site(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
         "delta_s": ("+" if r["delta"] >= 0 else "") + fmt_value(r["metric"], r["delta"] / METRIC_INFO[
             r["metric"]].scale)} for r in gen]
 
-    run_dirs_seen = sorted({e.run_dir for e in entries})
     run_index = {d: i for i, d in enumerate(run_dirs_seen)}
     groups: dict[tuple[str, str, int | None, Path], list[Entry]] = {}
     for e in entries:

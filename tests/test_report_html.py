@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -64,7 +65,6 @@ def test_index_has_leaderboard_ci_n_best_and_smoke_banner(sample: tuple[Path, Pa
     assert heads[:7] == ["Model", "FID↓", "P-IDS (%)↑", "U-IDS (%)↑", "FID↓", "P-IDS (%)↑", "U-IDS (%)↑"]
     assert html.index(">mat-small<") < html.index(">mat-large<")
     # Best FID on mat-small is bold (class best) and is the lower of the two models' values.
-    import json
     fids = {m: json.loads((run / "jobs" / f"sample-shapes-mat-small-{m}-32" / "metrics.json").read_text())
             ["metrics"]["fid"] for m in ("opencv-telea", "mean-fill")}
     best = min(fids, key=lambda m: fids[m]["value"])
@@ -165,9 +165,15 @@ def test_records_only_real_results_generalization(tmp_path: Path) -> None:
     for res, fid in ((512, 3.0), (1024, 4.5)):
         write_job(d, synthetic_record("places", "mat-large", "mat", {"fid": fid, "pids": 0.1, "diversity": 0.2},
                                       resolution=res))
+    # The runner's generalization.json rows are shown too (here a metric the records lack).
+    (d / "generalization.json").write_text(json.dumps({"schema": "matbench.generalization/1", "base": 512,
+        "target": 1024, "rows": [{"dataset": "places", "maskset": "mat-large", "model": "mat", "metric": "lpips",
+                                  "base_resolution": 512, "target_resolution": 1024, "base": 0.2, "target": 0.25,
+                                  "delta": 0.05}]}))
     out = tmp_path / "site"
     render_site([d], out)
     html = (out / "index.html").read_text()
+    assert re.search(r"<td>LPIPS</td><td>512</td><td>1024</td><td>0.2000</td><td>0.2500</td><td>\+0.0500</td>", html)
     assert "smoke-banner" not in html and "SMOKE" not in html
     assert "No inpainted outputs found" in html
     assert not (out / "compare").exists()
