@@ -125,6 +125,9 @@ def test_open_validates_files(tmp_path):
     with pytest.raises(InputError, match=r"000001\.png: mask is 64x60, the mask set says 64x64"):
         ms.hole("000001")
     assert ms.verify() == ["000001"]
+    assert ms.hole(0, image_size=64).shape == (64, 64)
+    with pytest.raises(InputError, match=r"000000\.png: mask is 64x64, the image is 128x128"):
+        ms.hole(0, image_size=(128, 128))
     with pytest.raises(InputError, match="no maskset.json"):
         MaskSet.open(tmp_path)
 

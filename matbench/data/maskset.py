@@ -121,9 +121,16 @@ class MaskSet:
     def path_of(self, name_or_index: str | int) -> Path:
         return self.root / self._entry(name_or_index)["file"]
 
-    def hole(self, name_or_index: str | int) -> np.ndarray:
-        """bool (R, R), True = hole. InputError naming the file if missing, undecodable, wrong size or not binary."""
+    def hole(self, name_or_index: str | int, image_size: int | tuple[int, int] | None = None) -> np.ndarray:
+        """bool (R, R), True = hole. InputError naming the file if missing, undecodable, wrong size or not binary.
+
+        `image_size` (R or (H, W)) is the prepared image's size; a mask of another size is an error naming the file.
+        """
         path = self.path_of(name_or_index)
+        if image_size is not None:
+            hw = (image_size, image_size) if isinstance(image_size, (int, np.integer)) else tuple(image_size)
+            if hw != (self.resolution, self.resolution):
+                raise InputError(f"{path}: mask is {self.resolution}x{self.resolution}, the image is {hw[1]}x{hw[0]}")
         levels = _read_levels(path)
         if levels.shape != (self.resolution, self.resolution):
             raise InputError(f"{path}: mask is {levels.shape[1]}x{levels.shape[0]}, the mask set says "
