@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -92,7 +93,9 @@ def decode_image(data: bytes, name: str) -> np.ndarray:
             rgb = im.convert("RGB")  # L -> RGB replicates gray; RGBA/LA drop alpha
             return np.asarray(rgb, dtype=np.uint8).copy()
     except Exception as e:  # PIL raises many types; the user needs the file and the reason
-        raise InputError(f"{name}: cannot decode image ({type(e).__name__}: {e})") from None
+        # PIL names the in-memory buffer ("<_io.BytesIO object at 0x...>"); say the file instead.
+        reason = re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>", repr(name), str(e))
+        raise InputError(f"{name}: cannot decode image ({type(e).__name__}: {reason})") from None
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
