@@ -1,0 +1,105 @@
+"""`matbench models`: every model (built-ins and `matbench.models` entry points), what it needs, and
+whether its weights files are present (matbench.weights.status; nothing is downloaded or hashed)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "models", help="list the available models, their requirements and weights status",
+        description="Lists built-in models and plugins registered through the 'matbench.models' entry-point group. "
+                    "Weights are looked up without downloading: $MATBENCH_WEIGHTS/<file>, then the torch hub cache.")
+    p.add_argument("name", nargs="?", help="only this model (a registered name, entry point or pkg.mod:factory)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run)
+
+
+def _weights_rows(names: tuple[str, ...]) -> list[dict[str, Any]]:
+    from matbench import weights as W
+    from matbench.errors import WeightsError
+
+    rows = []
+    for name in names:
+        try:
+            entry = W.get(name)
+            status, path = W.status(name)
+            rows.append({"name": name, "filename": entry.filename, "status": status,
+                         "path": str(path) if path else None})
+        except WeightsError:
+            rows.append({"name": name, "filename": None, "status": "unregistered", "path": None})
+    return rows
+
+
+def describe(info: Any) -> dict[str, Any]:
+    """One model as a JSON-able dict."""
+    req = info.requires
+    return {
+        "name": info.name,
+        "source": info.source,
+        "description": info.description,
+        "requires": {"weights": list(req.weights), "size_multiple": req.size_multiple, "samples": req.samples,
+                     "native_resolution": req.native_resolution},
+        "weights": _weights_rows(tuple(req.weights)),
+    }
+
+
+def broken_entry_points(listed: set[str]) -> list[dict[str, str]]:
+    """Entry points that failed to load (list_models skips them); shown so a plugin author sees why."""
+    from importlib.metadata import entry_points
+
+    from matbench.errors import MatbenchError
+    from matbench.models.base import get_model_info
+
+    out = []
+    for ep in entry_points(group="matbench.models"):
+        if ep.name in listed:
+            continue
+        try:
+            get_model_info(ep.name)
+        except MatbenchError as e:
+            out.append({"name": ep.name, "value": ep.value, "error": str(e)})
+    return out
+
+
+def format_text(models: list[dict[str, Any]], broken: list[dict[str, str]]) -> str:
+    lines = []
+    for m in models:
+        r = m["requires"]
+        needs = [f"size multiple {r['size_multiple']}"]
+        if r["native_resolution"]:
+            needs.append(f"native {r['native_resolution']}")
+        needs.append("stochastic (samples)" if r["samples"] else "deterministic")
+        lines.append(f"{m['name']}  [{m['source']}]  {m['description']}")
+        lines.append(f"    needs: {', '.join(needs)}")
+        if not m["weights"]:
+            lines.append("    weights: none")
+        for i, w in enumerate(m["weights"]):
+            head = "    weights: " if i == 0 else "             "
+            where = f" ({w['path']})" if w["path"] else ""
+            lines.append(f"{head}{w['name']}: {w['status']}{where}")
+    for b in broken:
+        lines.append(f"{b['name']}  [entry-point, NOT LOADABLE]  {b['value']}: {b['error']}")
+    lines.append("missing weights: `matbench weights list` says where to get them; models with weights also run "
+                 "with --smoke (random weights)")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from matbench.models.base import get_model_info, list_models
+
+    if args.name:
+        infos = [get_model_info(args.name)]
+        broken: list[dict[str, str]] = []
+    else:
+        infos = list_models()
+        broken = broken_entry_points({i.name for i in infos})
+    models = [describe(i) for i in infos]
+    if args.json:
+        print(json.dumps({"models": models, "broken_entry_points": broken}, indent=2))
+    else:
+        print(format_text(models, broken))
+    return 0
