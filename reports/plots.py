@@ -65,7 +65,10 @@ def _bin_series(e: Entry, edges: Sequence[float] | None = None) -> dict[str, lis
                     lo = mv.ci_low * sc if mv.ci_low is not None else None
                     hi = mv.ci_high * sc if mv.ci_high is not None else None
                     out.setdefault(m, []).append((centre, mv.value * sc, lo, hi))
-        return out
+        if out:
+            return out
+        # Bins without metrics (e.g. too few images per bin): bin per_image.csv on the same edges.
+        edges = edges or sorted({float(b["lo"]) for b in e.record.bins} | {float(b["hi"]) for b in e.record.bins})
     df = e.per_image()
     if df is None or "hole_ratio" not in df.columns:
         return out
@@ -93,8 +96,12 @@ def plot_bins(entries: Sequence[Entry], root: Path) -> list[Plot]:
         metrics = [m for m in BIN_METRICS if any(m in s for s in series.values())]
         if not metrics:
             continue
-        fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 2.8), squeeze=False)
-        for ax, m in zip(axes[0], metrics, strict=True):
+        ncol = min(4, len(metrics))
+        nrow = -(-len(metrics) // ncol)
+        fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 2.8 * nrow), squeeze=False)
+        for ax in axes.flat[len(metrics):]:
+            ax.set_visible(False)
+        for ax, m in zip(axes.flat, metrics, strict=False):
             for label, s in series.items():
                 pts = sorted(s.get(m, []))
                 if not pts:
@@ -108,7 +115,7 @@ def plot_bins(entries: Sequence[Entry], root: Path) -> list[Plot]:
             ax.set_title(f"{info.label} {'↑' if info.higher_is_better else '↓'}")
             ax.set_xlabel("hole ratio")
             ax.set_xlim(0, 1)
-        axes[0][0].legend(fontsize=7)
+        axes.flat[0].legend(fontsize=7)
         plots.append(save(fig, root, slug("bins", ds, ms, res), f"By hole ratio — {ds} / {ms} @ {res}",
                           "Metric per hole-ratio bin (bin centre on x); shaded band = CI where recorded."))
     return plots

@@ -188,3 +188,19 @@ def test_refuses_mixed_protocols(tmp_path: Path) -> None:
     with pytest.raises(ProtocolError, match="feature_extractor"):
         render_site([d], tmp_path / "site")
     assert main(["report", str(d), "-o", str(tmp_path / "site")]) == 2
+
+
+def test_bin_series_falls_back_to_per_image_csv(tmp_path: Path) -> None:
+    """Runner bins without metrics (too few images per bin): the plot bins per_image.csv on the same edges."""
+    from reports.leaderboard import load_entries
+    from reports.plots import _bin_series
+
+    d = tmp_path / "r"
+    rec = synthetic_record("places", "mat-large", "mat", {"fid": 1.0})
+    rec.bins = [{"lo": 0.0, "hi": 0.5, "n": 2, "metrics": {}}, {"lo": 0.5, "hi": 1.0, "n": 1, "metrics": {}}]
+    job = write_job(d, rec).parent
+    (job / "per_image.csv").write_text("id,hole_ratio,lpips,psnr\na,0.1,0.2,20\nb,0.4,0.4,10\nc,0.7,0.5,\n")
+    (e,) = load_entries([d])
+    s = _bin_series(e)
+    assert s["lpips"] == [(0.25, pytest.approx(0.3), None, None), (0.75, pytest.approx(0.5), None, None)]
+    assert s["psnr"] == [(0.25, pytest.approx(15.0), None, None)]  # NaN PSNR of c is skipped
