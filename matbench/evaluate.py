@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -331,7 +332,7 @@ class Evaluator:
         n = len(ids)
         if n < 2:
             raise InputError(f"need at least 2 images to compute metrics, got {n}")
-        dup = sorted({i for i in ids if ids.count(i) > 1}) if len(set(ids)) != n else []
+        dup = sorted(i for i, c in Counter(ids).items() if c > 1) if len(set(ids)) != n else []
         if dup:
             raise InputError(f"duplicate image ids across batches: {', '.join(dup[:10])}")
         feats: dict[str, np.ndarray] = {}
@@ -384,8 +385,8 @@ class Evaluator:
 
                 t0 = time.perf_counter()
                 stat = _fid_statistic(real, fake, conv)
-                # overall value from the metric module; bins (small n) through the equivalent fast formula
-                value = fidm.fid(real, fake, conv) if global_ids is None else stat(np.arange(n))
+                # metric module for N >= D; for N < D (bins, small sets) the equivalent N x N formula
+                value = fidm.fid(real, fake, conv) if n >= real.shape[1] else stat(np.arange(n))
                 lo, hi = _bootstrap(stat, n, nb, seed)
                 out["fid"] = MetricValue(value, lo, hi, n, convention=conv,
                                          extra={"extractor": self.inception_name})

@@ -41,12 +41,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-dir", metavar="DIR", help="feature cache (default $MATBENCH_CACHE/features or "
                    "~/.cache/matbench/features)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar on stderr (default: when stderr is a terminal)")
     p.add_argument("--allow-mismatch", action="store_true", help="evaluate even if some pairs fail the check")
     p.add_argument("-o", "--out", required=True, metavar="OUT", help="output directory")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     import torch
 
     from matbench.errors import SpecError
@@ -62,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     record = evaluate_folders(
         args.results, args.gt, masks_dir=args.masks, metrics=metrics, out_dir=args.out,
         allow_mismatch=args.allow_mismatch, mask_polarity=args.mask_polarity, workers=args.workers,
+        progress=sys.stderr.isatty() if args.progress is None else args.progress,
         device=device, smoke=args.smoke, cache_dir=cache_dir, fid_convention=args.fid_convention,
         lpips_net=args.lpips_net, inception=args.inception, inception_path=args.inception_path,
         vgg_path=args.vgg_path, n_bootstrap=args.bootstrap, seed=args.seed, batch_size=args.batch_size)
