@@ -85,8 +85,8 @@ class PrecomputedInpainter(Inpainter):
 
 @register_model("precomputed", description="A folder of precomputed result images, paired with inputs by id",
                 requires=Requirements())
-def precomputed(path: str | None = None, **_: Any) -> Inpainter:
+def precomputed(path: str | None = None, device: str = "cpu") -> Inpainter:
     """Results read from `path` (a folder; may contain '{sample}') instead of running a network."""
     if not path:
         raise SpecError("model 'precomputed' needs the option path=DIR (the folder of result images)")
-    return PrecomputedInpainter(path)
+    return PrecomputedInpainter(path).to(device)

@@ -208,3 +208,5 @@ def test_registered_model_and_weights_entries(gen, tmp_path, monkeypatch) -> Non
         create_model("comodgan")
     with pytest.raises(SpecError, match="dropout"):
         create_model("comodgan", smoke=True, resolution=RES, dropout="maybe")
+    with pytest.raises(SpecError, match="dropuot"):  # misspelt options are errors, not silently ignored
+        create_model("comodgan", smoke=True, dropuot="off")

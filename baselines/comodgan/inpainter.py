@@ -30,9 +30,9 @@ from matbench.errors import InputError, SpecError, WeightsError
 from matbench.io import sha256_file
 from matbench.models.base import Inpainter, Requirements, register_model
 
-_MANUAL = ("the file is shared by zengxianyu/co-mod-gan-pytorch (README 'converted from the tensorflow "
-           "pretrained model', download/{script}); open {url} in a browser (or `wget` it as the port's script "
-           "does) and save it as {filename}; no sha256 is published, so the file cannot be verified")
+_MANUAL = ("open {url} in a browser (or wget it, as download/{script} of zengxianyu/co-mod-gan-pytorch does; "
+           "weights converted from the official TF release) and save it as {filename} (no sha256 is published, "
+           "so the file cannot be verified)")
 _LINKS = {
     "places2-512": ("co-mod-gan-places2-050000.pth", "places512.sh",
                     "https://maildluteducn-my.sharepoint.com/:u:/g/personal/zengyu_mail_dlut_edu_cn/"
@@ -255,8 +255,13 @@ def _resolve_weights(weights: str) -> Path:
     requires=REQUIRES,
 )
 def comodgan(weights: str = DEFAULT_WEIGHTS, smoke: bool = False, device: str = "cpu", dropout: str = "official",
-             quantize: str = "round", resolution: int = 512, **_: Any) -> Inpainter:
-    """CoModGAN at 512 (Places2 by default); `smoke=True` uses deterministic random weights (labelled smoke)."""
+             quantize: str = "round", resolution: int = 512) -> Inpainter:
+    """CoModGAN at 512 (Places2 by default); `smoke=True` uses deterministic random weights (labelled smoke).
+
+    weights: registered name (comodgan-places2-512, comodgan-ffhq-512, comodgan-ffhq-1024) or a .pth/.safetensors
+    path; dropout: "official" (on at inference, seeded keep mask) or "off" (the port's eval()); quantize: "round"
+    (official metrics) or "trunc" (run_generator.py); resolution: only for smoke weights (a file sets its own).
+    """
     if dropout not in DROPOUT_MODES:
         raise SpecError(f"comodgan option dropout must be one of {DROPOUT_MODES}, got {dropout!r}")
     if smoke:
