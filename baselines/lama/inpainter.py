@@ -177,13 +177,14 @@ class LamaInpainter(Inpainter):
         super().__init__()
         if rounding not in ROUNDING:
             raise SpecError(f"lama: rounding must be one of {', '.join(ROUNDING)}, got {rounding!r}")
+        batch_size = int(batch_size)
         if batch_size < 1:
             raise SpecError(f"lama: batch_size must be >= 1, got {batch_size}")
         self.generator = generator.eval()
         self.rounding = rounding
         self.smoke = smoke
         self.checkpoint = checkpoint
-        self.batch_size = int(batch_size)
+        self.batch_size = batch_size
 
     def to(self, device: str | torch.device) -> LamaInpainter:
         super().to(device)
