@@ -153,16 +153,41 @@ def fid_trace_fast(real: np.ndarray, fake: np.ndarray, convention: str) -> float
     return float(diff @ diff + c1 * float((a * a).sum()) + c2 * float((b * b).sum()) - 2.0 * tr)
 
 
-def _fid_statistic(real: np.ndarray, fake: np.ndarray, convention: str) -> Callable[[np.ndarray], float]:
-    from matbench.metrics import fid as fidm
+def _fid_statistic(real: np.ndarray, fake: np.ndarray, convention: str, device: str = "cpu"
+                   ) -> Callable[[np.ndarray], float]:
+    """FID of a resample of pairs (idx), in float64 torch on `device` (the bootstrap's inner loop).
 
+    N < D: singular values of the N x N cross product (fid_trace_fast); otherwise covariances and
+    two symmetric eigendecompositions, as matbench.metrics.fid, on the GPU when there is one.
+    """
+    dev = torch.device(device)
+    r_all = torch.as_tensor(real, dtype=torch.float64, device=dev)
+    f_all = torch.as_tensor(fake, dtype=torch.float64, device=dev)
     d = real.shape[1]
 
     def stat(idx: np.ndarray) -> float:
-        r, f = real[idx], fake[idx]
-        if len(idx) < d:
-            return fid_trace_fast(r, f, convention)
-        return fidm.fid(r, f, convention)
+        i = torch.as_tensor(idx, dtype=torch.long, device=dev)
+        r, f = r_all.index_select(0, i), f_all.index_select(0, i)
+        n = r.shape[0]
+        c = 1.0 / (n if convention == "mat" else n - 1)
+        mr, mf = r.mean(0), f.mean(0)
+        a, b = r - mr, f - mf
+        diff = mr - mf
+        if n < d:
+            tr = c * torch.linalg.svdvals(a @ b.T).sum()
+            return float(diff @ diff + c * (a * a).sum() + c * (b * b).sum() - 2.0 * tr)
+        s1, s2 = c * (a.T @ a), c * (b.T @ b)
+        # S1 = L L^T (Cholesky): S1 S2 is similar to L^T S2 L, so one eigvalsh (no eigenvectors) suffices;
+        # singular S1 (e.g. dead ReLU channels) falls back to the symmetric square root.
+        low, info = torch.linalg.cholesky_ex(s1)
+        if int(info) == 0:
+            m = low.T @ s2 @ low
+        else:
+            w, v = torch.linalg.eigh(s1)
+            root = (v * w.clamp(min=0).sqrt()) @ v.T
+            m = root @ s2 @ root
+        lam = torch.linalg.eigvalsh(0.5 * (m + m.T)).clamp(min=0)
+        return float(diff @ diff + torch.trace(s1) + torch.trace(s2) - 2.0 * lam.sqrt().sum())
 
     return stat
 
@@ -384,7 +409,7 @@ class Evaluator:
                 from matbench.metrics import fid as fidm
 
                 t0 = time.perf_counter()
-                stat = _fid_statistic(real, fake, conv)
+                stat = _fid_statistic(real, fake, conv, self.device)
                 # metric module for N >= D; for N < D (bins, small sets) the equivalent N x N formula
                 value = fidm.fid(real, fake, conv) if n >= real.shape[1] else stat(np.arange(n))
                 lo, hi = _bootstrap(stat, n, nb, seed)

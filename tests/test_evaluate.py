@@ -86,6 +86,21 @@ def test_fast_fid_matches_scipy_reference(convention):
     assert E.fid_trace_fast(real, fake, convention) == pytest.approx(fid(real, fake, convention), rel=1e-8)
 
 
+@pytest.mark.parametrize("n,d", [(12, 20), (40, 6)])  # N < D (cross-product SVD) and N >= D (eigh)
+@pytest.mark.parametrize("convention", ["mat", "torch-fidelity"])
+def test_bootstrap_fid_statistic_matches_metric_module(n, d, convention):
+    from matbench.metrics.fid import fid
+
+    rng = np.random.default_rng(2)
+    real, fake = rng.normal(size=(n, d)), rng.normal(size=(n, d)) * 0.7 + 0.1
+    stat = E._fid_statistic(real, fake, convention)
+    idx = rng.integers(0, n, n)  # a bootstrap resample, with repeats
+    assert stat(idx) == pytest.approx(fid(real[idx], fake[idx], convention), rel=1e-8)
+    real[:, 0] = 0.0  # a dead channel: singular covariance, Cholesky fails, eigh fallback
+    stat = E._fid_statistic(real, fake, convention)
+    assert stat(idx) == pytest.approx(fid(real[idx], fake[idx], convention), rel=1e-8)
+
+
 def test_parse_metrics():
     assert E.parse_metrics("ssim,fid, psnr") == ["fid", "psnr", "ssim"]
     with pytest.raises(Exception, match="bogus"):
