@@ -164,3 +164,38 @@ def test_comparison_pages_load_images_and_paginate(site: Path, browser: object) 
     assert "-b" in pg.page.url
     pg.check_images()
     assert pg.errors == []
+
+
+@pytest.mark.slow
+def test_report_of_a_real_runner_run(tmp_path: Path, browser: object) -> None:
+    """A tiny real `matbench run` (weight-free models, smoke metric networks) rendered and opened in Chromium."""
+    from matbench import runner
+    from matbench.cli import main
+    from matbench.data.demo import demo_images
+    from matbench.spec import load_spec
+
+    demo_images(tmp_path / "data", n=2)
+    (tmp_path / "spec.toml").write_text(
+        'name = "tiny"\noutput = "run"\nbatch_size = 2\ndevice = "cpu"\nresolutions = [64]\n'
+        'metrics = ["fid", "pids", "uids", "lpips", "psnr", "ssim", "l1"]\nsmoke = true\nn_bootstrap = 10\n'
+        '[[datasets]]\npreset = "folder"\npath = "data"\n[[masksets]]\nkind = "mat-large"\n'
+        '[[models]]\nname = "opencv-telea"\n[[models]]\nname = "mean-fill"\n')
+    runner.run(load_spec(tmp_path / "spec.toml"), runner.RunOptions(progress=False))
+    run = tmp_path / "run"
+    site = tmp_path / "site"
+    assert main(["report", str(run), "-o", str(site)]) == 0
+    assert main(["check", str(run), "--baseline", str(run)]) == 0
+
+    pg = Page(browser)
+    pg.goto(site / "index.html")
+    assert pg.page.locator("#smoke-banner").is_visible()  # smoke metric networks -> banner
+    rows = pg.page.locator("table.lb tbody tr td:first-child").evaluate_all(
+        "tds => tds.map(td => td.getAttribute('data-v'))")
+    assert rows == ["mean-fill", "opencv-telea"]
+    assert pg.page.locator("table.lb th.sortable", has_text="FID").count() == 1
+    pg.check_images()
+    pg.page.locator("#compare a").first.click()
+    pg.page.wait_for_load_state("load")
+    assert pg.page.locator(".item").count() == 2
+    assert pg.check_images() == 2 * 4  # input+hole, two outputs, ground truth
+    assert pg.errors == []
