@@ -321,7 +321,10 @@ class Evaluator:
             t0 = time.perf_counter()
             from matbench.metrics.pixel import pixel_metrics_batch
 
-            px = pixel_metrics_batch(real, fake)
+            try:
+                px = pixel_metrics_batch(real, fake)
+            except ValueError as e:  # e.g. images too small for the SSIM window
+                raise InputError(f"PSNR/SSIM/L1 on {_list(ids, 3)}: {e}") from None
             for k in PIXEL_METRICS & set(self.metrics):
                 for r, v in zip(rows, px[k], strict=True):
                     r[k] = float(v)
