@@ -120,13 +120,14 @@ class Item:
         return float(np.mean(list(self.lpips.values()))) if self.lpips else None
 
 
-def _bin_edges(group: Sequence[Entry]) -> list[float]:
+def _bin_edges(group: Sequence[Entry]) -> tuple[list[float], dict[float, str]]:
+    """Bin edges (the records' bins, else tenths) and the records' labels by lower edge."""
     for e in group:
         if e.record.bins:
             los = sorted({float(b["lo"]) for b in e.record.bins} | {float(b["hi"]) for b in e.record.bins})
             if len(los) >= 2:
-                return los
-    return list(plots_mod.DEFAULT_EDGES)
+                return los, {float(b["lo"]): str(b["label"]) for b in e.record.bins if b.get("label")}
+    return list(plots_mod.DEFAULT_EDGES), {}
 
 
 def _bin_of(h: float | None, edges: Sequence[float]) -> int | None:
@@ -171,7 +172,7 @@ def render_comparison(group: Sequence[Entry], out: Path, run_index: dict[Path, i
     if not any(main for _, main, _ in found):
         return None
     e0 = group[0]
-    gslug = plots_mod.slug(e0.dataset, e0.maskset, e0.resolution, run_index[e0.run_dir])
+    gslug = plots_mod.slug(e0.dataset, e0.maskset, e0.resolution)
     frames = {e.row_label: e.per_image() for e in group}
     ids: set[str] = set()
     hole: dict[str, float] = {}
@@ -234,12 +235,12 @@ def render_comparison(group: Sequence[Entry], out: Path, run_index: dict[Path, i
         cells.append({"label": "ground truth", "src": gt_src, "note": None, "samples": []})
         it.cells = cells
 
-    edges = _bin_edges(group)
+    edges, labels = _bin_edges(group)
     filters: list[tuple[str, str, list[Item]]] = [("all", "all", items)]
     for k in range(len(edges) - 1):
         sel = [it for it in items if _bin_of(it.hole, edges) == k]
         if sel:
-            filters.append((f"b{k}", f"{edges[k]:.2f}–{edges[k + 1]:.2f}", sel))
+            filters.append((f"b{k}", labels.get(edges[k], f"{edges[k]:.2f}–{edges[k + 1]:.2f}"), sel))
     unknown = [it for it in items if _bin_of(it.hole, edges) is None]
     if unknown and len(unknown) < len(items):
         filters.append(("unknown", "unknown", unknown))
@@ -350,9 +351,11 @@ def render_site(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
             r["metric"]].scale)} for r in gen]
 
     run_index = {d: i for i, d in enumerate(run_dirs_seen)}
-    groups: dict[tuple[str, str, int | None, Path], list[Entry]] = {}
+    # One comparison per dataset × mask set × resolution, across runs: the protocol check above guarantees
+    # the same images and masks, so models from different runs appear side by side.
+    groups: dict[tuple[str, str, int | None], list[Entry]] = {}
     for e in entries:
-        groups.setdefault((e.dataset, e.maskset, e.resolution, e.run_dir), []).append(e)
+        groups.setdefault((e.dataset, e.maskset, e.resolution), []).append(e)
     comparisons = []
     for group in groups.values():
         c = render_comparison(group, out, run_index, env, per_page, max_images, title, smoke)

@@ -204,3 +204,19 @@ def test_bin_series_falls_back_to_per_image_csv(tmp_path: Path) -> None:
     s = _bin_series(e)
     assert s["lpips"] == [(0.25, pytest.approx(0.3), None, None), (0.75, pytest.approx(0.5), None, None)]
     assert s["psnr"] == [(0.25, pytest.approx(15.0), None, None)]  # NaN PSNR of c is skipped
+
+
+def test_models_from_two_runs_share_one_comparison(tmp_path: Path) -> None:
+    a = make_sample_run(tmp_path / "a", n_images=2, size=16, models=("opencv-telea",), masksets=("mat-large",),
+                        samples=0)
+    b = make_sample_run(tmp_path / "b", n_images=2, size=16, models=("mean-fill",), masksets=("mat-large",),
+                        samples=0)
+    out = tmp_path / "site"
+    render_site([a, b], out)
+    (group,) = list((out / "compare").iterdir())
+    page = parse(group / "worst-all-0001.html")
+    assert len(page.items) == 2
+    srcs = [i["src"] or "" for i in page.imgs]
+    assert sum("opencv-telea" in s for s in srcs) == 2 and sum("mean-fill" in s for s in srcs) == 2
+    for s in srcs:
+        assert (group / s).resolve().is_file()
