@@ -11,6 +11,7 @@ run), 2 protocol mismatch, smoke-vs-real comparison, or nothing in common.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -142,7 +143,13 @@ def compare(current: Sequence[ResultRecord], baseline: Sequence[ResultRecord],
                 continue
             delta = cv.value - bv.value
             worse_by = -delta if info.higher_is_better else delta
-            status = "regressed" if worse_by > t + EPS else ("better" if worse_by < 0 else "ok")
+            if not math.isfinite(cv.value) and math.isfinite(bv.value):
+                status = "regressed"  # NaN/inf where the baseline had a number never passes
+            elif not math.isfinite(worse_by):
+                status = "ok" if cv.value == bv.value or (cv.value != cv.value and bv.value != bv.value) \
+                    else "regressed"
+            else:
+                status = "regressed" if worse_by > t + EPS else ("better" if worse_by < 0 else "ok")
             res.comparisons.append(Comparison(key_str(k), m, bv.value, cv.value, delta, t, info.higher_is_better,
                                               status))
         for m in c.metrics:

@@ -16,6 +16,7 @@ field except the mask set hash (and the image count, which a mask set may restri
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -172,7 +173,8 @@ class Table:
         Nothing is best when fewer than two rows have a value."""
         info = METRIC_INFO[metric]
         vals = {r: round(c.value * info.scale, info.digits) for r in self.rows
-                if (c := self.cells.get((r, maskset, metric))) is not None and c.value is not None}
+                if (c := self.cells.get((r, maskset, metric))) is not None and c.value is not None
+                and math.isfinite(c.value)}
         if len(vals) < 2:
             return set()
         target = max(vals.values()) if info.higher_is_better else min(vals.values())

@@ -43,7 +43,8 @@ def test_regression_exits_1_with_readable_diff(tmp_path: Path, baseline: Path,
     assert main(["check", str(cur), "--baseline", str(baseline)]) == 1
     out = capsys.readouterr().out
     assert "REGRESSED  places/mat-large/mat@512 fid: 3.0000 -> 3.0600 (+0.06; tolerance 0.05, lower is better)" in out
-    assert "REGRESSED  places/mat-large/mat@512 pids: 0.1200 -> 0.1140 (-0.006; tolerance 0.005, higher is better)" in out
+    assert ("REGRESSED  places/mat-large/mat@512 pids: 0.1200 -> 0.1140 (-0.006; tolerance 0.005, "
+            "higher is better)") in out
     assert "higher is better" in out and out.splitlines()[-1].startswith("FAIL (regression)")
     # Loosening the tolerance (absolute) makes the same run pass.
     assert main(["check", str(cur), "--baseline", str(baseline), "--tolerance", "fid=0.1,pids=0.01"]) == 0
@@ -100,3 +101,10 @@ def test_compare_api_and_tolerance_parsing(tmp_path: Path, baseline: Path) -> No
     other = tmp_path / "other"
     write_job(other, synthetic_record("celeba", "mat-large", "mat", BASE))
     assert compare(find_records([other]), find_records([baseline])).exit_code == 2
+
+
+def test_nan_current_is_a_regression(tmp_path: Path, baseline: Path) -> None:
+    cur = _run(tmp_path / "cur", {**BASE, "fid": float("nan")})
+    res = compare(find_records([cur]), find_records([baseline]))
+    assert res.exit_code == 1
+    assert [c.metric for c in res.comparisons if c.status == "regressed"] == ["fid"]

@@ -118,3 +118,12 @@ def test_metric_selection_and_smoke_marking(tmp_path: Path) -> None:
 def test_unknown_metric_is_an_error(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["table", str(run_dir), "--metrics", "fid,bogus"]) == 2
     assert "bogus" in capsys.readouterr().err
+
+
+def test_nan_is_never_best(tmp_path: Path) -> None:
+    d = tmp_path / "run"
+    write_job(d, synthetic_record("ds", "mat-large", "a", {"fid": float("nan")}))
+    write_job(d, synthetic_record("ds", "mat-large", "b", {"fid": 4.0}))
+    write_job(d, synthetic_record("ds", "mat-large", "c", {"fid": 5.0}))
+    md = render(build_tables(load_entries([d])), "md")
+    assert "| a | nan |" in md and "| b | **4.00** |" in md and "| c | 5.00 |" in md
