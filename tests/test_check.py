@@ -108,3 +108,10 @@ def test_nan_current_is_a_regression(tmp_path: Path, baseline: Path) -> None:
     res = compare(find_records([cur]), find_records([baseline]))
     assert res.exit_code == 1
     assert [c.metric for c in res.comparisons if c.status == "regressed"] == ["fid"]
+
+
+def test_help_says_tolerance_is_absolute(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["check", "--help"])
+    out = capsys.readouterr().out
+    assert "ABSOLUTE" in out and "better value never" in out

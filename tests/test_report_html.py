@@ -220,3 +220,13 @@ def test_models_from_two_runs_share_one_comparison(tmp_path: Path) -> None:
     assert sum("opencv-telea" in s for s in srcs) == 2 and sum("mean-fill" in s for s in srcs) == 2
     for s in srcs:
         assert (group / s).resolve().is_file()
+
+
+def test_max_images_keeps_the_worst(sample: tuple[Path, Path], tmp_path: Path) -> None:
+    run, full = sample
+    out = tmp_path / "site"
+    render_site([run], out, per_page=PER_PAGE, max_images=2)
+    g_full, g = _group_dir(full, "mat-large"), _group_dir(out, "mat-large")
+    assert parse(g / "worst-all-0001.html").items == parse(g_full / "worst-all-0001.html").items[:2]
+    assert not (g / "worst-all-0002.html").exists()
+    assert "(worst 2 only)" in (out / "index.html").read_text()
