@@ -103,3 +103,16 @@ def test_bad_inputs() -> None:
         fid(x, x, convention="tf")
     with pytest.raises(ValueError, match="NaN"):
         fid(np.full((3, 4), np.nan), x)
+
+
+@pytest.mark.parametrize("convention", ["mat", "torch-fidelity"])
+def test_resampler_equals_fid_of_resampled_rows(convention: str) -> None:
+    from matbench.metrics.fid import FIDResampler
+
+    x, y = synth(150, 12, 0.0, 14), synth(150, 12, 0.3, 15)
+    idx = np.random.default_rng(16).integers(0, 150, 150)
+    both = FIDResampler(x, y, convention)
+    assert both(idx) == pytest.approx(fid(x[idx], y[idx], convention), rel=1e-9)
+    assert both(np.arange(150)) == pytest.approx(fid(x, y, convention), rel=1e-9)
+    fake_only = FIDResampler(x, y, convention, resample="fake")
+    assert fake_only(idx) == pytest.approx(fid(x, y[idx], convention), rel=1e-9)
