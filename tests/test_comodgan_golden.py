@@ -19,6 +19,7 @@ from baselines.comodgan.inpainter import load_into
 from baselines.comodgan.network import CoModGenerator
 
 ATOL = 1e-4
+pytestmark = pytest.mark.slow  # two 512 forwards (~6-8 CPU-s each) plus filling 80M parameters
 
 
 def _fill_module(golden: Path):

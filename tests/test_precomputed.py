@@ -96,3 +96,22 @@ def test_bad_options(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no result images"):
         create_model("precomputed", path=str(tmp_path / "empty"))
+
+
+def test_runs_through_matbench_inpaint(results, tmp_path: Path) -> None:
+    from matbench.cli import main
+
+    root, arrs = results
+    images, masks = tmp_path / "in", tmp_path / "m"
+    hole = np.zeros((8, 6), bool)
+    hole[1:4, 2:5] = True
+    for iid in ("a", "c"):
+        _save(images / f"{iid}.png", np.full((8, 6, 3), 10, np.uint8))
+        _save(masks / f"{iid}.png", np.where(hole, 255, 0).astype(np.uint8))  # LaMa polarity: 255 = hole
+    out = tmp_path / "out"
+    assert main(["inpaint", "--model", "precomputed", "--option", f"path={root}", "--images", str(images),
+                 "--masks", str(masks), "--mask-polarity", "hole=255", "-o", str(out)]) == 0
+    for iid in ("a", "c"):
+        res = np.asarray(Image.open(out / f"{iid}.png"))
+        np.testing.assert_array_equal(res[hole], arrs[iid][hole])
+        assert (res[~hole] == 10).all()
