@@ -136,3 +136,27 @@ def test_register_metric_validates() -> None:
         M.register_metric("pr", "dataset", "vgg", fn)
     with pytest.raises(ValueError, match="unknown metric"):
         M.expand_metric_names(["fidd"])
+
+
+def test_bias_corrected_interval_contains_the_fid_point_estimate() -> None:
+    from matbench.metrics.fid import FIDResampler, fid
+
+    rng = np.random.default_rng(9)
+    real = np.abs(rng.standard_normal((300, 24)))
+    fake = np.abs(rng.standard_normal((300, 24))) * 1.1
+    point = fid(real, fake)
+    stat = FIDResampler(real, fake)
+    lo_p, hi_p = bootstrap_ci(stat, 300, 100, seed=0)
+    lo_b, hi_b = bootstrap_ci(stat, 300, 100, seed=0, method="bias-corrected")
+    assert lo_p > point  # resampled FIDs are biased upward: the plain percentile interval misses the point
+    assert lo_b < point < hi_b
+    assert hi_b - lo_b == pytest.approx(hi_p - lo_p, rel=1e-9)
+
+
+def test_bias_corrected_equals_percentile_for_a_mean_up_to_the_tiny_bias() -> None:
+    v = np.random.default_rng(10).normal(size=200)
+    p = bootstrap_ci(lambda i: v[i].mean(), 200, 400, seed=1)
+    b = bootstrap_ci(lambda i: v[i].mean(), 200, 400, seed=1, method="bias-corrected")
+    assert b == pytest.approx(p, abs=0.01)
+    with pytest.raises(ValueError, match="method"):
+        bootstrap_ci(lambda i: 0.0, 5, 10, method="bca")
