@@ -64,10 +64,11 @@ def parse_tolerance(spec: str | None) -> dict[str, float]:
 
 
 def job_key(r: ResultRecord) -> tuple[str, str, str, int, int]:
-    j = r.job
-    res = j.get("resolution", r.protocol.get("resolution"))
-    return (str(j.get("dataset")), str(j.get("maskset")), str(j.get("model")), int(res or 0),
-            int(j.get("sample") or 0))
+    from reports.leaderboard import entry_for, job_field, job_resolution
+
+    model = entry_for(r).model if r.path else job_field(r, "model")
+    return (job_field(r, "dataset"), job_field(r, "maskset"), model, job_resolution(r) or 0,
+            int(r.job.get("sample") or 0))
 
 
 def key_str(k: tuple[str, str, str, int, int]) -> str:

@@ -37,6 +37,27 @@ class ProtocolError(MatbenchError):
     """Two results whose protocol differs were asked to be compared side by side."""
 
 
+def job_field(record: ResultRecord, key: str) -> str:
+    """dataset / maskset / model of a record; `matbench eval` records (job = results, gt, masks folders) fall
+    back to the folder names (gt -> dataset, masks -> mask set, results -> model)."""
+    job = record.job
+    if job.get(key) is not None:
+        return str(job[key])
+    folder = {"dataset": "gt", "maskset": "masks", "model": "results"}[key]
+    if job.get(folder):
+        return Path(str(job[folder])).name
+    return "none" if key == "maskset" else "?"
+
+
+def job_resolution(record: ResultRecord) -> int | None:
+    """The job's square resolution; None when unknown or not square (eval records may say "640x480")."""
+    r = record.job.get("resolution", record.protocol.get("resolution"))
+    try:
+        return int(r) if r is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
 @dataclass
 class Entry:
     """One result record plus where its files live."""
@@ -48,20 +69,20 @@ class Entry:
 
     @property
     def dataset(self) -> str:
-        return str(self.record.job.get("dataset", "?"))
+        return job_field(self.record, "dataset")
 
     @property
     def maskset(self) -> str:
-        return str(self.record.job.get("maskset", "?"))
+        return job_field(self.record, "maskset")
 
     @property
     def model(self) -> str:
-        return str(self.record.job.get("model", "?"))
+        return job_field(self.record, "model") if "model" in self.record.job else (
+            Path(str(self.record.job["results"])).name if self.record.job.get("results") else self.job_id)
 
     @property
     def resolution(self) -> int | None:
-        r = self.record.job.get("resolution", self.record.protocol.get("resolution"))
-        return int(r) if r is not None else None
+        return job_resolution(self.record)
 
     @property
     def sample(self) -> int:

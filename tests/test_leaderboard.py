@@ -65,3 +65,19 @@ def test_smoke_next_to_real_refused_and_duplicates_named(tmp_path: Path) -> None
     # Resolutions form separate tables, never a mismatch.
     write_job(c, synthetic_record("places", "mat-large", "lama", {"fid": 3.0}, resolution=1024))
     assert [t.resolution for t in build_tables(load_entries([c]))] == [512, 1024]
+
+
+def test_plain_eval_records_use_folder_names(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`matbench eval` writes job = {results, gt, masks}: model/dataset/mask set come from those folder names."""
+    from matbench.results import MetricValue, ResultRecord, write_record
+
+    for name, fid in (("mat_out", 3.0), ("lama_out", 4.0)):
+        rec = ResultRecord(job={"results": f"/x/{name}", "gt": "/x/places_gt", "masks": None},
+                           metrics={"fid": MetricValue(fid, None, None, 10)},
+                           protocol={"fid_convention": "mat", "resolution": "640x480", "n_images": 10})
+        write_record(tmp_path / f"eval_{name}", rec)
+    (t,) = build_tables(load_entries([tmp_path]))
+    assert (t.dataset, t.masksets, t.rows) == ("places_gt", ["none"], ["lama_out", "mat_out"])
+    assert main(["check", str(tmp_path / "eval_mat_out"), "--baseline", str(tmp_path / "eval_mat_out")]) == 0
+    # Different folders are different jobs: nothing in common -> not comparable.
+    assert main(["check", str(tmp_path / "eval_mat_out"), "--baseline", str(tmp_path / "eval_lama_out")]) == 2
