@@ -553,6 +553,8 @@ def _run_job(spec: Spec, opts: RunOptions, run_dir: Path, dist: DistContext, dev
 
     timer = _Timer()
     t_job = time.perf_counter()
+    if isinstance(getattr(evaluator, "timings", None), dict):
+        evaluator.timings.clear()  # the evaluator is shared by the run's jobs; keep this job's time only
     needs_div = job.model.samples > 1
     todo = [k for k in mine if not batch_done(run_dir, job.id, k, needs_div)]
     skipped = len(mine) - len(todo)
@@ -627,6 +629,7 @@ def _run_job(spec: Spec, opts: RunOptions, run_dir: Path, dist: DistContext, dev
     t0 = time.perf_counter()
     record, per_image = evaluator.finalize([r[1] for r in all_results], job.describe(), protocol)
     stage_s["finalize"] += time.perf_counter() - t0
+    metric_timings = dict(record.provenance.get("timings_s", {}))  # rank 0's share of feature/metric time
     for k, v in protocol.items():
         record.protocol.setdefault(k, v)
 
@@ -646,7 +649,9 @@ def _run_job(spec: Spec, opts: RunOptions, run_dir: Path, dist: DistContext, dev
         "versions": environment_versions(),
         "device": _device_name(device),
         "world_size": dist.world_size,
-        "weights": {job.model.label: model_prov},
+        # metric networks (from the evaluator) and the model, side by side
+        "weights": {**record.provenance.get("weights", {}), "model": model_prov},
+        "metric_timings_s": metric_timings,
         "dataset": {"name": ds.name, "manifest_sha256": ds.manifest_sha256, "n_images": len(ds.ids)},
         "maskset": {"name": pms.name, "sha256": pms.sha256, "kind": pms.kind, "seed": pms.seed},
         "seeds": {"run": spec.seed, "masks": pms.seed, "bootstrap": spec.seed},

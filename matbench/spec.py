@@ -43,7 +43,7 @@ from matbench.errors import SpecError
 
 DATASET_PRESETS = ("places365-val", "celeba-hq-val", "folder")
 POLICIES = ("mat-val", "resize-crop")
-KNOWN_METRICS = ("fid", "pids", "uids", "lpips", "kid", "precision", "recall", "psnr", "ssim", "l1")
+KNOWN_METRICS = ("fid", "pids", "uids", "lpips", "pr", "kid", "psnr", "ssim", "l1")  # matbench.evaluate.ALL_METRICS
 DEFAULT_METRICS = ("fid", "pids", "uids", "lpips")
 GENERALIZATION_RESOLUTIONS = (512, 1024)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
@@ -95,7 +95,7 @@ class Spec:
     save_inputs: bool = True
     fid_convention: str = "mat"
     lpips_net: str = "alex"
-    n_bootstrap: int = 0
+    n_bootstrap: int = 200
     cache_dir: Path | None = None
     source: Path | None = None  # the spec file, if any
     raw: dict[str, Any] = field(default_factory=dict)  # the TOML as read (for provenance)
@@ -175,12 +175,12 @@ def parse_spec(data: dict[str, Any], base_dir: str | Path = ".", source: Path | 
     save_outputs = r.bool("save_outputs", True)
     save_inputs = r.bool("save_inputs", True)
     fid_convention = r.str("fid_convention", "mat")
-    if fid_convention not in ("mat", "torch-fidelity", "clean"):
-        raise SpecError(f"{where}fid_convention: must be mat, torch-fidelity or clean, got {fid_convention!r}")
+    if fid_convention not in ("mat", "torch-fidelity"):
+        raise SpecError(f"{where}fid_convention: must be mat or torch-fidelity, got {fid_convention!r}")
     lpips_net = r.str("lpips_net", "alex")
     if lpips_net not in ("alex", "vgg"):
         raise SpecError(f"{where}lpips_net: must be alex or vgg, got {lpips_net!r}")
-    n_bootstrap = r.int("n_bootstrap", 0, minimum=0)
+    n_bootstrap = r.int("n_bootstrap", 200, minimum=0)
     cache_dir = r.str("cache_dir", None)
 
     datasets = [_dataset(d, f"datasets[{i}]", base, where, check_paths)

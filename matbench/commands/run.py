@@ -1,0 +1,71 @@
+"""`matbench run SPEC`: every job of a benchmark spec, resumable; `--dry-run` shows what would run.
+
+Under torchrun (`torchrun --nproc_per_node=G -m matbench run SPEC`) the same command shards the
+batches over the processes and computes the metrics once on rank 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "run", help="run a benchmark spec (TOML): models x datasets x mask sets x resolutions",
+        description="Run every (dataset, mask set, model, resolution) job of SPEC into its output directory. "
+                    "Finished batches are kept on disk: rerunning after a crash or kill resumes where it stopped. "
+                    "Works unchanged under torchrun (batches sharded over ranks, metrics on rank 0).")
+    p.add_argument("spec", metavar="SPEC", help="benchmark spec (TOML); see docs/runner.md and examples/specs/")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the jobs, image counts and missing weights; run nothing")
+    p.add_argument("-o", "--output", metavar="DIR", help="run directory (overrides the spec's output)")
+    p.add_argument("--device", help="override the spec's device (auto, cpu, cuda, cuda:N)")
+    p.add_argument("--batch-size", type=int, help="override the spec's batch size")
+    p.add_argument("--smoke", action="store_true", help="metric networks on random weights (numbers NOT comparable)")
+    p.add_argument("--restart", action="store_true",
+                   help="discard stored jobs whose configuration differs from the spec (default: refuse)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from matbench.errors import SpecError
+    from matbench.runner import RunOptions, dry_run, run
+    from matbench.spec import load_spec
+
+    spec = load_spec(args.spec, output=args.output)
+    if args.device:
+        spec.device = args.device
+    if args.batch_size is not None:
+        if args.batch_size < 1:
+            raise SpecError(f"--batch-size: must be >= 1, got {args.batch_size}")
+        spec.batch_size = args.batch_size
+    if args.smoke:
+        spec.smoke = True
+    if args.dry_run:
+        print(dry_run(spec))
+        return 0
+    info = run(spec, RunOptions(restart=args.restart, progress=not args.no_progress))
+    if info:  # rank 0
+        print(summary_table(info))
+        print(f"run directory: {spec.output}  (matbench report {spec.output} -o REPORT_DIR)")
+    return 0
+
+
+def summary_table(info: dict) -> str:
+    """One line per job with its headline metrics (display scale from METRIC_INFO)."""
+    from matbench.results import METRIC_INFO
+
+    summary = info.get("summary", {})
+    names = [m for m in METRIC_INFO if any(m in v for v in summary.values())]
+    width = max([len(j) for j in summary] + [3])
+    lines = ["job".ljust(width) + "".join(f"  {METRIC_INFO[m].label:>12}" for m in names)]
+    for job, vals in summary.items():
+        cells = []
+        for m in names:
+            v = vals.get(m)
+            cells.append(f"  {'-':>12}" if v is None else f"  {v * METRIC_INFO[m].scale:>12.{METRIC_INFO[m].digits}f}")
+        lines.append(job.ljust(width) + "".join(cells))
+    if info.get("smoke"):
+        lines.append("SMOKE: random weights were used somewhere (metric networks or models) — not comparable numbers")
+    return "\n".join(lines)
