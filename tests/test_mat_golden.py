@@ -66,7 +66,7 @@ def _check(ref: np.ndarray, ours: torch.Tensor, mask: np.ndarray | None = None) 
     return rel
 
 
-@pytest.mark.parametrize("res", [256, 512])
+@pytest.mark.parametrize("res", [256, pytest.param(512, marks=pytest.mark.slow)])
 def test_golden_outputs(res, request):
     r = request.getfixturevalue(f"run{res}")
     d = r["ref"]

@@ -409,11 +409,13 @@ def load_generator(path: str | Path, resolution: int | None = None, mapping_laye
     res, n_map = infer_config(state)
     res = resolution or res
     n_map = mapping_layers or n_map or 8
-    G = (build or build_generator)(res, n_map)
+    # Build on the meta device (no init cost), then adopt the checked tensors from the file.
+    with torch.device("meta"):
+        G = (build or build_generator)(res, n_map)
     ref = G.state_dict()
     check_state(state, ref, str(path))
-    G.load_state_dict({k: v.to(ref[k].dtype) for k, v in state.items()}, strict=True)
-    return G
+    G.load_state_dict({k: v.to(ref[k].dtype) for k, v in state.items()}, strict=True, assign=True)
+    return G.eval().requires_grad_(False)
 
 
 def convert_to_safetensors(src: Path, dst: Path) -> Path:
@@ -426,7 +428,9 @@ def convert_to_safetensors(src: Path, dst: Path) -> Path:
     src, dst = Path(src), Path(dst)
     state = load_state(src)
     res, n_map = infer_config(state)
-    check_state(state, build_generator(res, n_map).state_dict(), str(src))
+    with torch.device("meta"):
+        ref = build_generator(res, n_map).state_dict()
+    check_state(state, ref, str(src))
     tensors = {k: v.detach().to(torch.float32).contiguous() for k, v in state.items()}
     meta = {"format": "matbench-mat-generator", "resolution": str(res), "mapping_layers": str(n_map),
             "source": src.name, "source_sha256": sha256_file(src)}
