@@ -381,3 +381,53 @@ def test_maskset_dir_is_used(case, tmp_path, capsys):
     data = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert data["protocol"]["maskset_sha256"] == M.MaskSet.open(ms_dir).sha256
     assert sum(b["n"] for b in data["bins"]) == N
+
+
+def test_mask_size_mismatch_is_named(case, tmp_path, capsys):
+    save_png(case["masks"] / "img03.png", np.full((S + 2, S), 255, np.uint8))
+    err = _bad(case, tmp_path, capsys, ["--masks", str(case["masks"]), "--mask-polarity", "known=255"])
+    assert "img03" in err and "32x34" in err
+
+
+class _Detector(torch.nn.Module):
+    """Stand-in with the call signature of NVIDIA's inception-2015-12-05.pt."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = torch.nn.Linear(3, 2048)
+
+    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+        return self.proj(x.to(torch.float32).mean(dim=(2, 3)) / 255.0)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
+def test_eval_cli_with_nvidia_torchscript_file(case, tmp_path, capsys):
+    import hashlib
+
+    torch.manual_seed(0)
+    det = torch.jit.script(_Detector())
+    path = tmp_path / "inception-2015-12-05.pt"
+    det.save(str(path))
+    out = tmp_path / "o"
+    rc, stdout, err = _run(["eval", "--results", str(case["res"]), "--gt", str(case["gt"]), "--metrics", "fid,pids",
+                            "--inception", "inception-nvidia", "--inception-path", str(path), "--bootstrap", "10",
+                            "--fid-convention", "torch-fidelity", "--workers", "0", "-o", str(out)], capsys)
+    assert rc == 0, err
+    assert "SMOKE" not in stdout
+    data = json.loads((out / "metrics.json").read_text())
+    assert data["smoke"] is False
+    assert data["protocol"]["feature_extractor"] == "inception-nvidia"
+    assert data["protocol"]["extractor_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    # the FID equals the metric module on the detector's own features of the files
+    from matbench.io import read_image
+    from matbench.metrics.fid import fid
+
+    def feats(folder):
+        x = torch.stack([torch.from_numpy(read_image(p)).permute(2, 0, 1) for p in sorted(folder.glob("*.png"))])
+        return det(x, return_features=True).detach().double().numpy()
+
+    want = fid(feats(case["gt"]), feats(case["res"]), "torch-fidelity")
+    # rank-3 features: the D x D eigenvalue route sums sqrt of ~2000 rounding-noise eigenvalues (~1e-5 relative);
+    # our N x N route (N < D) does not, so agreement is checked to 1e-4
+    assert data["metrics"]["fid"]["value"] == pytest.approx(want, rel=1e-4)
+    assert data["metrics"]["fid"]["convention"] == "torch-fidelity"
