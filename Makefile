@@ -20,7 +20,7 @@ demo: setup
 test: setup
 	bash scripts/test-deps.sh
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	MATBENCH_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q
 
 lint: setup
 	$(BIN)/ruff check .
