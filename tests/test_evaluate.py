@@ -156,6 +156,10 @@ def test_finalize_does_not_depend_on_batching_and_has_cis_and_bins():
     ref = ids.pids_uids(b.features["inception_real"], b.features["inception_fake"])
     assert (m["pids"].value, m["uids"].value) == (ref["pids"], ref["uids"])
     assert m["psnr"].value == pytest.approx(np.mean([r["psnr"] for r in b.rows]))
+    from matbench.metrics.prc import precision_recall
+
+    pr = precision_recall(b.features["vgg_real"], b.features["vgg_fake"], k=3)
+    assert (m["precision"].value, m["recall"].value) == pytest.approx((pr["precision"], pr["recall"]), abs=1e-12)
     # bins: counts add up, each bin's per-image mean is the mean of its images
     assert sum(x["n"] for x in rec_a.bins) == n and len(rec_a.bins) == 10
     ratios = np.array([r["hole_ratio"] for r in b.rows])
