@@ -435,3 +435,17 @@ def test_eval_cli_with_nvidia_torchscript_file(case, tmp_path, capsys):
     # our N x N route (N < D) does not, so agreement is checked to 1e-4
     assert data["metrics"]["fid"]["value"] == pytest.approx(want, rel=1e-4)
     assert data["metrics"]["fid"]["convention"] == "torch-fidelity"
+
+
+def test_without_masks_mispairing_gives_a_warning(case, tmp_path, caplog):
+    import logging
+
+    other = _make_case(tmp_path / "other", seed=3)["gt"]  # unrelated images under the same ids
+    with caplog.at_level(logging.WARNING, logger="matbench.evaluate"):
+        rec = E.evaluate_folders(other, case["gt"], metrics="psnr", out_dir=tmp_path / "o", progress=False,
+                                 n_bootstrap=0)
+    assert "mis-paired" in caplog.text and rec.metrics["psnr"].ci_low is None
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="matbench.evaluate"):
+        E.evaluate_folders(case["res"], case["gt"], metrics="psnr", out_dir=tmp_path / "o2", progress=False)
+    assert "mis-paired" not in caplog.text
