@@ -223,6 +223,10 @@ def mat(weights: str | Path | None = None, resolution: int | None = None, trunca
     """
     if resolution is not None and int(resolution) not in (256, 512):
         raise SpecError(f"mat: resolution must be 512 or 256, got {resolution}")
+    if precision not in PRECISIONS:  # checked before any (slow) network build
+        raise SpecError(f"mat: precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if noise_mode not in NOISE_MODES:
+        raise SpecError(f"mat: noise_mode must be one of {', '.join(NOISE_MODES)}, got {noise_mode!r}")
     if smoke:
         res = int(resolution or 512)
         G = smoke_generator(res)
