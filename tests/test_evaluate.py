@@ -196,6 +196,13 @@ def test_batch_result_roundtrip(tmp_path):
     assert c.ids == b.ids and c.rows == b.rows
     for k in b.features:
         np.testing.assert_array_equal(c.features[k], b.features[k])
+        assert c.features[k].dtype == np.float64
+    # features of float32 networks are stored as float32 (half the disk), and come back exactly
+    f32 = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32).astype(np.float64)
+    E.BatchResult(b.ids, b.rows, {"inception_real": f32}).save(tmp_path / "c.npz")
+    with np.load(tmp_path / "c.npz") as z:
+        assert z["feat__inception_real"].dtype == np.float32
+    np.testing.assert_array_equal(E.BatchResult.load(tmp_path / "c.npz").features["inception_real"], f32)
 
 
 def test_process_batch_rows_and_real_feature_cache(tmp_path):
