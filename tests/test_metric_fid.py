@@ -89,8 +89,19 @@ def test_trace_term_matches_sqrtm_at_2048() -> None:
     _, s1 = feature_stats(a)
     _, s2 = feature_stats(b)
     ours = trace_sqrt_product(s1, s2)
+    chol = trace_sqrt_product(s1, s2, method="cholesky")
     ref = np.trace(scipy.linalg.sqrtm(s1 @ s2)).real
     assert abs(ours - ref) / abs(ref) < 1e-6
+    assert abs(chol - ref) / abs(ref) < 1e-6
+
+
+def test_cholesky_falls_back_when_singular() -> None:
+    x, y = synth(10, 30, 0.0, 17), synth(50, 30, 0.0, 18)
+    _, s1 = feature_stats(x)  # rank 9 < 30: Cholesky fails
+    _, s2 = feature_stats(y)
+    ref = np.trace(scipy.linalg.sqrtm(s1 @ s2)).real
+    assert trace_sqrt_product(s1, s2, "cholesky") == pytest.approx(ref, rel=1e-6)
+    assert trace_sqrt_product(s2, s1, "cholesky") == pytest.approx(ref, rel=1e-6)
 
 
 def test_bad_inputs() -> None:
@@ -110,6 +121,8 @@ def test_resampler_equals_fid_of_resampled_rows(convention: str) -> None:
     from matbench.metrics.fid import FIDResampler
 
     x, y = synth(150, 12, 0.0, 14), synth(150, 12, 0.3, 15)
+    small = FIDResampler(x[:8], y[:8], convention)  # singular covariances: the eigh fallback
+    assert small(np.arange(8)) == pytest.approx(fid(x[:8], y[:8], convention), rel=1e-6)
     idx = np.random.default_rng(16).integers(0, 150, 150)
     both = FIDResampler(x, y, convention)
     assert both(idx) == pytest.approx(fid(x[idx], y[idx], convention), rel=1e-9)

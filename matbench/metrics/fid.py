@@ -50,12 +50,29 @@ def _sym_sqrt(s: np.ndarray) -> np.ndarray:
     return (v * w) @ v.T
 
 
-def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
-    """tr(sqrt(sigma1 @ sigma2)) for symmetric PSD sigma1, sigma2."""
+def _factor(s: np.ndarray, method: str) -> np.ndarray:
+    """A matrix L with s = L L^T: Cholesky when asked and s is positive definite, else the symmetric sqrt."""
+    if method == "cholesky":
+        try:
+            return np.linalg.cholesky(s)
+        except np.linalg.LinAlgError:  # singular (e.g. N <= D): fall back to the eigendecomposition
+            pass
+    return _sym_sqrt(s)
+
+
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, method: str = "eigh") -> float:
+    """tr(sqrt(sigma1 @ sigma2)) for symmetric PSD sigma1, sigma2.
+
+    With sigma1 = L L^T, sigma1 sigma2 is similar to L^T sigma2 L (symmetric PSD), whose eigenvalues are taken with
+    eigvalsh. method "eigh": L = sqrt(sigma1) from a symmetric eigendecomposition; "cholesky": L from a Cholesky
+    factorisation (several times cheaper; falls back to eigh when sigma1 is singular).
+    """
+    if method not in ("eigh", "cholesky"):
+        raise ValueError(f"method must be 'eigh' or 'cholesky', got {method!r}")
     s1 = 0.5 * (sigma1 + sigma1.T)
     s2 = 0.5 * (sigma2 + sigma2.T)
-    r = _sym_sqrt(s1)
-    a = r @ s2 @ r
+    lf = _factor(s1, method)
+    a = lf.T @ s2 @ lf
     lam = np.linalg.eigvalsh(0.5 * (a + a.T))
     return float(np.sqrt(np.clip(lam, 0.0, None)).sum())
 
@@ -91,9 +108,9 @@ class FIDResampler:
 
     `resampler(idx)` equals fid(real[idx], fake[idx], convention) (rows resampled jointly: pair i is image i
     of the ground truth and its completion), but computes the resampled moments from multiplicity weights
-    (bincount of idx) on `device` in float64 without materialising the resampled arrays, and uses eigvalsh for
-    the last eigendecomposition. With resample="fake" only the fake rows are resampled and sqrt(sigma_real) is
-    computed once.
+    (bincount of idx) on `device` in float64 without materialising the resampled arrays, factors sigma_real by
+    Cholesky (eigh fallback when singular) and needs one eigvalsh per resample. With resample="fake" only the
+    fake rows are resampled and the real factor is computed once.
     """
 
     def __init__(self, real_feats: np.ndarray, fake_feats: np.ndarray, convention: str = "mat",
@@ -118,10 +135,10 @@ class FIDResampler:
         self.fake = torch.as_tensor(fake - fake.mean(0), device=self.device)
         self.mean_diff = torch.as_tensor(real.mean(0) - fake.mean(0), device=self.device)
         self._real_fixed = None
-        self._real_sqrt = None
+        self._real_factor = None
         if resample == "fake":
             self._real_fixed = self._moments(self.real, None)
-            self._real_sqrt = self._sqrt(self._real_fixed[1])
+            self._real_factor = self._factor(self._real_fixed[1])
 
     def _moments(self, x, w):
         n = self.n
@@ -137,8 +154,12 @@ class FIDResampler:
         tr = self.torch.trace(cov)
         return mu, cov, tr
 
-    def _sqrt(self, s):
+    def _factor(self, s):
+        """L with s = L L^T: Cholesky (cheap), or the symmetric square root when s is singular."""
         torch = self.torch
+        lf, info = torch.linalg.cholesky_ex(s)
+        if int(info) == 0:
+            return lf
         lam, v = torch.linalg.eigh(s)
         return (v * lam.clamp_min(0).sqrt()) @ v.T
 
@@ -147,12 +168,12 @@ class FIDResampler:
         w = torch.as_tensor(np.bincount(np.asarray(idx), minlength=self.n).astype(np.float64), device=self.device)
         if self._real_fixed is not None:
             mu1, s1, t1 = self._real_fixed
-            r = self._real_sqrt
+            lf = self._real_factor
         else:
             mu1, s1, t1 = self._moments(self.real, w)
-            r = self._sqrt(s1)
+            lf = self._factor(s1)
         mu2, s2, t2 = self._moments(self.fake, w)
-        a = r @ s2 @ r
+        a = lf.T @ s2 @ lf
         lam = torch.linalg.eigvalsh(0.5 * (a + a.T))
         diff = self.mean_diff + mu1 - mu2
         val = diff @ diff + t1 + t2 - 2.0 * lam.clamp_min(0).sqrt().sum()
