@@ -130,3 +130,11 @@ def test_bias_act_definition():
     ref = torch.where(pre > 0, pre, 0.2 * pre) * math.sqrt(2)
     torch.testing.assert_close(y, ref.clamp(-0.5, 0.5))
     torch.testing.assert_close(ops.bias_act(x, b), x + b)
+
+
+@pytest.mark.slow
+def test_flop_count_matches_official_256():
+    from matbench.bench.mat import GFLOP_PER_IMAGE, count_flops
+
+    # golden README: the official generator at 256 counts 280.23 GFLOP (FlopCounterMode, B=1)
+    assert count_flops(256) == pytest.approx(GFLOP_PER_IMAGE[256], abs=0.01)
