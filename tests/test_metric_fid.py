@@ -129,3 +129,15 @@ def test_resampler_equals_fid_of_resampled_rows(convention: str) -> None:
     assert both(np.arange(150)) == pytest.approx(fid(x, y, convention), rel=1e-9)
     fake_only = FIDResampler(x, y, convention, resample="fake")
     assert fake_only(idx) == pytest.approx(fid(x, y[idx], convention), rel=1e-9)
+
+
+def test_chunked_statistics_equal_direct(monkeypatch) -> None:
+    import matbench.metrics.fid as F
+
+    x = synth(100, 7, 0.5, 19)
+    direct = feature_stats(x, "torch-fidelity")
+    monkeypatch.setattr(F, "_CHUNK", 16)  # 7 chunks, ragged last one
+    chunked = feature_stats(x, "torch-fidelity")
+    np.testing.assert_allclose(chunked[0], direct[0], rtol=1e-12)
+    np.testing.assert_allclose(chunked[1], direct[1], rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(chunked[1], np.cov(x.astype(np.float64), rowvar=False), rtol=1e-9, atol=1e-12)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 CONVENTIONS = ("mat", "torch-fidelity")
+_CHUNK = 8192  # rows per float64 block in feature_stats
 
 
 def _as_features(x: np.ndarray, name: str) -> np.ndarray:
@@ -27,7 +28,9 @@ def _as_features(x: np.ndarray, name: str) -> np.ndarray:
         raise ValueError(f"{name}: need at least 2 feature vectors, got {x.shape[0]}")
     if not np.all(np.isfinite(x)):
         raise ValueError(f"{name}: features contain NaN or inf")
-    return x.astype(np.float64, copy=False)
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float64)
+    return x
 
 
 def feature_stats(feats: np.ndarray, convention: str = "mat") -> tuple[np.ndarray, np.ndarray]:
@@ -35,12 +38,15 @@ def feature_stats(feats: np.ndarray, convention: str = "mat") -> tuple[np.ndarra
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown FID convention {convention!r}; expected one of {', '.join(CONVENTIONS)}")
     x = _as_features(feats, "feats")
-    n = x.shape[0]
-    mu = x.mean(axis=0)
-    xc = x - mu
-    # Centred product: same value as MAT's (sum x x^T)/N - mu mu^T, without the cancellation.
-    denom = n if convention == "mat" else n - 1
-    sigma = (xc.T @ xc) / denom
+    n, d = x.shape
+    mu = x.mean(axis=0, dtype=np.float64)
+    # Centred products in float64, accumulated over row chunks so that float32 inputs are never copied whole:
+    # same value as MAT's (sum x x^T)/N - mu mu^T, without the cancellation.
+    sigma = np.zeros((d, d), dtype=np.float64)
+    for i in range(0, n, _CHUNK):
+        xc = x[i:i + _CHUNK].astype(np.float64) - mu
+        sigma += xc.T @ xc
+    sigma /= n if convention == "mat" else n - 1
     return mu, sigma
 
 
@@ -121,8 +127,8 @@ class FIDResampler:
             raise ValueError(f"unknown FID convention {convention!r}; expected one of {', '.join(CONVENTIONS)}")
         if resample not in ("both", "fake"):
             raise ValueError(f"resample must be 'both' or 'fake', got {resample!r}")
-        real = _as_features(real_feats, "real_feats")
-        fake = _as_features(fake_feats, "fake_feats")
+        real = _as_features(real_feats, "real_feats").astype(np.float64, copy=False)
+        fake = _as_features(fake_feats, "fake_feats").astype(np.float64, copy=False)
         if real.shape != fake.shape:
             raise ValueError(f"paired features needed; got real {real.shape}, fake {fake.shape}")
         self.torch = torch
