@@ -68,3 +68,14 @@ def test_bad_inputs() -> None:
         precision_recall(np.zeros((3, 2)), np.zeros((10, 2)), k=3)
     with pytest.raises(ValueError, match="equal D"):
         precision_recall(np.zeros((10, 2)), np.zeros((10, 3)))
+
+
+def test_membership_indicators_average_to_precision_and_recall() -> None:
+    from matbench.metrics.prc import manifold_membership
+
+    rng = np.random.default_rng(10)
+    real, fake = rng.standard_normal((50, 3)), rng.standard_normal((40, 3)) * 0.4
+    m = manifold_membership(real, fake)
+    assert m["precision"].shape == (40,) and m["recall"].shape == (50,) and m["precision"].dtype == bool
+    p, r = brute_force(real, fake, 3)
+    assert m["precision"].mean() == pytest.approx(p) and m["recall"].mean() == pytest.approx(r)

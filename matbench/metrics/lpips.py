@@ -35,7 +35,8 @@ BACKBONE_WEIGHTS = {
     "vgg": register_weights(WeightsFile(
         name="torchvision-vgg16", filename="vgg16-397923af.pth",
         url="https://download.pytorch.org/models/vgg16-397923af.pth", hash_prefix="397923af",
-        used_by="LPIPS (net vgg): ImageNet VGG16 trunk, torchvision VGG16_Weights.IMAGENET1K_V1")),
+        used_by="LPIPS (net vgg) trunk and the VGG16 fc2 features of precision/recall (matbench.features): "
+                "torchvision VGG16_Weights.IMAGENET1K_V1")),
 }
 
 SMOKE_SEED = 20180111  # fixed: smoke backbones are identical across runs and machines

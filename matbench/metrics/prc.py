@@ -46,6 +46,16 @@ def _inside(query: torch.Tensor, q_sq: torch.Tensor, ref: torch.Tensor, r_sq: to
 def precision_recall(real_feats: np.ndarray, fake_feats: np.ndarray, k: int = 3, batch: int = 1024,
                      device: str | torch.device = "cpu") -> dict[str, float]:
     """{"precision", "recall"} of fake features against real features (fractions)."""
+    m = manifold_membership(real_feats, fake_feats, k=k, batch=batch, device=device)
+    return {"precision": float(m["precision"].mean(dtype=np.float64)),
+            "recall": float(m["recall"].mean(dtype=np.float64))}
+
+
+def manifold_membership(real_feats: np.ndarray, fake_feats: np.ndarray, k: int = 3, batch: int = 1024,
+                        device: str | torch.device = "cpu") -> dict[str, np.ndarray]:
+    """Per-sample indicators whose means are precision and recall: {"precision": bool [N_fake] (fake i inside the
+    real manifold), "recall": bool [N_real] (real i inside the fake manifold)}. Resampling them gives a bootstrap
+    interval with the manifolds held fixed."""
     real = np.asarray(real_feats)
     fake = np.asarray(fake_feats)
     if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
@@ -62,6 +72,6 @@ def precision_recall(real_feats: np.ndarray, fake_feats: np.ndarray, k: int = 3,
         f_sq = (f * f).sum(dim=1)
         real_radii = _knn_radii_sq(r, r_sq, k, batch)
         fake_radii = _knn_radii_sq(f, f_sq, k, batch)
-        precision = _inside(f, f_sq, r, r_sq, real_radii, batch).double().mean().item()
-        recall = _inside(r, r_sq, f, f_sq, fake_radii, batch).double().mean().item()
-    return {"precision": float(precision), "recall": float(recall)}
+        precision = _inside(f, f_sq, r, r_sq, real_radii, batch).cpu().numpy()
+        recall = _inside(r, r_sq, f, f_sq, fake_radii, batch).cpu().numpy()
+    return {"precision": precision, "recall": recall}
