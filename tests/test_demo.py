@@ -19,7 +19,7 @@ def test_default_spec_is_the_documented_demo(tmp_path: Path) -> None:
     spec = demo_spec(tmp_path, extra_models=[])
     assert [m.name for m in spec.masksets] == ["mat-large", "mat-small"]
     assert [m.name for m in spec.models] == list(BASELINES)
-    assert spec.resolutions == [256] and spec.smoke == "auto" and spec.datasets[0].limit == 8
+    assert spec.resolutions == [512] and spec.smoke == "auto" and spec.datasets[0].limit == 8
     assert len(plan_jobs(spec)) == 2 * 3
     assert DEFAULT_SPEC["datasets"][0]["policy"] == "resize-crop"
 

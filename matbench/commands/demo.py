@@ -13,7 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "report. Metric networks missing from the weights cache are run on random weights (smoke "
                     "mode), which the output and the report say loudly. Rerunning resumes.")
     p.add_argument("-o", "--out", default="demo_out", metavar="DIR", help="output directory (default demo_out)")
-    p.add_argument("--resolution", type=int, default=None, help="image size (default 256; 512 is ~3x slower on CPU)")
+    p.add_argument("--resolution", type=int, default=None,
+                   help="image size (default 512, MAT's evaluation size; 256 is faster)")
     p.add_argument("--images", type=int, default=None, help="number of photos (default 8, at most 8)")
     p.add_argument("--no-report", action="store_true", help="skip the HTML report")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
