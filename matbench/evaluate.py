@@ -201,13 +201,13 @@ def _fid_statistic(real: np.ndarray, fake: np.ndarray, convention: str, device: 
     return stat
 
 
-def _bootstrap(stat: Callable[[np.ndarray], float], n: int, n_resamples: int, seed: int
-               ) -> tuple[float | None, float | None]:
+def _bootstrap(stat: Callable[[np.ndarray], float], n: int, n_resamples: int, seed: int,
+               method: str = "percentile") -> tuple[float | None, float | None]:
     if n_resamples <= 0 or n < 2:
         return None, None
     from matbench.metrics import bootstrap
 
-    return _ci_pair(bootstrap.bootstrap_ci(stat, n, n_resamples, seed))
+    return _ci_pair(bootstrap.bootstrap_ci(stat, n, n_resamples, seed, method=method))
 
 
 def _mean_metric(values: np.ndarray, n_resamples: int, seed: int) -> MetricValue:
@@ -424,9 +424,11 @@ class Evaluator:
                 stat = _fid_statistic(real, fake, conv, self.device)
                 # metric module for N >= D; for N < D (bins, small sets) the equivalent N x N formula
                 value = fidm.fid(real, fake, conv) if n >= real.shape[1] else stat(np.arange(n))
-                lo, hi = _bootstrap(stat, n, nb, seed)
+                # Resamples repeat images, which inflates FID: percentile intervals can miss the
+                # point estimate entirely, so shift them back by the bootstrap bias estimate.
+                lo, hi = _bootstrap(stat, n, nb, seed, method="bias-corrected")
                 out["fid"] = MetricValue(value, lo, hi, n, convention=conv,
-                                         extra={"extractor": self.inception_name})
+                                         extra={"extractor": self.inception_name, "ci_method": "bias-corrected"})
                 self._tick("fid", t0)
             if {"pids", "uids"} & set(self.metrics):
                 from matbench.metrics import ids as idsm

@@ -153,6 +153,7 @@ def test_finalize_does_not_depend_on_batching_and_has_cis_and_bins():
     b = _fake_batches(n, [n])[0]
     assert m["fid"].value == fid.fid(b.features["inception_real"], b.features["inception_fake"], "mat")
     assert m["fid"].convention == "mat"
+    assert m["fid"].extra["ci_method"] == "bias-corrected"
     ref = ids.pids_uids(b.features["inception_real"], b.features["inception_fake"])
     assert (m["pids"].value, m["uids"].value) == (ref["pids"], ref["uids"])
     assert m["psnr"].value == pytest.approx(np.mean([r["psnr"] for r in b.rows]))
