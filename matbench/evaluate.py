@@ -524,18 +524,9 @@ class Evaluator:
 
 def _pr_indicators(real: np.ndarray, fake: np.ndarray, k: int, device: str) -> dict[str, np.ndarray] | None:
     """Per-sample manifold membership (fake in real manifold; real in fake manifold), for CIs."""
-    try:
-        from matbench.metrics.prc import _inside, _knn_radii_sq
-    except ImportError:
-        return None
-    with torch.no_grad():
-        r = torch.as_tensor(real, dtype=torch.float64, device=device)
-        f = torch.as_tensor(fake, dtype=torch.float64, device=device)
-        r_sq, f_sq = (r * r).sum(1), (f * f).sum(1)
-        rr, fr = _knn_radii_sq(r, r_sq, k, 1024), _knn_radii_sq(f, f_sq, k, 1024)
-        prec = _inside(f, f_sq, r, r_sq, rr, 1024).cpu().numpy()
-        rec = _inside(r, r_sq, f, f_sq, fr, 1024).cpu().numpy()
-    return {"precision": prec, "recall": rec}
+    from matbench.metrics.prc import manifold_membership
+
+    return manifold_membership(real, fake, k=k, device=device)
 
 
 # --------------------------------------------------------------------------------------------- folders
