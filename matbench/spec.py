@@ -265,7 +265,7 @@ def _model(d: dict[str, Any], key: str, base: Path, where: str, check: bool) -> 
     from matbench.models.base import get_model_info
 
     try:
-        get_model_info(name)
+        info = get_model_info(name)
     except SpecError as e:
         raise SpecError(f"{where}{key}.name: {e}") from None
     label = r.str("label", name.replace(":", "-").replace("/", "-"))
@@ -276,6 +276,9 @@ def _model(d: dict[str, Any], key: str, base: Path, where: str, check: bool) -> 
         raise SpecError(f"{where}{key}.weights: file {weights} does not exist")
     smoke = r.bool("smoke", False)
     samples = r.int("samples", 1, minimum=1)
+    if samples > 1 and not info.requires.samples:
+        raise SpecError(f"{where}{key}.samples: model {name!r} is deterministic (it does not sample), "
+                        "so k samples per image would be identical; use samples = 1")
     options = r.get("options", {})
     if not isinstance(options, dict):
         raise SpecError(f"{where}{key}.options: must be a table, got {type(options).__name__}")

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from matbench.models.base import Inpainter, create_model
+from matbench.models.base import Inpainter, Requirements, create_model
 from matbench.results import MetricValue, ResultRecord
 
 
@@ -117,6 +117,7 @@ class Noisy(Inpainter):
     """A stochastic model (per-image, per-sample noise from matbench.seeding) for diversity tests."""
 
     name = "noisy"
+    requires = Requirements(samples=True)
 
     def inpaint(self, images: torch.Tensor, hole: torch.Tensor, ids: Sequence[str], seed: int,
                 sample: int) -> torch.Tensor:
@@ -131,6 +132,9 @@ class Noisy(Inpainter):
 
 def noisy(**_: Any) -> Inpainter:
     return Noisy()
+
+
+noisy.requires = Requirements(samples=True)  # read by get_model_info for "pkg.mod:factory" references
 
 
 def main(argv: list[str]) -> int:

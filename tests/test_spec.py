@@ -84,6 +84,7 @@ def test_jobs_are_the_cross_product_with_stable_ids(tree: Path) -> None:
         (lambda t: "batch_size = 0\n" + t, "batch_size"),
         (lambda t: 'smoke = "maybe"\n' + t, "smoke"),
         (lambda t: t + "samples = 0\n", "models[0].samples"),
+        (lambda t: t + "samples = 3\n", "models[0].samples: model 'mean-fill' is deterministic"),
         (lambda t: t + "options = { device = 'cuda' }\n", "models[0].options.device"),
         (lambda t: t + '[[models]]\nname = "mean-fill"\n', "models[1].label"),
         (lambda t: t.replace('output = "out"', ''), "output"),
@@ -106,10 +107,17 @@ def test_bad_toml_names_the_file(tree: Path) -> None:
 def test_parse_dict_and_to_json_roundtrip(tree: Path) -> None:
     data = {"output": "o", "seed": 3, "datasets": [{"path": "imgs", "name": "d", "limit": 4}],
             "masksets": [{"kind": "mat-small"}],
-            "models": [{"name": "opencv-ns", "smoke": True, "samples": 3, "options": {"truncation": 0.5}}]}
+            "models": [{"name": "opencv-ns", "smoke": True, "samples": 1, "options": {"truncation": 0.5}}]}
     s = parse_spec(data, base_dir=tree)
     j = s.to_json()
     assert j["seed"] == 3 and j["masksets"][0]["seed"] == 3  # mask seed defaults to the run seed
-    assert j["models"][0] == {"label": "opencv-ns", "name": "opencv-ns", "weights": None, "smoke": True, "samples": 3,
+    assert j["models"][0] == {"label": "opencv-ns", "name": "opencv-ns", "weights": None, "smoke": True, "samples": 1,
                               "options": {"truncation": 0.5}}
     assert j["datasets"][0]["limit"] == 4
+
+
+@pytest.mark.parametrize("example", sorted((Path(__file__).resolve().parents[1] / "examples" / "specs").glob("*.toml")),
+                         ids=lambda p: p.name)
+def test_example_specs_are_valid(example: Path) -> None:
+    s = load_spec(example, check_paths=False)
+    assert plan_jobs(s)
