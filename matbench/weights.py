@@ -33,6 +33,7 @@ class WeightsFile:
     manual: str = ""  # how to get it by hand (browser share links, archives to unpack)
     used_by: str = ""  # which model / extractor
     extra: dict = field(default_factory=dict)  # e.g. resolution, mapping depth
+    dirname: str | None = None  # an unpacked folder accepted in place of the file (archives)
 
 
 _REGISTRY: dict[str, WeightsFile] = {}
@@ -108,11 +109,13 @@ def verify(entry: WeightsFile, path: Path) -> str:
 
 
 def find(name: str) -> Path | None:
-    """The first existing candidate path, or None (no download)."""
+    """The first existing candidate path (file, or unpacked folder if the entry has one), or None."""
     entry = get(name)
     for p in candidates(entry):
         if p.is_file():
             return p
+        if entry.dirname and (p.parent / entry.dirname).is_dir():
+            return p.parent / entry.dirname
     return None
 
 
@@ -160,7 +163,7 @@ def resolve(name: str, path: str | os.PathLike | None = None, allow_download: bo
         return p
     found = find(name)
     if found is not None:
-        if check_hash:
+        if check_hash and found.is_file():  # an unpacked folder has no file hash to check
             verify(entry, found)
         return found
     if allow_download and entry.url and os.environ.get("MATBENCH_OFFLINE") != "1":

@@ -69,3 +69,13 @@ def test_result_record_round_trip(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="contains no metrics.json"):
         find_records([tmp_path / "empty"])
+
+
+def test_weights_find_accepts_unpacked_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from matbench import weights
+
+    monkeypatch.setenv("MATBENCH_WEIGHTS", str(tmp_path))
+    assert weights.status("big-lama") == ("missing", None)
+    (tmp_path / "big-lama" / "models").mkdir(parents=True)
+    assert weights.status("big-lama") == ("found", tmp_path / "big-lama")
+    assert weights.resolve("big-lama", allow_download=False) == tmp_path / "big-lama"

@@ -41,6 +41,7 @@ BIG_LAMA_WEIGHTS = register_weights(WeightsFile(
             "yadisk-direct); use the zip as is or `unzip big-lama.zip` (-> big-lama/config.yaml, "
             "big-lama/models/best.ckpt) and pass the folder"),
     used_by="lama",
+    dirname="big-lama",
     extra={"unpack": "zip: big-lama/config.yaml + big-lama/models/best.ckpt (read directly from the zip)",
            "best_ckpt_bytes": 410046389,
            "best_ckpt_sha256_reported": "fccb7adf…5d423 (third-party report; full hash unknown)"},
