@@ -382,11 +382,15 @@ def _run(spec: Spec, opts: RunOptions, run_dir: Path, device: str, dist: DistCon
         try:
             with timer("prepare"):
                 facts = _prepare(spec, run_dir)
-        except MatbenchError as e:
-            err = str(e)
+        except Exception as e:
+            if not dist.enabled:
+                raise
+            err = str(e) if isinstance(e, MatbenchError) else f"{type(e).__name__}: {e}"
+            dist.broadcast((None, err))  # the other ranks stop too instead of waiting forever
+            raise
     facts, err = dist.broadcast((facts, err))
     if err is not None:
-        raise MatbenchError(err)
+        raise MatbenchError(f"rank 0 failed to prepare the inputs: {err}")
     datasets: dict[str, PreparedDataset] = facts["datasets"]
     masksets: dict[tuple[str, int], PreparedMaskSet] = facts["masksets"]
 
