@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from test_runner import make_images
 
 HERE = Path(__file__).resolve().parent
@@ -75,7 +76,7 @@ def test_two_gloo_processes_match_one(tmp_path: Path) -> None:
 DONE_SPEC = """
 output = "{out}"
 batch_size = 2
-resolutions = [64, 128]
+resolutions = {resolutions}
 generalization = true
 metrics = ["fid", "pids", "uids", "lpips", "l1"]
 smoke = true
@@ -92,39 +93,51 @@ kind = "mat-small"
 name = "mean-fill"
 [[models]]
 name = "runner_helpers:killer"
-label = "telea"
-options = {{ inner = "opencv-telea" }}
+label = "{label}"
+{model}
 """
+
+VARIANTS = {
+    # fast: a second baseline (opencv-telea) behind the killing wrapper
+    "telea": dict(n=5, resolutions=[64, 128], model='options = { inner = "opencv-telea" }'),
+    # MAT on smoke weights (256-px generator), ~4.6 s per image forward on one CPU thread
+    "mat": dict(n=3, resolutions=[128, 256], model='smoke = true\noptions = { inner = "mat", resolution = 256 }'),
+}
 
 
 def matbench(args: list[str], env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE), **(env_extra or {})}
-    return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=400)
+    return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=600)
 
 
-def test_issue_done_when_end_to_end(tmp_path: Path) -> None:
-    """The issue's test: two models, two mask sets, two resolutions (generalization table) with the real
-    Evaluator (smoke metric networks), via `matbench run`: killed midway + resumed, and under torchrun with
-    2 gloo processes, both give the numbers of one uninterrupted process. MAT (smoke) is not used: its
-    CPU forward (~35 s per 256px image here) would make this test take many minutes; a second baseline
-    stands in (opencv-telea behind the killing wrapper)."""
-    make_images(tmp_path / "imgs", 5, size=(80, 96))  # batches [0,1] [2,3] [4]
+@pytest.mark.parametrize("variant", [pytest.param("telea"), pytest.param("mat", marks=pytest.mark.slow)])
+def test_issue_done_when_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variant: str) -> None:
+    """The issue's test: two models (a baseline and MAT on smoke weights, or a second baseline for the fast
+    variant), two mask sets, two resolutions (generalization table) with the real Evaluator (smoke metric
+    networks), via `matbench run`: killed midway + resumed, and under torchrun with 2 gloo processes, both give
+    the numbers of one uninterrupted process."""
+    v = VARIANTS[variant]
+    n, (r0, _) = v["n"], v["resolutions"]
+    make_images(tmp_path / "imgs", n, size=(80, 96))
     for name in ("ref", "kill", "two"):
-        (tmp_path / f"{name}.toml").write_text(DONE_SPEC.format(out=name))
-    os.chdir(tmp_path)
+        (tmp_path / f"{name}.toml").write_text(DONE_SPEC.format(out=name, resolutions=v["resolutions"],
+                                                                label=variant, model=v["model"]))
+    monkeypatch.chdir(tmp_path)
     p = matbench(["-m", "matbench", "run", "ref.toml", "--no-progress"])
     assert p.returncode == 0, p.stderr[-3000:]
     assert "SMOKE MODE" in p.stderr
-    # Jobs at 64 px: large/mean-fill, large/telea (killed on its 2nd batch) ...
+    # Jobs at r0: large/mean-fill, large/<variant> (killed on its 2nd batch) ...
     p = matbench(["-m", "matbench", "run", "kill.toml", "--no-progress"], {"MATBENCH_TEST_KILL_AT": "2"})
-    assert p.returncode == -9
-    assert sorted(f.name for f in (tmp_path / "kill/jobs/tiny__mat-large__telea__64/batches").glob("*.npz")) == \
-        ["0.npz"]
+    assert p.returncode == -9, p.stderr[-3000:]
+    done = sorted(f.name for f in (tmp_path / f"kill/jobs/tiny__mat-large__{variant}__{r0}/batches").glob("*.npz"))
+    assert done == ["0.npz"]
     p = matbench(["-m", "matbench", "run", "kill.toml", "--no-progress"], {"MATBENCH_TEST_CALLS": "calls.txt"})
     assert p.returncode == 0, p.stderr[-3000:]
     calls = (tmp_path / "calls.txt").read_text().splitlines()
-    assert calls[:2] == ["0 0 img02 img03", "0 0 img04"]  # the killed job resumed at batch 1
-    assert len(calls) == 2 + 3 * 3  # then the three telea jobs not started before the kill
+    ids = [f"img{i:02d}" for i in range(n)]
+    batches = [" ".join(ids[i:i + 2]) for i in range(0, n, 2)]
+    # the killed job resumed at batch 1, then the three jobs of this model not started before the kill
+    assert calls == [f"0 0 {b}" for b in batches[1:]] + [f"0 0 {b}" for b in batches] * 3
     p = matbench(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "matbench", "run",
                   "two.toml", "--no-progress"])
     assert p.returncode == 0, p.stderr[-3000:]
@@ -141,3 +154,6 @@ def test_issue_done_when_end_to_end(tmp_path: Path) -> None:
         ga = json.loads((tmp_path / "ref/generalization.json").read_text())
         gb = json.loads((tmp_path / other / "generalization.json").read_text())
         assert ga == gb and len(ga["rows"]) == 2 * 2 * 5
+    if variant == "mat":
+        rec = json.loads((tmp_path / f"ref/jobs/tiny__mat-small__mat__{r0}/metrics.json").read_text())
+        assert rec["smoke"] is True and rec["provenance"]["weights"]["model"]["smoke"] is True
