@@ -18,7 +18,7 @@ from matbench.spec import Spec, parse_spec
 
 log = logging.getLogger("matbench.demo")
 
-DEMO_RESOLUTION = 512  # measured: 8 photos x 2 mask sets x 3 baselines in ~3.3 min on 2 loaded CPU cores
+DEMO_RESOLUTION = 512  # 8 photos x 2 mask sets x 3 baselines: 142 s on 2 CPU cores (docs/runner.md)
 DEMO_IMAGES = 8
 BASELINES = ("mean-fill", "opencv-telea", "opencv-ns")
 WEIGHTED_MODELS = ("mat", "lama", "comodgan")  # included when their default weights are found locally
