@@ -227,3 +227,17 @@ def test_dry_run_lists_jobs_counts_and_missing_weights(spec_file: Path) -> None:
     assert "total: 8 jobs, 56 model evaluations" in text
     assert "missing weights: none" in text
     assert not spec.output.exists()
+
+
+def test_missing_weights_listed_by_dry_run_and_refused_up_front(spec_file: Path, monkeypatch) -> None:
+    from matbench.errors import WeightsError
+
+    monkeypatch.setenv("MATBENCH_WEIGHTS", str(spec_file.parent / "no-weights-here"))
+    spec_file.write_text(SPEC + '[[models]]\nname = "mat"\n')
+    spec = load_spec(spec_file)
+    text = dry_run(spec)
+    missing = text.split("missing weights:")[1]
+    assert "models[2] (mat)" in missing and ".pkl not found" in missing
+    with pytest.raises(WeightsError, match=r"models\[2\] \(mat\)"):
+        run(spec, standin_opts())
+    assert not (spec.output / "jobs").exists()  # refused before any job started
