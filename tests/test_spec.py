@@ -121,3 +121,15 @@ def test_parse_dict_and_to_json_roundtrip(tree: Path) -> None:
 def test_example_specs_are_valid(example: Path) -> None:
     s = load_spec(example, check_paths=False)
     assert plan_jobs(s)
+
+
+def test_cli_reports_spec_errors_in_one_line(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from matbench.cli import main
+
+    p = write(tree, MINIMAL + "weigths = 1\n")
+    assert main(["run", "--dry-run", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "models[0].weigths: unknown key" in err
+    assert main(["run", "--dry-run", str(write(tree, MINIMAL))]) == 0
+    out = capsys.readouterr().out
+    assert "imgs__mat-large__mean-fill__512" in out and "missing weights: none" in out
