@@ -427,6 +427,7 @@ class Evaluator:
                 # Resamples repeat images, which inflates FID: percentile intervals can miss the
                 # point estimate entirely, so shift them back by the bootstrap bias estimate.
                 lo, hi = _bootstrap(stat, n, nb, seed, method="bias-corrected")
+                lo = None if lo is None else max(lo, 0.0)  # the shift can cross 0; FID cannot
                 out["fid"] = MetricValue(value, lo, hi, n, convention=conv,
                                          extra={"extractor": self.inception_name, "ci_method": "bias-corrected"})
                 self._tick("fid", t0)
