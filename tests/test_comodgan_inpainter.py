@@ -153,7 +153,7 @@ def test_wrong_keys_are_listed(gen, tmp_path) -> None:
     sd = dict(gen.state_dict())
     sd["G_synthesis.G_8x8.Conv1.activate.bias"] = torch.zeros(3)
     torch.save(sd, tmp_path / "shape.pth")
-    with pytest.raises(WeightsError, match=r"1 tensors have the wrong shape: "
+    with pytest.raises(WeightsError, match=r"1 shape mismatches: "
                        r"G_synthesis\.G_8x8\.Conv1\.activate\.bias"):
         load_generator(tmp_path / "shape.pth")
 

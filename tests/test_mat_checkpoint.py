@@ -130,7 +130,7 @@ def test_check_state_lists_missing_unexpected_mismatched():
     with pytest.raises(WeightsError) as e:
         check_state(bad, ref, "x.pkl")
     msg = str(e.value)
-    assert "x.pkl" in msg and "missing 1: b.bias" in msg and "unexpected 1: zzz" in msg
+    assert "x.pkl" in msg and "1 missing keys: b.bias" in msg and "1 unexpected keys: zzz" in msg
     assert "a.weight (3, 2) != (2, 3)" in msg
 
 

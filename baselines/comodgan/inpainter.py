@@ -29,6 +29,7 @@ from matbench import weights as wreg
 from matbench.errors import InputError, SpecError, WeightsError
 from matbench.io import sha256_file
 from matbench.models.base import Inpainter, Requirements, register_model
+from matbench.models.statecheck import check_state_dict
 
 _MANUAL = ("open {url} in a browser (or wget it, as download/{script} of zengxianyu/co-mod-gan-pytorch does; "
            "weights converted from the official TF release) and save it as {filename} (no sha256 is published, "
@@ -63,7 +64,6 @@ REQUIRES = Requirements(weights=tuple(w.name for w in WEIGHTS.values()), size_mu
                         native_resolution=512)
 DROPOUT_MODES = ("official", "off")
 QUANTIZE_MODES = ("round", "trunc")
-_LIST_MAX = 12
 
 
 # --------------------------------------------------------------------------- loading
@@ -103,27 +103,10 @@ def infer_config(sd: Mapping[str, torch.Tensor]) -> dict[str, int]:
     return cfg
 
 
-def _listing(keys: Sequence[str]) -> str:
-    keys = sorted(keys)
-    more = f" … (+{len(keys) - _LIST_MAX} more)" if len(keys) > _LIST_MAX else ""
-    return ", ".join(keys[:_LIST_MAX]) + more
-
-
 def load_into(model: CoModGenerator, sd: Mapping[str, torch.Tensor], source: str) -> None:
     """Strict load: every key present, none extra, same shapes, constant FIR kernels as expected."""
     expected = model.state_dict()
-    missing = [k for k in expected if k not in sd]
-    unexpected = [k for k in sd if k not in expected]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing keys: {_listing(missing)}")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected keys: {_listing(unexpected)}")
-    if problems:
-        raise WeightsError(f"{source}: not a CoModGAN {model.resolution} generator state_dict; " + "; ".join(problems))
-    bad = [f"{k} {tuple(sd[k].shape)} != {tuple(v.shape)}" for k, v in expected.items() if sd[k].shape != v.shape]
-    if bad:
-        raise WeightsError(f"{source}: {len(bad)} tensors have the wrong shape: {_listing(bad)}")
+    check_state_dict(sd, expected, f"the CoModGAN {model.resolution} generator", source)
     for k, v in expected.items():
         if k.endswith(".kernel") and not torch.allclose(sd[k].float(), v, rtol=0, atol=1e-6):
             raise WeightsError(f"{source}: FIR buffer {k} differs from the [1,3,3,1] filter this port expects")

@@ -35,6 +35,7 @@ import yaml
 
 from matbench.errors import WeightsError
 from matbench.io import sha256_file
+from matbench.models.statecheck import check_state_dict
 
 from .network import BIG_LAMA, FFCResNetGenerator, LamaConfig, config_from_generator_section
 
@@ -371,20 +372,8 @@ def _short_list(items: Any, n: int = 8) -> str:
 def load_generator_state(model: FFCResNetGenerator, state: Mapping[str, torch.Tensor], source: str = "") -> None:
     """Strict load; on mismatch a WeightsError lists missing, unexpected and shape-mismatched keys."""
     expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    shapes = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
-              if k in state and tuple(state[k].shape) != tuple(v.shape)]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing keys: {_short_list(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys: {_short_list(unexpected)}")
-        if shapes:
-            parts.append(f"shape mismatches: {_short_list(shapes)}")
-        raise WeightsError(f"{source or 'LaMa weights'}: generator tensors do not match the network "
-                           f"({model.config.n_blocks} blocks, ngf {model.config.ngf}): " + "; ".join(parts))
+    check_state_dict(state, expected, f"the LaMa generator ({model.config.n_blocks} blocks, ngf {model.config.ngf})",
+                     source or "LaMa weights")
     # `assign` takes the tensors as they are (the model may live on the meta device); keep its dtypes.
     model.load_state_dict({k: state[k].to(v.dtype) for k, v in expected.items()}, strict=True, assign=True)
 

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from matbench.errors import WeightsError
+from matbench.models.statecheck import check_state_dict
 
 # --------------------------------------------------------------------------- inert stand-ins
 
@@ -342,21 +343,7 @@ def infer_config(state: dict[str, torch.Tensor]) -> tuple[int, int]:
 
 def check_state(state: dict[str, torch.Tensor], reference: dict[str, torch.Tensor], source: str) -> None:
     """Raise WeightsError listing missing, unexpected and shape-mismatched tensor names."""
-    missing = [k for k in reference if k not in state]
-    unexpected = [k for k in state if k not in reference]
-    mismatched = [f"{k} {tuple(state[k].shape)} != {tuple(reference[k].shape)}"
-                  for k in reference if k in state and tuple(state[k].shape) != tuple(reference[k].shape)]
-    if missing or unexpected or mismatched:
-        def show(items: list[str]) -> str:
-            return ", ".join(items[:8]) + (f" (+{len(items) - 8} more)" if len(items) > 8 else "")
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)}: {show(missing)}")
-        if unexpected:
-            parts.append(f"unexpected {len(unexpected)}: {show(unexpected)}")
-        if mismatched:
-            parts.append(f"shape mismatch {len(mismatched)}: {show(mismatched)}")
-        raise WeightsError(f"{source}: not a MAT generator state for this network; " + "; ".join(parts))
+    check_state_dict(state, reference, "this MAT generator", source)
 
 
 def _plain_state(obj: Any, source: str) -> dict[str, torch.Tensor]:
