@@ -448,7 +448,7 @@ class Evaluator:
                         lo, hi = _bootstrap(lambda j, fn=fn: fn(rs[j], fs[j]), n, nb, seed)
                         out[m] = MetricValue(fn(rs, fs), lo, hi, n, extra=dict(extra))
                 self._tick("ids", t0)
-            if "kid" in self.metrics and global_ids is None:
+            if "kid" in self.metrics:
                 from matbench.metrics import kid as kidm
 
                 t0 = time.perf_counter()
@@ -459,19 +459,23 @@ class Evaluator:
                                          extra={"kid_std": k["kid_std"], "subset_size": k.get("subset_size"),
                                                 "subsets": self.kid_subsets, "ci_method": "subset-normal"})
                 self._tick("kid", t0)
-        if self.needs_vgg and global_ids is None:
+        if self.needs_vgg:
             t0 = time.perf_counter()
-            out.update(self._precision_recall(feats["vgg_real"][idx], feats["vgg_fake"][idx], nb, seed))
+            # bins (global_ids given) recompute the manifolds from the bin's own images, like FID
+            out.update(self._precision_recall(feats["vgg_real"][idx], feats["vgg_fake"][idx], nb, seed,
+                                              quiet=global_ids is not None))
             self._tick("pr", t0)
         return out, ids_state
 
-    def _precision_recall(self, real: np.ndarray, fake: np.ndarray, nb: int, seed: int) -> dict[str, MetricValue]:
+    def _precision_recall(self, real: np.ndarray, fake: np.ndarray, nb: int, seed: int,
+                          quiet: bool = False) -> dict[str, MetricValue]:
         from matbench.metrics import prc
 
         n = real.shape[0]
         k = 3
         if n <= k:
-            log.warning("precision/recall need more than %d images; skipped", k)
+            if not quiet:
+                log.warning("precision/recall need more than %d images; skipped", k)
             return {}
         # Per-sample "inside the other manifold" indicators (the same k-NN code as prc.precision_recall):
         # their means are precision and recall, and resampling them gives the CI with the manifolds held

@@ -163,6 +163,7 @@ def test_finalize_does_not_depend_on_batching_and_has_cis_and_bins():
     assert (m["precision"].value, m["recall"].value) == pytest.approx((pr["precision"], pr["recall"]), abs=1e-12)
     # bins: counts add up, each bin's per-image mean is the mean of its images
     assert sum(x["n"] for x in rec_a.bins) == n and len(rec_a.bins) == 10
+    assert any(x["n"] > 3 for x in rec_a.bins)
     ratios = np.array([r["hole_ratio"] for r in b.rows])
     lp = np.array([r["lpips"] for r in b.rows])
     for x in rec_a.bins:
@@ -172,6 +173,11 @@ def test_finalize_does_not_depend_on_batching_and_has_cis_and_bins():
             assert x["metrics"]["lpips"].value == pytest.approx(lp[sel].mean())
             assert x["metrics"]["fid"].value == pytest.approx(
                 fid.fid(b.features["inception_real"][sel], b.features["inception_fake"][sel]), rel=1e-8)
+            assert "kid" in x["metrics"]
+        if x["n"] > 3:  # precision/recall per bin: manifolds from the bin's own images
+            ref = precision_recall(b.features["vgg_real"][sel], b.features["vgg_fake"][sel], k=3)
+            assert x["metrics"]["precision"].value == pytest.approx(ref["precision"], abs=1e-12)
+            assert x["metrics"]["recall"].value == pytest.approx(ref["recall"], abs=1e-12)
     assert rec_a.protocol["maskset_sha256"] == "abc" and rec_a.protocol["n_images"] == n
     assert rec_a.protocol["fid_convention"] == "mat" and rec_a.protocol["extractor_sha256"] == "f" * 64
     assert rec_a.smoke is False and "versions" in rec_a.provenance
