@@ -8,10 +8,7 @@ import time
 import numpy as np
 import torch
 
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
+from matbench.bench.common import sync
 
 
 def _throughput(name: str, device: str, n: int, batch: int, size: int) -> float:
@@ -21,10 +18,10 @@ def _throughput(name: str, device: str, n: int, batch: int, size: int) -> float:
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (n, 3, size, size), generator=g, dtype=torch.uint8)
     ext(x[:batch])  # warm-up (cuDNN autotune, allocator)
-    _sync(device)
+    sync(device)
     t0 = time.perf_counter()
     ext(x)
-    _sync(device)
+    sync(device)
     return n / (time.perf_counter() - t0)
 
 
@@ -36,11 +33,11 @@ def _fid_resample_s(n: int, device: str, d: int = 2048, reps: int = 2) -> float:
     fake = real + rng.normal(scale=0.5, size=(n, d))
     stat = _fid_statistic(real, fake, "mat", device)
     stat(rng.integers(0, n, n))
-    _sync(device)
+    sync(device)
     t0 = time.perf_counter()
     for _ in range(reps):
         stat(rng.integers(0, n, n))
-    _sync(device)
+    sync(device)
     return (time.perf_counter() - t0) / reps
 
 

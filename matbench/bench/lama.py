@@ -8,17 +8,12 @@ FLOPs per image are the golden README's count for the official generator at 512 
 
 from __future__ import annotations
 
-import time
-
 import torch
+
+from matbench.bench.common import main, time_model
 
 GFLOP_PER_IMAGE_512 = 439.8  # ../shared/golden/lama/README.md, "Cost at 512×512"
 FFT_GFLOP_ESTIMATE_512 = 1.7  # same README: FFTs, not seen by the counter
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def count_flops(device: str = "cpu", size: int = 512) -> float:
@@ -40,31 +35,12 @@ def run(quick: bool, device: str) -> dict:
 
     n = 1 if quick else 3
     model = LamaInpainter(smoke_generator(0), batch_size=1).to(device)
-    g = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (1, 3, 512, 512), generator=g, dtype=torch.uint8)
-    hole = torch.zeros(1, 1, 512, 512, dtype=torch.bool)
-    hole[:, :, 128:384, 96:416] = True
-    model(images, hole, ["warmup"])  # first call: allocator, oneDNN/cuDNN kernel selection
-    _sync(device)
-    t0 = time.perf_counter()
-    for i in range(n):
-        model(images, hole, [f"img{i}"])
-    _sync(device)
-    dt = time.perf_counter() - t0
-    ips = n / dt
     out = {
         "model": "lama",
-        "resolution": 512,
-        "device": device,
-        "torch_threads": torch.get_num_threads(),
         "weights": "smoke (random; timing only)",
-        "n_images": n,
-        "s_per_image": dt / n,
-        "images_per_s": ips,
-        "gflop_per_image": GFLOP_PER_IMAGE_512,
+        **time_model(model, 512, device, n, GFLOP_PER_IMAGE_512),
         "gflop_source": "golden README (official generator, FlopCounterMode, convolutions only, B=1)",
         "fft_gflop_estimate": FFT_GFLOP_ESTIMATE_512,
-        "achieved_gflop_per_s": ips * GFLOP_PER_IMAGE_512,
     }
     if not quick:
         out["gflop_per_image_ours"] = count_flops(device)
@@ -72,8 +48,4 @@ def run(quick: bool, device: str) -> dict:
 
 
 if __name__ == "__main__":
-    import json
-    import sys
-
-    print(json.dumps(run("--full" not in sys.argv, sys.argv[1] if len(sys.argv) > 1 and
-                         not sys.argv[1].startswith("-") else "cpu"), indent=2))
+    main(run)

@@ -10,41 +10,15 @@ run also records the output differences of tf32/bf16 against fp32 on the golden 
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from matbench.bench.common import main, time_model
+
 GFLOP_PER_IMAGE = {512: 574.75, 256: 280.23}  # ../shared/golden/mat/README.md, "FLOPs and timings"
-
-# Dense peak TFLOP/s from vendor spec sheets, by (device-name substring, precision). Only used to report a fraction.
-PEAK_TFLOPS = {
-    ("H100 SXM", "fp32"): 67.0, ("H100 SXM", "tf32"): 494.7, ("H100 SXM", "bf16"): 989.4,
-    ("H100 PCIe", "fp32"): 51.2, ("H100 PCIe", "tf32"): 378.0, ("H100 PCIe", "bf16"): 756.0,
-    ("H100 80GB HBM3", "fp32"): 67.0, ("H100 80GB HBM3", "tf32"): 494.7, ("H100 80GB HBM3", "bf16"): 989.4,
-    ("H200", "fp32"): 67.0, ("H200", "tf32"): 494.7, ("H200", "bf16"): 989.4,
-    ("A100", "fp32"): 19.5, ("A100", "tf32"): 156.0, ("A100", "bf16"): 312.0,
-}
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def peak_gflops(device: str, precision: str) -> tuple[float | None, str]:
-    """(peak GFLOP/s, source): $MATBENCH_PEAK_GFLOPS if set, else the spec-sheet table for known GPUs."""
-    env = os.environ.get("MATBENCH_PEAK_GFLOPS")
-    if env:
-        return float(env), "MATBENCH_PEAK_GFLOPS"
-    if device.startswith("cuda") and torch.cuda.is_available():
-        name = torch.cuda.get_device_name(torch.device(device))
-        for (key, prec), tflops in PEAK_TFLOPS.items():
-            if key in name and prec == precision:
-                return tflops * 1000, f"vendor spec sheet, dense ({name})"
-    return None, "unknown (set MATBENCH_PEAK_GFLOPS)"
 
 
 def count_flops(resolution: int = 512, device: str = "cpu") -> float:
@@ -67,25 +41,7 @@ def time_inpainter(resolution: int, device: str, precision: str, n: int) -> dict
     from matbench.models.mat.inpainter import MATInpainter, smoke_generator
 
     model = MATInpainter(smoke_generator(resolution), precision=precision, device=device)
-    g = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (1, 3, resolution, resolution), generator=g, dtype=torch.uint8)
-    hole = torch.zeros(1, 1, resolution, resolution, dtype=torch.bool)
-    hole[:, :, resolution // 4: 3 * resolution // 4, resolution // 5: 4 * resolution // 5] = True
-    model(images, hole, ["warmup"])  # allocator, oneDNN/cuDNN kernel selection
-    _sync(device)
-    t0 = time.perf_counter()
-    for i in range(n):
-        model(images, hole, [f"img{i}"])
-    _sync(device)
-    dt = time.perf_counter() - t0
-    ips = n / dt
-    gflop = GFLOP_PER_IMAGE[resolution]
-    peak, peak_src = peak_gflops(device, precision)
-    achieved = ips * gflop
-    return {"resolution": resolution, "precision": precision, "n_images": n, "s_per_image": dt / n,
-            "images_per_s": ips, "gflop_per_image": gflop, "achieved_gflop_per_s": achieved,
-            "peak_gflop_per_s": peak, "peak_source": peak_src,
-            "fraction_of_peak": (achieved / peak) if peak else None}
+    return time_model(model, resolution, device, n, GFLOP_PER_IMAGE[resolution], precision)
 
 
 def precision_differences(device: str, golden: Path | None = None) -> dict[str, Any] | None:
@@ -145,8 +101,4 @@ def run(quick: bool, device: str) -> dict:
 
 
 if __name__ == "__main__":
-    import json
-    import sys
-
-    print(json.dumps(run("--full" not in sys.argv, sys.argv[1] if len(sys.argv) > 1 and
-                         not sys.argv[1].startswith("-") else "cpu"), indent=2))
+    main(run)
