@@ -1,5 +1,8 @@
 #!/usr/bin/env python
-"""matbench benchmarks: `python bench.py [--quick] [--device DEV] [-o bench.json]`.
+"""matbench benchmarks: `python bench.py [--quick] [--device DEV] [-o bench.json]`, or `python bench.py SUITE ...`.
+
+`python bench.py SUITE [ARGS]` runs one named suite instead: `matbench/bench/suite_<SUITE>.py`'s
+`main(argv) -> int` (dashes in SUITE become underscores), e.g. `python bench.py pipeline --json`.
 
 Runs each area's `matbench/bench/<area>.py` `run(quick, device)` that is present (masks, metrics,
 features, mat, lama, comodgan; missing ones are noted and skipped), then its own end-to-end job
@@ -175,7 +178,20 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def suites() -> list[str]:
+    """Named suites: one module `matbench/bench/suite_<name>.py` each, with `main(argv) -> int`."""
+    here = Path(__file__).resolve().parent / "matbench" / "bench"
+    return sorted(f.stem[len("suite_"):].replace("_", "-") for f in here.glob("suite_*.py"))
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and not argv[0].startswith("-"):
+        if argv[0] not in suites():
+            print(f"bench.py: unknown suite {argv[0]!r}; known: {', '.join(suites()) or 'none'}", file=sys.stderr)
+            return 2
+        mod = importlib.import_module(f"matbench.bench.suite_{argv[0].replace('-', '_')}")
+        return int(mod.main(argv[1:]) or 0)
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="small sizes (CI-friendly)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if available)")
