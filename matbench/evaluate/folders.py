@@ -146,11 +146,30 @@ def _collate(items: list) -> list:
 def evaluate_folders(results_dir: str | os.PathLike, gt_dir: str | os.PathLike,
                      masks_dir: str | os.PathLike | None = None, metrics: Sequence[str] | str = ALL_METRICS,
                      out_dir: str | os.PathLike = "eval_out", allow_mismatch: bool = False,
-                     mask_polarity: str | None = None, workers: int = 0, progress: bool = True,
-                     job: dict | None = None, protocol: dict | None = None,
+                     mask_polarity: str | None = None, workers: int | None = 0, progress: bool = True,
+                     job: dict | None = None, protocol: dict | None = None, threads: int | None = None,
                      **evaluator_options: Any) -> ResultRecord:
-    """Evaluate a folder of results against ground truths; writes metrics.json and per_image.csv."""
+    """Evaluate a folder of results against ground truths; writes metrics.json and per_image.csv.
+
+    workers (reading processes) and threads (compute threads) are fitted to the cores by
+    matbench.threads.plan (None: automatic); the thread pools are restored afterwards.
+    """
+    from matbench import threads as T
+
+    tp = T.plan(workers, threads)
+    with T.limited(tp.intra_op):
+        return _evaluate_folders(results_dir, gt_dir, masks_dir, metrics, out_dir, allow_mismatch, mask_polarity,
+                                 tp, progress, job, protocol, evaluator_options)
+
+
+def _evaluate_folders(results_dir: str | os.PathLike, gt_dir: str | os.PathLike,
+                      masks_dir: str | os.PathLike | None, metrics: Sequence[str] | str,
+                      out_dir: str | os.PathLike, allow_mismatch: bool, mask_polarity: str | None, tp: Any,
+                      progress: bool, job: dict | None, protocol: dict | None,
+                      evaluator_options: dict[str, Any]) -> ResultRecord:
     from tqdm import tqdm
+
+    from matbench import threads as T
 
     results_dir, gt_dir, out_dir = Path(results_dir), Path(gt_dir), Path(out_dir)
     ids, gt, res = pair_folders(results_dir, gt_dir)
@@ -159,7 +178,8 @@ def evaluate_folders(results_dir: str | os.PathLike, gt_dir: str | os.PathLike,
         masks.check_ids(ids)
     ev = Evaluator(metrics, **evaluator_options)
     ds = _PairDataset(ids, gt, res, masks)
-    dl = torch.utils.data.DataLoader(ds, batch_size=ev.batch_size, num_workers=workers, collate_fn=_collate)
+    dl = torch.utils.data.DataLoader(ds, batch_size=ev.batch_size, num_workers=tp.workers, collate_fn=_collate,
+                                     worker_init_fn=T.worker_init if tp.workers else None)
     batches: list[BatchResult] = []
     mismatched: list[str] = []
     low_agreement: list[str] = []
@@ -206,6 +226,7 @@ def evaluate_folders(results_dir: str | os.PathLike, gt_dir: str | os.PathLike,
     record, df = ev.finalize(batches, job, proto)
     record.provenance["inputs"] = {"results": str(results_dir), "gt": str(gt_dir), "masks": job.get("masks"),
                                    "mask_polarity": mask_polarity, "mismatched": mismatched}
+    record.provenance["threads"] = tp.describe()
     write_outputs(out_dir, record, df)
     return record
 
