@@ -47,10 +47,11 @@ class ThreadPlan:
 def plan(workers: int | None = None, threads: int | None = None, cores: int | None = None,
          device: str = "cpu") -> ThreadPlan:
     """Workers + intra-op threads <= cores. None means automatic. On the CPU the networks are the work and
-    decoding a 512² PNG is ~1 % of an image's cost, so a worker only pays off from 3 cores (one worker,
-    the rest compute; with 1-2 cores images are read inline and every core computes). With a GPU, reading
-    is the bottleneck: up to 4 workers, at least one core left for the main process. Requests that do not
-    fit are reduced (with a log line), compute threads last."""
+    decoding a 512² PNG costs little next to an image's network passes (figures in docs/evaluation.md), so
+    a worker only pays off from 3 cores (one worker, the rest compute; with 1-2 cores images are read
+    inline and every core computes). With a GPU, reading is the bottleneck: up to 4 workers, at least one
+    core left for the main process. Requests that do not fit are reduced (with a log line), compute
+    threads last."""
     cores = available_cores() if cores is None else max(1, int(cores))
     if workers is not None and workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
