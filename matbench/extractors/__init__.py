@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from matbench.errors import InputError, WeightsError
+from matbench.errors import InputError, MatbenchError, WeightsError
 from matbench.resize import check_convention, resize
 
 SMOKE_SEED = 20240601
@@ -81,6 +81,14 @@ def known_names() -> list[str]:
     return [*EXTRACTORS, *names()]
 
 
+def require(module: str, who: str) -> None:
+    """One-line error when an optional package of the `protocols` extra is missing."""
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError:
+        raise InputError(f"{who} needs the {module} package: pip install 'matbench[protocols]'") from None
+
+
 def seeded(fn: Callable[[], torch.nn.Module]) -> torch.nn.Module:
     """Build a module with torch's default init under SMOKE_SEED, without touching the global RNG."""
     with _LOCK, torch.random.fork_rng(devices=[]):
@@ -120,7 +128,7 @@ def build(name: str, device: str = "cpu", smoke: bool = False, path: str | os.Pa
         digest = F.verified_sha256(spec.weights, resolved)
         try:
             net = spec.build(resolved)
-        except WeightsError:
+        except MatbenchError:
             raise
         except Exception as e:
             raise WeightsError(f"{resolved}: cannot load {name} weights ({type(e).__name__}: {e})") from None

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from matbench import weights as W
-from matbench.extractors import ExtractorSpec, load_state_dict_file, register_extractor, seeded
+from matbench.extractors import ExtractorSpec, load_state_dict_file, register_extractor, require, seeded
 
 INPUT = 224
 PATCH = 14
@@ -65,6 +65,7 @@ class DinoV2Net(torch.nn.Module):
 
 
 def _timm_vit(arch: str) -> torch.nn.Module:
+    require("timm", arch)
     import timm
 
     # num_classes=0, token pooling: forward returns the normed CLS token, as Meta's forward (head = Identity)

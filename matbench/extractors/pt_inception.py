@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from matbench import weights as W
-from matbench.extractors import ExtractorSpec, load_state_dict_file, register_extractor, seeded
+from matbench.extractors import ExtractorSpec, load_state_dict_file, register_extractor, require, seeded
 
 URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
 
@@ -49,6 +49,7 @@ def _weights_source(sd: dict | None):
 
 
 def build(path: Path | None) -> torch.nn.Module:
+    require("pytorch_fid", "pt-inception")
     from pytorch_fid.inception import InceptionV3
 
     if path is None:
