@@ -56,3 +56,18 @@ def test_compute_records_identity_and_intervals():
         for key, mv in out.items():
             assert mv.extra["extractor"] == "clip-vitb32" and mv.extra["resize"] == "legacy-tf", key
             assert mv.n == 30 and mv.ci_low is not None and mv.ci_low <= mv.ci_high, key
+
+
+@pytest.mark.parametrize("n,d", [(10, 25), (60, 5)])
+@pytest.mark.parametrize("convention", ["mat", "torch-fidelity"])
+def test_fd_to_reference_statistic_equals_fd_to_stats(n, d, convention):
+    from matbench.feature_spaces import fd_to_reference_statistic
+    from matbench.metrics.fd import fd_to_stats, feature_stats
+
+    real, fake = _pair(max(n, d + 5), d, seed=3)
+    mu, sigma = feature_stats(real, convention)
+    fake = fake[:n]
+    stat = fd_to_reference_statistic(mu, sigma, fake, convention)
+    assert stat(np.arange(n)) == pytest.approx(fd_to_stats(fake, mu, sigma, convention), rel=1e-6)
+    idx = np.random.default_rng(4).integers(0, n, n)
+    assert stat(idx) == pytest.approx(fd_to_stats(fake[idx], mu, sigma, convention), rel=1e-6)
