@@ -112,6 +112,7 @@ def test_dinov2_checkpoint_via_registry_equals_torch_fidelity_forward(dinov2_fil
     torch.testing.assert_close(got, exp, rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow  # three full Inception-v3 builds at 299 px: ~10 s on a quiet 2-core machine, 40 s under load
 def test_pt_inception_checkpoint_equals_pytorch_fid(tmp_path, monkeypatch):
     import pytorch_fid.inception as pfi
 
