@@ -93,3 +93,45 @@ def run_fields(record: Any) -> dict[str, Any]:
     out["resize"] = proto.get("resize", "legacy-tf" if proto.get("feature_extractor") else None)
     out["mask_kind"] = proto.get("mask_kind", job.get("mask_kind"))
     return out
+
+
+def inception_resize(name: str) -> str:
+    """The resize convention of an FID extractor backend (pytorch-fid's resizes like torch; the others like TF1)."""
+    return "legacy-pytorch" if name == "pt-inception" else "legacy-tf"
+
+
+def choose_row(protocol: Protocol, row: str | None, model: str | None) -> str | None:
+    """The published row to compare with: the one asked for, the only one, or the one whose label starts with the
+    model name when exactly one does (else None: nothing to put beside ours)."""
+    rows = list(protocol.published)
+    if row is not None:
+        if row not in protocol.published:
+            raise SpecError(f"--published-row {row!r}: protocol {protocol.name} publishes "
+                            f"{', '.join(map(repr, rows)) or 'no rows'}")
+        return row
+    if len(rows) == 1:
+        return rows[0]
+    if model:
+        hits = [r for r in rows if r.lower().startswith(str(model).lower())]
+        if len(hits) == 1:
+            return hits[0]
+    return None
+
+
+def annotate(record: Any, name: str, row: str | None = None) -> str | None:
+    """Record the protocol on a ResultRecord and put each published value beside ours (metrics[m].extra)."""
+    p = get(name)
+    chosen = choose_row(p, row, record.job.get("model"))
+    record.protocol["protocol"] = name
+    if chosen is None:
+        return None
+    record.protocol["published_row"] = chosen
+    for m, value in p.published[chosen].items():
+        mv = record.metrics.get(m)
+        if mv is None:
+            continue
+        mv.extra = {**(mv.extra or {}), "published": {"protocol": name, "row": chosen, "value": value,
+                                                      **{k: v for k, v in compare(value, mv.value, mv.ci_low,
+                                                                                  mv.ci_high).items()
+                                                         if k != "published"}}}
+    return chosen
