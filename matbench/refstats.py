@@ -134,3 +134,53 @@ def make(dataset: str | os.PathLike, extractor: str, out: str | os.PathLike, *, 
 def extractor_resize(ex) -> str:
     """The resize convention of an extractor (the built-in Inceptions resize like TF1 inside the network)."""
     return getattr(ex, "resize_convention", "") or "legacy-tf"
+
+
+def fd_folder(folder: str | os.PathLike, ref_path: str | os.PathLike, *, convention: str = "mat",
+              smoke: bool = False, device: str = "cpu", batch_size: int = 16,
+              weights_path: str | os.PathLike | None = None, allow_download: bool = True, n_bootstrap: int = 200,
+              seed: int = 0) -> dict:
+    """FD of a folder of generated images against a reference statistics file (no ground-truth images).
+
+    The extractor, its weights and its resize convention come from the file; features of another kind are
+    refused (InputError naming the field)."""
+    import torch
+
+    from matbench import extractors
+    from matbench.feature_spaces import fd_to_reference_statistic
+    from matbench.features import get_extractor, list_images
+    from matbench.io import read_image
+    from matbench.metrics import bootstrap
+
+    ref = load(ref_path)
+    name, resize = ref.meta.get("extractor", ""), ref.meta.get("resize", "")
+    if name in extractors.names() and resize and resize != extractors.get_spec(name).native_resize:
+        ex = extractors.build(name, device, smoke, weights_path, batch_size=batch_size,
+                              allow_download=allow_download, resize_convention=resize)
+    else:
+        ex = get_extractor(name, device, smoke, weights_path, batch_size=batch_size, allow_download=allow_download)
+    ref.check(name, ex.weights_sha256, extractor_resize(ex))
+    files = list_images(folder)
+    if len(files) < 2:
+        raise InputError(f"{folder}: need at least 2 images, found {len(files)}")
+    parts, batch, shape = [], [], None
+    for iid in sorted(files):
+        im = torch.from_numpy(read_image(files[iid])).permute(2, 0, 1)
+        if batch and (im.shape != shape or len(batch) == batch_size):
+            parts.append(ex(torch.stack(batch)))
+            batch = []
+        batch.append(im)
+        shape = im.shape
+    parts.append(ex(torch.stack(batch)))
+    fake = np.concatenate(parts)
+    value = ref.fd(fake, convention)
+    lo = hi = None
+    if n_bootstrap > 0:
+        stat = fd_to_reference_statistic(ref.mu, ref.sigma_for(convention), fake, convention)
+        lo, hi = bootstrap.bootstrap_ci(stat, fake.shape[0], n_bootstrap, seed, method="bias-corrected")
+        lo, hi = max(float(lo), 0.0), float(hi)
+    return {"fd": value, "ci_low": lo, "ci_high": hi, "n": int(fake.shape[0]), "convention": convention,
+            "extractor": name, "weights_sha256": ex.weights_sha256, "resize": extractor_resize(ex),
+            "smoke": bool(ex.smoke), "reference": str(ref.path), "reference_n": ref.n,
+            "reference_dataset_manifest_sha256": ref.meta.get("dataset_manifest_sha256", ""),
+            "ci_method": "bias-corrected bootstrap, generated side resampled"}

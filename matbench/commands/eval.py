@@ -80,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
         vgg_path=args.vgg_path, n_bootstrap=args.bootstrap, seed=args.seed, batch_size=args.batch_size,
         save_features=args.save_features, protocol_name=args.protocol, published_row=args.published_row)
     print(format_summary(record, args.out))
+    if args.save_features:
+        print(f"wrote {args.out}/features.npz ({{extractor}}.real / .fake, rows in per_image.csv order)")
     return 0
 
 

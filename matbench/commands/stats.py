@@ -26,6 +26,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pm.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     pm.add_argument("-o", "--out", required=True, metavar="REF.npz")
     pm.set_defaults(func=cmd_make)
+    pf = sub.add_parser("fd", help="FD of a folder of generated images against a statistics file")
+    pf.add_argument("folder", metavar="DIR")
+    pf.add_argument("--ref", required=True, metavar="REF.npz", help="from `matbench stats make`; its extractor, "
+                    "weights and resize are used, and features of another kind are refused")
+    pf.add_argument("--fid-convention", choices=("mat", "torch-fidelity"), default="mat",
+                    help="covariance 1/N (mat) or 1/(N-1) (torch-fidelity)")
+    pf.add_argument("--weights", metavar="FILE", help="explicit weights file of the extractor")
+    pf.add_argument("--smoke", action="store_true", help="random extractor weights (only against smoke statistics)")
+    pf.add_argument("--bootstrap", type=int, default=200, metavar="N")
+    pf.add_argument("--seed", type=int, default=0)
+    pf.add_argument("--device", default=None)
+    pf.add_argument("--batch-size", type=int, default=16)
+    pf.add_argument("-o", "--out", metavar="OUT.json", help="also write the result as JSON")
+    pf.set_defaults(func=cmd_fd)
     ps = sub.add_parser("show", help="print what a statistics file holds")
     ps.add_argument("file", metavar="REF.npz")
     ps.set_defaults(func=cmd_show)
@@ -50,6 +64,26 @@ def cmd_make(args: argparse.Namespace) -> int:
                        smoke=args.smoke, device=device, batch_size=args.batch_size, weights_path=args.weights,
                        cache_dir=False if args.no_cache else None, limit=args.limit, progress=sys.stderr.isatty())
     print(_describe(st))
+    return 0
+
+
+def cmd_fd(args: argparse.Namespace) -> int:
+    import torch
+
+    from matbench import refstats
+    from matbench.io import write_json_atomic
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    r = refstats.fd_folder(args.folder, args.ref, convention=args.fid_convention, smoke=args.smoke, device=device,
+                           batch_size=args.batch_size, weights_path=args.weights, n_bootstrap=args.bootstrap,
+                           seed=args.seed)
+    if r["smoke"]:
+        print("SMOKE: random extractor weights; not comparable with real results")
+    ci = "" if r["ci_low"] is None else f"  [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
+    print(f"FD [{r['extractor']}, {r['resize']}, {r['convention']}] of {r['n']} images vs {r['reference']} "
+          f"(n={r['reference_n']}): {r['fd']:.2f}{ci}")
+    if args.out:
+        write_json_atomic(args.out, r)
     return 0
 
 
