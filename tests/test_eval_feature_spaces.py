@@ -127,3 +127,15 @@ def test_stats_fd_of_a_folder_equals_fd_on_features(evaluated, tmp_path, capsys)
     assert got["fd"] == pytest.approx(fd(z["clip-vitb32.real"].astype(float), z["clip-vitb32.fake"].astype(float),
                                          "mat"), rel=1e-4)
     assert got["extractor"] == "clip-vitb32" and got["smoke"] is True and "SMOKE" in capsys.readouterr().out
+
+
+def test_report_shows_published_section(tmp_path):
+    from reports.render import render_site
+
+    rec = ResultRecord(job={"dataset": "places365-val", "maskset": "mat-large", "model": "mat", "resolution": 512},
+                       metrics={"fid": MetricValue(2.10, 1.90, 2.30, 36500)},
+                       protocol={"n_images": 36500, "resolution": 512, "fid_convention": "mat"})
+    P.annotate(rec, "mat-places512-large", "MAT (8M)")
+    write_record(tmp_path / "run", rec)
+    html = render_site([tmp_path / "run"], tmp_path / "rep").read_text()
+    assert "Published values beside ours" in html and "mat-places512-large (MAT (8M))" in html
