@@ -25,6 +25,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "matbench.commands.models",
     "matbench.commands.weights",
     "matbench.commands.report",
+    "matbench.commands.history",
+    "matbench.commands.study",
 )
 
 

@@ -22,3 +22,12 @@ def golden() -> Path:
     if not GOLDEN.is_dir():
         raise RuntimeError(f"golden fixtures not found at {GOLDEN} (set MATBENCH_SHARED)")
     return GOLDEN
+
+
+@pytest.fixture(autouse=True)
+def _private_history(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Runs and evals in tests append to a throw-away history, never the user's ~/.local/share one
+    (subprocesses inherit the variable)."""
+    path = tmp_path_factory.mktemp("history") / "history.db"
+    monkeypatch.setenv("MATBENCH_HISTORY", str(path))
+    return path

@@ -25,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--restart", action="store_true",
                    help="discard stored jobs whose configuration differs from the spec (default: refuse)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    from matbench.commands.history import add_history_options
+
+    add_history_options(p)
     p.set_defaults(func=run_command)
 
 
@@ -48,6 +51,9 @@ def run_command(args: argparse.Namespace) -> int:
     info = run(spec, RunOptions(restart=args.restart, progress=not args.no_progress))
     if info:  # rank 0
         print(summary_table(info))
+        from matbench.commands.history import append_after
+
+        append_after(args, [spec.output], "run")
         print(f"run directory: {spec.output}  (matbench report {spec.output} -o REPORT_DIR)")
     return 0
 

@@ -1,0 +1,229 @@
+"""Results history: appends (also from two processes at once), import, listing, the run/eval hooks and
+`matbench check --baseline history:...` with each exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from matbench.cli import main
+from matbench.history import History, parse_baseline, protocol_id, resolve_path
+from matbench.io import save_png
+from matbench.results import find_records
+from reports.sample import synthetic_record, write_job
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(tmp: Path, name: str, fid: float, model: str = "mat", created: str = "2026-01-01T00:00:00+00:00",
+         **protocol: object) -> Path:
+    rec = synthetic_record("places", "mat-large", model, {"fid": (fid, fid - 0.5, fid + 0.5), "pids": 0.1},
+                           **protocol)
+    rec.provenance["created"] = created
+    write_job(tmp / name, rec)
+    return tmp / name
+
+
+def test_default_path_env_and_off(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MATBENCH_HISTORY", str(tmp_path / "h.db"))
+    assert resolve_path() == tmp_path / "h.db"
+    assert resolve_path("x.db") == Path("x.db")
+    assert resolve_path(None, disabled=True) is None
+    monkeypatch.setenv("MATBENCH_HISTORY", "off")
+    assert resolve_path() is None
+    monkeypatch.delenv("MATBENCH_HISTORY")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert resolve_path() == tmp_path / "xdg" / "matbench" / "history.db"
+
+
+def test_the_test_suite_never_writes_the_users_history() -> None:
+    # conftest's autouse fixture points every test (and its subprocesses) at a temporary file
+    p = resolve_path()
+    assert p is not None and Path(os.environ["MATBENCH_HISTORY"]) == p
+    assert ".local/share" not in str(p)
+
+
+def test_append_is_idempotent_and_keeps_record_git_and_metrics(tmp_path: Path) -> None:
+    run = _run(tmp_path, "r1", 10.0)
+    h = History(tmp_path / "h.db")
+    recs = find_records([run])
+    assert h.append(recs, "run", git=("abc123", True)) == 1
+    assert h.append(recs, "run", git=("abc123", True)) == 0  # same record again: nothing new
+    (row,) = h.rows()
+    assert (row.model, row.dataset, row.maskset, row.resolution, row.git_commit, row.git_dirty) == \
+        ("mat", "places", "mat-large", 512, "abc123", True)
+    assert row.record.metrics["fid"].ci_low == 9.5 and row.record.metrics["fid"].ci_high == 10.5
+    assert row.protocol_id == protocol_id(recs[0])
+    con = sqlite3.connect(tmp_path / "h.db")
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert con.execute("SELECT name, value FROM metrics ORDER BY name").fetchall() == [("fid", 10.0), ("pids", 0.1)]
+
+
+def test_git_state_of_the_working_directory(tmp_path: Path) -> None:
+    from matbench.history import git_state
+
+    assert git_state(tmp_path) == (None, None)
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    (tmp_path / "f").write_text("a")
+    subprocess.run(["git", "add", "f"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "commit", "-qm", "x"], cwd=tmp_path, check=True, env=env)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    assert git_state(tmp_path) == (head, False)
+    (tmp_path / "f").write_text("b")
+    assert git_state(tmp_path) == (head, True)
+
+
+WRITER = """
+import sys
+from matbench.history import History
+from reports.sample import synthetic_record
+h = History(sys.argv[1])
+for i in range(int(sys.argv[3])):
+    r = synthetic_record("places", "mat-large", sys.argv[2], {"fid": float(i)})
+    h.append([r], "run", git=(None, None))
+"""
+
+
+def test_concurrent_appends_from_two_processes(tmp_path: Path) -> None:
+    db = tmp_path / "h.db"
+    n = 40
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(db), model, str(n)], env=env,
+                              stderr=subprocess.PIPE, text=True) for model in ("a", "b")]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    rows = History(db).rows()
+    assert len(rows) == 2 * n
+    for model in ("a", "b"):
+        assert sorted(r.record.metrics["fid"].value for r in rows if r.model == model) == [float(i) for i in range(n)]
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert con.execute("SELECT COUNT(*) FROM metrics").fetchone()[0] == 2 * n
+
+
+def test_import_list_and_filters(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = _run(tmp_path, "a", 10.0, created="2026-01-01T00:00:00+00:00")
+    b = _run(tmp_path, "b", 9.0, model="lama", created="2026-01-02T00:00:00+00:00")
+    db = tmp_path / "h.db"
+    assert main(["history", "import", str(a), str(b), "--history", str(db)]) == 0
+    assert "imported 2 new record(s) of 2" in capsys.readouterr().out
+    assert main(["history", "import", str(a), "--history", str(db)]) == 0
+    assert "imported 0 new record(s) of 1" in capsys.readouterr().out
+    assert main(["history", "--history", str(db), "--format", "json", "--metric", "fid"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["model"], r["value"], r["source"]) for r in rows] == [("mat", 10.0, "import"), ("lama", 9.0, "import")]
+    assert main(["history", "--history", str(db), "--format", "csv", "--model", "lama"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("id,created,model") and len(lines) == 3  # fid and pids of lama
+    pid = rows[0]["protocol"]
+    assert main(["history", "--history", str(db), "--protocol", pid[:6], "--metric", "pids"]) == 0
+    out = capsys.readouterr().out
+    assert "mat" in out and "lama" in out and "places/mat-large@512" in out
+    assert main(["history", "--history", str(db), "--protocol", "nope"]) == 0
+    assert "no records" in capsys.readouterr().out
+
+
+def test_parse_baseline() -> None:
+    assert parse_baseline("runs/x") is None
+    assert parse_baseline("history:last") == ("last", None)
+    assert parse_baseline("history:best") == ("best", None)
+    assert parse_baseline("history:best:3") == ("best", 3)
+    from matbench.errors import SpecError
+
+    for bad in ("history:best:0", "history:best:x", "history:first", "history:last:2"):
+        with pytest.raises(SpecError):
+            parse_baseline(bad)
+
+
+def _check(cur: Path, baseline: str, db: Path) -> int:
+    return main(["check", str(cur), "--baseline", baseline, "--history", str(db)])
+
+
+def test_check_against_history_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "h.db"
+    h = History(db)
+    for k, (fid, day) in enumerate([(10.0, 1), (9.0, 2), (11.0, 3)]):
+        h.append(find_records([_run(tmp_path, f"old{k}", fid, created=f"2026-01-0{day}T00:00:00+00:00")]), "run",
+                 git=(f"c{k}", False))
+    ok = _run(tmp_path, "ok", 11.03, created="2026-01-04T00:00:00+00:00")
+    # the current run is already in the history (run appends before the check): it must not gate itself
+    h.append(find_records([ok]), "run", git=("c3", False))
+    assert _check(ok, "history:last", db) == 0          # 11.03 vs last 11.0: within fid tolerance 0.05
+    assert _check(ok, "history:best:1", db) == 0        # best of the last one = 11.0
+    assert _check(ok, "history:best:2", db) == 1        # best of 9.0, 11.0 = 9.0 -> regression
+    assert _check(ok, "history:best", db) == 1
+    out = capsys.readouterr().out
+    assert "REGRESSED" in out and "9.0000 -> 11.0300" in out
+    worse = _run(tmp_path, "worse", 12.0)
+    assert _check(worse, "history:last", db) == 1
+    other = _run(tmp_path, "other", 11.0, n_images=50)   # a different image count: not comparable
+    assert _check(other, "history:last", db) == 2
+    assert "protocol field 'n_images' differs" in capsys.readouterr().out
+    smoke = synthetic_record("places", "mat-large", "mat", {"fid": 11.0}, smoke=True)
+    write_job(tmp_path / "smoke", smoke)
+    assert _check(tmp_path / "smoke", "history:last", db) == 2
+    new = _run(tmp_path, "new", 1.0, model="brand-new")
+    assert _check(new, "history:last", db) == 2          # nothing to compare with
+    assert "no job of the current run has an earlier record" in capsys.readouterr().out
+    assert _check(ok, "history:best:0", db) == 2         # bad spec: one-line error, exit 2
+
+
+def _tiny_folders(tmp: Path) -> tuple[Path, Path, Path]:
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        gt = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+        hole = np.zeros((32, 32), bool)
+        hole[8:20, 8:20] = True
+        res = gt.copy()
+        res[hole] = 128
+        save_png(tmp / "gt" / f"{i}.png", gt)
+        save_png(tmp / "res" / f"{i}.png", res)
+        save_png(tmp / "masks" / f"{i}.png", (~hole).astype(np.uint8) * 255)
+    return tmp / "res", tmp / "gt", tmp / "masks"
+
+
+def test_eval_appends_and_records_its_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    res, gt, masks = _tiny_folders(tmp_path)
+    db = tmp_path / "h.db"
+    args = ["eval", "--results", str(res), "--gt", str(gt), "--masks", str(masks), "--mask-polarity", "known=255",
+            "--metrics", "psnr,l1", "--bootstrap", "0", "--workers", "0", "--device", "cpu", "--no-cache",
+            "--history", str(db)]
+    assert main(args + ["-o", str(tmp_path / "out")]) == 0
+    inputs = json.loads((tmp_path / "out" / "inputs.json").read_text())
+    assert inputs == {"schema": "matbench.eval-inputs/1", "results": str(res.resolve()), "gt": str(gt.resolve()),
+                      "masks": str(masks.resolve()), "mask_polarity": "known=255"}
+    (row,) = History(db).rows()
+    assert row.source == "eval" and row.model == "res" and set(row.record.metrics) == {"psnr", "l1"}
+    assert main(args + ["-o", str(tmp_path / "out2"), "--no-history"]) == 0
+    assert len(History(db).rows()) == 1
+
+
+def test_run_appends_after_it_finishes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import matbench.runner
+    import matbench.spec
+
+    out = tmp_path / "run"
+    spec = types.SimpleNamespace(output=out, device="cpu", batch_size=1, smoke=False)
+    monkeypatch.setattr(matbench.spec, "load_spec", lambda path, output=None: spec)
+
+    def fake_run(spec_: object, options: object) -> dict:
+        write_job(out, synthetic_record("places", "mat-large", "mat", {"fid": 3.0}))
+        return {"summary": {"places-mat-large-mat-512": {"fid": 3.0}}}
+
+    monkeypatch.setattr(matbench.runner, "run", fake_run)
+    assert main(["run", "spec.toml"]) == 0               # default history = $MATBENCH_HISTORY (conftest)
+    (row,) = History(os.environ["MATBENCH_HISTORY"]).rows()
+    assert row.source == "run" and row.record.metrics["fid"].value == 3.0
+    assert main(["run", "spec.toml"]) == 0               # rerun reusing finished jobs: nothing new
+    assert len(History(os.environ["MATBENCH_HISTORY"]).rows()) == 1
