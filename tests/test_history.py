@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from browser_helpers import browser  # noqa: F401  (fixture)
 
 from matbench.cli import main
 from matbench.history import History, parse_baseline, protocol_id, resolve_path
@@ -227,3 +228,90 @@ def test_run_appends_after_it_finishes(tmp_path: Path, monkeypatch: pytest.Monke
     assert row.source == "run" and row.record.metrics["fid"].value == 3.0
     assert main(["run", "spec.toml"]) == 0               # rerun reusing finished jobs: nothing new
     assert len(History(os.environ["MATBENCH_HISTORY"]).rows()) == 1
+
+
+def _history_for_trend(tmp: Path) -> Path:
+    """Five commits of two models (synthetic numbers, marked smoke), then a protocol change."""
+    db = tmp / "h.db"
+    h = History(db)
+    for k in range(5):
+        for model, base in (("mat", 3.0), ("lama", 3.6)):
+            fid = base - 0.1 * k + (0.15 if k == 3 and model == "mat" else 0.0)
+            pids = (0.1 if model == "mat" else 0.07) + 0.01 * k
+            rec = synthetic_record("places", "mat-large", model, {"fid": (fid, fid - 0.2, fid + 0.2),
+                                                                  "pids": (pids, pids - 0.01, pids + 0.01)}, smoke=True)
+            rec.provenance["created"] = f"2026-03-{k + 1:02d}T12:00:00+00:00"
+            h.append([rec], "run", git=(f"{k:x}" * 10, k == 4))
+    rec = synthetic_record("places", "mat-large", "mat", {"fid": 2.0}, smoke=True, n_images=50)
+    rec.provenance["created"] = "2026-03-06T12:00:00+00:00"
+    h.append([rec], "run", git=("f" * 40, False))
+    return db
+
+
+def test_report_trend_and_study_pages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from reports.sample import make_sample_run
+
+    db = _history_for_trend(tmp_path)
+    run = make_sample_run(tmp_path / "run", n_images=3, size=32, masksets=("mat-large",), samples=0)
+    analysis = {"schema": "matbench.study-analysis/1", "study": "s/study.json", "study_id": "abc", "title": "t",
+                "min_attention": 1.0, "prior": 0.0, "bootstrap": {"resamples": 10, "seed": 0,
+                                                                 "skipped_unidentifiable": 0},
+                "n_choices": 4, "participants": [{"participant": "p1", "file": "f", "responses": 5,
+                                                  "attention_checks": 1, "attention_passed": 1,
+                                                  "attention_rate": 1.0, "excluded": False, "median_rt_ms": 900.0}],
+                "excluded": [], "pairs": [{"a": "x", "b": "y", "n": 4, "a_wins": 3, "b_wins": 1, "a_rate": 0.75,
+                                           "a_rate_ci": [0.3, 0.95]}],
+                "ranking": [{"rank": 1, "system": "x", "score": 0.55, "ci_low": 0.1, "ci_high": 1.0, "wins": 3,
+                             "comparisons": 4, "smoke": False},
+                            {"rank": 2, "system": "y", "score": -0.55, "ci_low": -1.0, "ci_high": -0.1, "wins": 1,
+                             "comparisons": 4, "smoke": False}],
+                "metric_agreement": [{"metric": "lpips", "agree": 3, "n": 4, "ties": 0, "rate": 0.75,
+                                      "ci": [0.3, 0.95]}], "smoke": False}
+    (tmp_path / "analysis.json").write_text(json.dumps(analysis))
+    site = tmp_path / "site"
+    assert main(["report", str(run), "-o", str(site), "--history", str(db), "--study",
+                 str(tmp_path / "analysis.json")]) == 0
+    index = (site / "index.html").read_text()
+    assert 'href="trend.html"' in index and 'href="study.html"' in index
+    trend = (site / "trend.html").read_text()
+    assert trend.count("protocol ") >= 2                 # the n_images change starts a second block
+    assert "44444444+" not in trend and "4444444+" in trend  # dirty commit marked with +
+    assert "SMOKE" in trend
+    pngs = sorted(p.name for p in (site / "plots").glob("trend-*.png"))
+    assert len(pngs) == 3                                 # fid + pids, then fid of the new protocol
+    study = (site / "study.html").read_text()
+    assert "Bradley–Terry" in study and "75.0 %" in study
+    # `matbench table --study` appends the study tables
+    assert main(["table", str(run), "--study", str(tmp_path / "analysis.json")]) == 0
+    out = capsys.readouterr().out
+    assert "| 1 | x | 0.55 | [0.10, 1.00] | 3/4 |" in out and "| LPIPS | 75.0 |" in out
+    assert main(["report", str(run), "-o", str(site), "--history", str(tmp_path / "none.db")]) == 2
+
+
+@pytest.mark.browser
+def test_trend_page_in_chromium(tmp_path: Path, browser: object) -> None:  # noqa: F811
+    from reports.sample import make_sample_run
+
+    db = _history_for_trend(tmp_path)
+    run = make_sample_run(tmp_path / "run", n_images=3, size=32, masksets=("mat-large",), samples=0)
+    site = tmp_path / "site"
+    assert main(["report", str(run), "-o", str(site), "--history", str(db)]) == 0
+    errors: list[str] = []
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+    page.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto((site / "index.html").resolve().as_uri())
+    page.click("header nav a[href='trend.html']")
+    page.wait_for_load_state("load")
+    assert page.url.endswith("trend.html")
+    for img in page.query_selector_all("img"):
+        img.scroll_into_view_if_needed()
+    page.wait_for_function("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+    page.evaluate("window.scrollTo(0, 0)")
+    shot = tmp_path / "trend.png"
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 20_000 and errors == []
+    if os.environ.get("MATBENCH_UPDATE_SCREENSHOT") == "1":
+        import shutil
+
+        shutil.copyfile(shot, ROOT / "docs" / "img" / "trend.png")

@@ -11,11 +11,11 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from browser_helpers import browser  # noqa: F401  (fixture)
 
 from matbench.cli import main
 from matbench.errors import InputError
@@ -142,37 +142,11 @@ def test_analysis_rejects_foreign_or_duplicate_files(tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------- the page in Chromium
 
-CHROMIUM = os.environ.get("MATBENCH_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    reason = None
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        reason = "playwright is not installed (it is in the test extra)"
-    if reason is None and not Path(CHROMIUM).exists():
-        reason = f"{CHROMIUM} not found (run scripts/test-deps.sh)"
-    if reason:
-        if os.environ.get("MATBENCH_REQUIRE_BROWSER") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
-
-
 PREFERENCE = {"opencv-telea": 0, "opencv-ns": 1, "mean-fill": 2}  # how the simulated participants rank
 
 
 @pytest.mark.browser
-def test_study_page_end_to_end(tmp_path: Path, browser: object) -> None:
+def test_study_page_end_to_end(tmp_path: Path, browser: object) -> None:  # noqa: F811
     from reports.sample import make_sample_run
 
     size = int(os.environ.get("MATBENCH_STUDY_SIZE", "64"))
