@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,9 @@ GOLDEN = SHARED / "golden"
 # Metric networks must never be downloaded in tests; weights are created or smoke.
 os.environ.setdefault("MATBENCH_OFFLINE", "1")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# Nothing a test runs may append to the user's results history (not even module-scoped fixtures that run
+# before the per-test fixture below, nor a MATBENCH_HISTORY set in the developer's shell).
+os.environ["MATBENCH_HISTORY"] = str(Path(tempfile.mkdtemp(prefix="matbench-test-history-")) / "history.db")
 
 
 @pytest.fixture(scope="session")

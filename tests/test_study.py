@@ -252,3 +252,50 @@ def test_study_page_end_to_end(tmp_path: Path, browser: object) -> None:  # noqa
         assert r["score"] == pytest.approx(expected[names.index(r["system"])], abs=1e-8)
     assert a["ranking"][0]["system"] == "opencv-telea" and a["ranking"][-1]["system"] == "mean-fill"
     assert {g["metric"] for g in a["metric_agreement"]} >= {"psnr", "ssim", "l1"}
+
+
+def test_study_from_eval_folders(tmp_path: Path) -> None:
+    from matbench.io import read_image, save_png
+
+    rng = np.random.default_rng(0)
+    hole = np.zeros((32, 32), bool)
+    hole[8:20, 6:24] = True
+    for i in range(4):
+        gt = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+        save_png(tmp_path / "gt" / f"im{i}.png", gt)
+        save_png(tmp_path / "masks" / f"im{i}.png", hole.astype(np.uint8) * 255)  # LaMa polarity: 255 = hole
+        for name, fill in (("grey", 128), ("dark", 20)):
+            res = gt.copy()
+            res[hole] = fill
+            save_png(tmp_path / name / f"im{i}.png", res)
+    outs = []
+    for name in ("grey", "dark"):
+        out = tmp_path / f"eval-{name}"
+        assert main(["eval", "--results", str(tmp_path / name), "--gt", str(tmp_path / "gt"), "--masks",
+                     str(tmp_path / "masks"), "--mask-polarity", "hole=255", "--metrics", "psnr,l1",
+                     "--bootstrap", "0", "--workers", "0", "--device", "cpu", "--no-cache", "-o", str(out)]) == 0
+        outs.append(out)
+    with pytest.raises(InputError, match="no two results share"):
+        from matbench.study.make import make_study
+
+        make_study(outs[:1], tmp_path / "one", pairs=2)
+    study = tmp_path / "study"
+    assert main(["study", "make", *map(str, outs), "--pairs", "4", "--attention", "1", "-o", str(study)]) == 0
+    key = json.loads((study / "study.json").read_text())
+    assert [s["name"] for s in key["systems"]] == ["grey", "dark"]
+    pair = next(t for t in key["trials"] if t["kind"] == "pair")
+    names = {0: "grey", 1: "dark"}
+    page = json.loads((study / "trials.js").read_text().split("=", 1)[1].rstrip().rstrip(";"))
+    shown = next(t for t in page["trials"] if t["id"] == pair["id"])
+    # the page shows the masked input (hole grey 127) and each side's own result file
+    masked = read_image(study / shown["masked"])
+    gt = read_image(tmp_path / "gt" / f"{pair['image']}.png")
+    assert (masked[hole] == 127).all() and (masked[~hole] == gt[~hole]).all()
+    left = read_image(study / shown["left"])
+    assert (left == read_image(tmp_path / names[pair["left"]] / f"{pair['image']}.png")).all()
+    att = next(t for t in key["trials"] if t["kind"] == "attention")
+    broken = read_image(study / next(t for t in page["trials"] if t["id"] == att["id"])[
+        "right" if att["expected"] == "left" else "left"])
+    assert (broken[~hole] == read_image(tmp_path / "gt" / f"{att['image']}.png")[~hole]).all()
+    assert {tuple(x) for x in broken[hole].reshape(-1, 3).tolist()} == {(255, 0, 255), (0, 200, 0)}
+    assert set(key["per_image"]["0"][pair["image"]]) == {"psnr", "l1"}
