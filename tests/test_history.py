@@ -119,7 +119,7 @@ def test_import_list_and_filters(tmp_path: Path, capsys: pytest.CaptureFixture[s
     db = tmp_path / "h.db"
     assert main(["history", "import", str(a), str(b), "--history", str(db)]) == 0
     assert "imported 2 new record(s) of 2" in capsys.readouterr().out
-    assert main(["history", "import", str(a), "--history", str(db)]) == 0
+    assert main(["history", "--history", str(db), "import", str(a)]) == 0  # option before the subcommand
     assert "imported 0 new record(s) of 1" in capsys.readouterr().out
     assert main(["history", "--history", str(db), "--format", "json", "--metric", "fid"]) == 0
     rows = json.loads(capsys.readouterr().out)

@@ -150,7 +150,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     imp = sub.add_parser("import", help="add the results of runs made before (run dirs, eval folders, "
                                         "metrics.json files)")
     imp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    imp.add_argument("--history", metavar="PATH", help="history database (default as above)")
+    # SUPPRESS: `matbench history --history X import ...` must keep X (a subparser default would reset it)
+    imp.add_argument("--history", metavar="PATH", default=argparse.SUPPRESS, help="history database (default as "
+                     "above)")
     imp.add_argument("--git-from-dir", action="store_true",
                      help="record the git commit/dirty flag of the work tree holding each result (default: "
                           "only what the record's provenance says; unknown otherwise)")
