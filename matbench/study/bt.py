@@ -1,9 +1,8 @@
 """Bradley–Terry model for paired comparisons: P(i beats j) = p_i / (p_i + p_j).
 
-Fitted by maximum likelihood with Hunter's (2004) MM iteration
-    p_i <- W_i / sum_j n_ij / (p_i + p_j)
-which increases the likelihood at every step and converges to the unique MLE when the comparison graph is
-strongly connected (every system beat and lost, through some chain, to every other). Scores are reported as
+Fitted by maximum likelihood: Newton's method on the log-likelihood in theta = log p (concave; steps halved
+until they increase it), which converges to the unique MLE when the comparison graph is strongly connected
+(every system beat and lost, through some chain, to every other). Scores are reported as
 log-strengths centred to mean 0, so exp(s_i - s_j) is the odds that i is preferred over j.
 """
 
@@ -16,11 +15,11 @@ import numpy as np
 from matbench.errors import InputError
 
 
-def win_matrix(n_systems: int, outcomes: Sequence[tuple[int, int]]) -> np.ndarray:
+def win_matrix(n_systems: int, outcomes: Sequence[tuple[int, int]] | np.ndarray) -> np.ndarray:
     """W[i, j] = how often system i was preferred over j, from (winner, loser) pairs."""
     w = np.zeros((n_systems, n_systems), dtype=np.float64)
-    for a, b in outcomes:
-        w[a, b] += 1
+    arr = np.asarray(outcomes, dtype=np.int64).reshape(-1, 2)
+    np.add.at(w, (arr[:, 0], arr[:, 1]), 1.0)
     return w
 
 
@@ -44,7 +43,7 @@ def identifiable(w: np.ndarray) -> bool:
     return len(reach(adj)) == k and len(reach(adj.T)) == k
 
 
-def fit(w: np.ndarray, prior: float = 0.0, tol: float = 1e-12, max_iter: int = 100_000) -> np.ndarray:
+def fit(w: np.ndarray, prior: float = 0.0, tol: float = 1e-12, max_iter: int = 200) -> np.ndarray:
     """Log-strengths (mean 0) from a win matrix. `prior` adds that many virtual wins each way to every pair
     that was compared (a mild shrinkage that makes the fit exist for any data); 0 = the plain MLE."""
     w = np.asarray(w, dtype=np.float64)
@@ -55,17 +54,31 @@ def fit(w: np.ndarray, prior: float = 0.0, tol: float = 1e-12, max_iter: int = 1
                          "won or never lost against the rest); the MLE does not exist — use a prior (--prior 0.5)")
     n = w + w.T
     wins = w.sum(axis=1)
-    p = np.ones(len(w))
+    k = len(w)
+    theta = np.zeros(k)
+    ll = _loglik(theta, w)
     for _ in range(max_iter):
-        denom = (n / (p[:, None] + p[None, :])).sum(axis=1)
-        new = wins / denom
-        new /= np.exp(np.log(new).mean())
-        if np.max(np.abs(np.log(new) - np.log(p))) < tol:
-            p = new
+        sig = 1.0 / (1.0 + np.exp(-(theta[:, None] - theta[None, :])))  # P(i beats j)
+        grad = wins - (n * sig).sum(axis=1)
+        c = n * sig * (1 - sig)
+        info = np.diag(c.sum(axis=1)) - c  # observed information; its null space is the all-ones vector
+        step = np.linalg.solve(info + np.ones((k, k)) / k, grad)
+        t = 1.0
+        while True:  # backtracking keeps every step an ascent step
+            new = theta + t * step
+            new_ll = _loglik(new, w)
+            if new_ll >= ll - 1e-15 or t < 1e-8:
+                break
+            t /= 2
+        theta, ll = new - new.mean(), new_ll
+        if np.max(np.abs(t * step)) < tol:
             break
-        p = new
-    s = np.log(p)
-    return s - s.mean()
+    return theta
+
+
+def _loglik(theta: np.ndarray, w: np.ndarray) -> float:
+    d = theta[:, None] - theta[None, :]
+    return float(-(w * np.logaddexp(0.0, -d)).sum())  # sum of W_ij * log sigmoid(theta_i - theta_j)
 
 
 def bootstrap(outcomes: Sequence[tuple[int, int]], n_systems: int, n_resamples: int = 1000, seed: int = 0,
@@ -79,9 +92,9 @@ def bootstrap(outcomes: Sequence[tuple[int, int]], n_systems: int, n_resamples: 
     skipped = 0
     for _ in range(n_resamples):
         pick = arr[rng.integers(0, len(arr), len(arr))]
-        w = win_matrix(n_systems, [tuple(x) for x in pick])
+        w = win_matrix(n_systems, pick)
         try:
-            fits.append(fit(w, prior=prior, tol=1e-9, max_iter=10_000))
+            fits.append(fit(w, prior=prior, tol=1e-10))
         except InputError:
             skipped += 1
     if not fits:
