@@ -155,8 +155,10 @@ class History:
             con.execute("PRAGMA busy_timeout = 60000")
             con.execute("PRAGMA journal_mode = WAL")
             con.execute("PRAGMA synchronous = NORMAL")
-            con.executescript(_DDL)
-            con.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            if con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'metrics'").fetchone() \
+                    is None:  # a new file: create the schema once (IF NOT EXISTS: two first writers may race)
+                con.executescript("BEGIN IMMEDIATE;" + _DDL + "INSERT OR IGNORE INTO meta VALUES ('schema', '"
+                                  + str(SCHEMA_VERSION) + "'); COMMIT;")
         except sqlite3.DatabaseError as e:
             raise InputError(f"{self.path}: cannot open the results history ({e})") from None
         return con
