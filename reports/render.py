@@ -311,8 +311,7 @@ def _read_text(p: Path) -> str:
 # ------------------------------------------------------------------ site
 
 def render_site(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, per_page: int = 50,
-                max_images: int | None = None, title: str = "matbench report",
-                extra_nav: Sequence[tuple[str, str]] = ()) -> Path:
+                max_images: int | None = None, title: str = "matbench report") -> Path:
     """Render the report for every result below `run_dirs` into `out_dir`; returns index.html's path."""
     if per_page < 1:
         raise ValueError(f"per_page must be >= 1, got {per_page}")
@@ -371,8 +370,7 @@ def render_site(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
     html = env.get_template("index.html.j2").render(
         title=title, root="", smoke=smoke, smoke_note=SMOKE_NOTE, version=matbench.__version__,
         tables=[_table_view(t, i) for i, t in enumerate(tables)], plots=plots, gen_rows=gen_rows,
-        gen_files=gen_files, comparisons=comparisons, runs=runs, provenance=_provenance(entries),
-        extra_nav=list(extra_nav))
+        gen_files=gen_files, comparisons=comparisons, runs=runs, provenance=_provenance(entries))
     index = out / "index.html"
     index.write_text(html, encoding="utf-8")
     return index

@@ -43,8 +43,19 @@ def _commit(c: str | None, dirty: bool | None) -> str:
     return (c[:7] + ("+" if dirty else "")) if c else "?"
 
 
-def render_trend(history_path: str | os.PathLike, out_dir: str | os.PathLike, env: Any,
-                 extra_nav: Sequence[tuple[str, str]] = (), model: str | None = None,
+def add_nav_links(page: Path, links: Sequence[tuple[str, str]]) -> None:
+    """Add header links (href, label) to a rendered page, before its first </nav>; links already there are kept
+    once. (Done on the written HTML so the shared templates need no change.)"""
+    import html as _html
+
+    text = page.read_text(encoding="utf-8")
+    add = "".join(f'<a href="{_html.escape(h)}">{_html.escape(label)}</a>' for h, label in links
+                  if f'href="{_html.escape(h)}"' not in text)
+    if add and "</nav>" in text:
+        page.write_text(text.replace("</nav>", add + "\n  </nav>", 1), encoding="utf-8")
+
+
+def render_trend(history_path: str | os.PathLike, out_dir: str | os.PathLike, env: Any, model: str | None = None,
                  metrics: Sequence[str] | None = None, title: str = "matbench report") -> Path:
     """Write OUT/trend.html (and its plots) from the history database; returns the page's path."""
     from matbench.history import History
@@ -102,7 +113,7 @@ def render_trend(history_path: str | os.PathLike, out_dir: str | os.PathLike, en
                          "smoke": any(r.smoke for r in grp)})
     html = env.get_template("trend.html.j2").render(
         title=title, root="", smoke=any(r.smoke for r in rows), smoke_note=SMOKE_NOTE,
-        version=matbench.__version__, extra_nav=list(extra_nav), sections=sections, history=str(history_path),
+        version=matbench.__version__, sections=sections, history=str(history_path),
         n_records=len(rows))
     page = out / TREND_PAGE
     page.write_text(html, encoding="utf-8")
@@ -110,12 +121,12 @@ def render_trend(history_path: str | os.PathLike, out_dir: str | os.PathLike, en
 
 
 def render_study(analysis: dict[str, Any], out_dir: str | os.PathLike, env: Any,
-                 extra_nav: Sequence[tuple[str, str]] = (), title: str = "matbench report") -> Path:
+                 title: str = "matbench report") -> Path:
     """Write OUT/study.html from a `matbench study analyze` result."""
     page = Path(out_dir) / STUDY_PAGE
     html = env.get_template("study.html.j2").render(
         title=title, root="", smoke=bool(analysis.get("smoke")), smoke_note=SMOKE_NOTE,
-        version=matbench.__version__, extra_nav=list(extra_nav), a=analysis,
+        version=matbench.__version__, a=analysis,
         metric_labels={m: i.label for m, i in METRIC_INFO.items()})
     page.write_text(html, encoding="utf-8")
     return page

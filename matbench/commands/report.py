@@ -25,35 +25,10 @@ def _write(text: str, out: str | None) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from reports.render import render_site
 
-    extra = _extra_pages(args)
     index = render_site(args.run_dirs, args.output, per_page=args.per_page, max_images=args.max_images,
-                        title=args.title, extra_nav=extra)
+                        title=args.title)
     print(f"report written: {index}")
     return 0
-
-
-def _extra_pages(args: argparse.Namespace) -> list[tuple[str, str]]:
-    """The trend page (--history) and the user-study page (--study), rendered before the index links them."""
-    if not (getattr(args, "history", None) or getattr(args, "study", None)):
-        return []
-    from reports.render import _env
-    from reports.trend import STUDY_PAGE, TREND_PAGE, render_study, render_trend
-
-    nav = ([(TREND_PAGE, "Trend")] if args.history else []) + ([(STUDY_PAGE, "User study")] if args.study else [])
-    Path(args.output).mkdir(parents=True, exist_ok=True)
-    if args.history:
-        from matbench.errors import SpecError
-        from matbench.history import resolve_path
-
-        path = resolve_path(None if args.history == "default" else args.history)
-        if path is None or not path.is_file():
-            raise SpecError(f"--history: no results history at {path}")
-        render_trend(path, args.output, _env(), extra_nav=nav, title=args.title)
-    if args.study:
-        from matbench.study.analyze import read_analysis
-
-        render_study(read_analysis(args.study), args.output, _env(), extra_nav=nav, title=args.title)
-    return nav
 
 
 def cmd_table(args: argparse.Namespace) -> int:
@@ -61,13 +36,7 @@ def cmd_table(args: argparse.Namespace) -> int:
     from reports.tables import render
 
     tables = build_tables(load_entries(args.run_dirs), metrics=_metrics(args.metrics))
-    text = render(tables, args.format, ci=args.ci)
-    if args.study:  # the user study's ranking and metric agreement after the metric tables
-        from matbench.study.analyze import read_analysis, render_tables
-
-        text = text.rstrip("\n") + ("\n" if args.format == "csv" else "\n\n") + \
-            render_tables(read_analysis(args.study), args.format)
-    _write(text, args.output)
+    _write(render(tables, args.format, ci=args.ci), args.output)
     return 0
 
 
@@ -126,10 +95,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-images", type=int, default=None,
                    help="at most this many images per comparison (worst first); default all")
     p.add_argument("--title", default="matbench report")
-    p.add_argument("--history", nargs="?", const="default", metavar="PATH",
-                   help="add a trend page from the results history (PATH, or $MATBENCH_HISTORY / the default file)")
-    p.add_argument("--study", metavar="ANALYSIS_JSON", help="add the user-study page (`matbench study analyze`)")
     p.set_defaults(func=cmd_report)
+    from matbench.commands.report_extras import add_report_options, add_table_options  # trend, user study
+
+    add_report_options(p)
 
     t = subparsers.add_parser("table", help="paper table (MAT Table 2 layout) as Markdown, LaTeX or CSV",
                               description="One table per dataset and resolution: FID↓ P-IDS↑ U-IDS↑ per mask "
@@ -139,8 +108,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--ci", action="store_true", help="show ± half the confidence-interval width (md, latex)")
     t.add_argument("--metrics", help="comma-separated metrics to show (default: all present)")
     t.add_argument("-o", "--output", help="write to this file instead of stdout")
-    t.add_argument("--study", metavar="ANALYSIS_JSON", help="append the user study's ranking and metric agreement")
     t.set_defaults(func=cmd_table)
+    add_table_options(t)
 
     lb = subparsers.add_parser("leaderboard", help="merge many runs into ranked tables (refuses mixed protocols)",
                                description="Merge results from many runs; one ranked table per dataset × mask "

@@ -18,6 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("spec", metavar="SPEC", help="benchmark spec (TOML); see docs/runner.md and examples/specs/")
     p.add_argument("--dry-run", action="store_true",
                    help="list the jobs, image counts and missing weights; run nothing")
+    from matbench.commands.history import add_history_options  # --history PATH, --no-history
+
+    add_history_options(p)
     p.add_argument("-o", "--output", metavar="DIR", help="run directory (overrides the spec's output)")
     p.add_argument("--device", help="override the spec's device (auto, cpu, cuda, cuda:N)")
     p.add_argument("--batch-size", type=int, help="override the spec's batch size")
@@ -25,9 +28,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--restart", action="store_true",
                    help="discard stored jobs whose configuration differs from the spec (default: refuse)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    from matbench.commands.history import add_history_options
-
-    add_history_options(p)
     p.set_defaults(func=run_command)
 
 
