@@ -208,8 +208,9 @@ class History:
 
     def rows(self, model: str | None = None, protocol: str | None = None, metric: str | None = None,
              dataset: str | None = None, maskset: str | None = None) -> list[HistoryRow]:
-        """Rows in time order (created, then insertion). `protocol` matches the protocol id's prefix or
-        'dataset/maskset@res'; `metric` keeps rows that have that metric."""
+        """Rows in time order (created, then insertion). `protocol` matches the protocol id's prefix,
+        'dataset/maskset@res', or a protocol name the record states (protocol.name); `metric` keeps rows that have
+        that metric."""
         if not self.path.exists():
             return []
         sql = "SELECT * FROM records WHERE 1=1"
@@ -231,9 +232,10 @@ class History:
         out = []
         for r in raw:
             label = f"{r['dataset']}/{r['maskset']}@{r['resolution']}"
-            if protocol and not (r["protocol_id"].startswith(protocol) or label == protocol):
-                continue
             rec = ResultRecord.from_json(json.loads(r["record"]), path=Path(r["path"]) if r["path"] else None)
+            if protocol and not (r["protocol_id"].startswith(protocol) or label == protocol
+                                 or protocol in (rec.protocol.get("name"), rec.protocol.get("protocol"))):
+                continue
             out.append(HistoryRow(id=r["id"], created=r["created"], added=r["added"], source=r["source"],
                                   path=r["path"], dataset=r["dataset"], maskset=r["maskset"], model=r["model"],
                                   resolution=r["resolution"], sample=r["sample"], protocol_id=r["protocol_id"],

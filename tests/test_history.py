@@ -178,6 +178,12 @@ def test_check_against_history_exit_codes(tmp_path: Path, capsys: pytest.Capture
     assert _check(new, "history:last", db) == 2          # nothing to compare with
     assert "no job of the current run has an earlier record" in capsys.readouterr().out
     assert _check(ok, "history:best:0", db) == 2         # bad spec: one-line error, exit 2
+    capsys.readouterr()
+    assert main(["check", str(ok), "--baseline", "history:best:2", "--history", str(db), "--json"]) == 1
+    res = json.loads(capsys.readouterr().out)
+    assert res["status"] == "regression" and "best of 2 history record(s)" in res["notes"][0]
+    fid = next(c for c in res["comparisons"] if c["metric"] == "fid")
+    assert (fid["baseline"], fid["current"], fid["status"]) == (9.0, 11.03, "regressed")
 
 
 def _tiny_folders(tmp: Path) -> tuple[Path, Path, Path]:
@@ -228,6 +234,15 @@ def test_run_appends_after_it_finishes(tmp_path: Path, monkeypatch: pytest.Monke
     assert row.source == "run" and row.record.metrics["fid"].value == 3.0
     assert main(["run", "spec.toml"]) == 0               # rerun reusing finished jobs: nothing new
     assert len(History(os.environ["MATBENCH_HISTORY"]).rows()) == 1
+    from matbench.history import git_state
+
+    assert (row.git_commit, row.git_dirty) == git_state()  # the directory the command ran from
+    out2 = tmp_path / "elsewhere.db"
+    write_job(out, synthetic_record("places", "mat-large", "lama", {"fid": 4.0}))
+    assert main(["run", "spec.toml", "--no-history", "--history", str(out2)]) == 0
+    assert not out2.exists() and len(History(os.environ["MATBENCH_HISTORY"]).rows()) == 1
+    assert main(["run", "spec.toml", "--history", str(out2)]) == 0
+    assert len(History(out2).rows()) == 2
 
 
 def _history_for_trend(tmp: Path) -> Path:
@@ -248,12 +263,9 @@ def _history_for_trend(tmp: Path) -> Path:
     return db
 
 
-def test_report_trend_and_study_pages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from reports.sample import make_sample_run
-
-    db = _history_for_trend(tmp_path)
-    run = make_sample_run(tmp_path / "run", n_images=3, size=32, masksets=("mat-large",), samples=0)
-    analysis = {"schema": "matbench.study-analysis/1", "study": "s/study.json", "study_id": "abc", "title": "t",
+def _analysis() -> dict:
+    """A hand-written `study analyze` result (two models)."""
+    return {"schema": "matbench.study-analysis/1", "study": "s/study.json", "study_id": "abc", "title": "t",
                 "min_attention": 1.0, "prior": 0.0, "bootstrap": {"resamples": 10, "seed": 0,
                                                                  "skipped_unidentifiable": 0},
                 "n_choices": 4, "participants": [{"participant": "p1", "file": "f", "responses": 5,
@@ -267,7 +279,14 @@ def test_report_trend_and_study_pages(tmp_path: Path, capsys: pytest.CaptureFixt
                              "comparisons": 4, "smoke": False}],
                 "metric_agreement": [{"metric": "lpips", "agree": 3, "n": 4, "ties": 0, "rate": 0.75,
                                       "ci": [0.3, 0.95]}], "smoke": False}
-    (tmp_path / "analysis.json").write_text(json.dumps(analysis))
+
+
+def test_report_trend_and_study_pages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from reports.sample import make_sample_run
+
+    db = _history_for_trend(tmp_path)
+    run = make_sample_run(tmp_path / "run", n_images=3, size=32, masksets=("mat-large",), samples=0)
+    (tmp_path / "analysis.json").write_text(json.dumps(_analysis()))
     site = tmp_path / "site"
     assert main(["report", str(run), "-o", str(site), "--history", str(db), "--study",
                  str(tmp_path / "analysis.json")]) == 0
@@ -295,7 +314,9 @@ def test_trend_page_in_chromium(tmp_path: Path, browser: object) -> None:  # noq
     db = _history_for_trend(tmp_path)
     run = make_sample_run(tmp_path / "run", n_images=3, size=32, masksets=("mat-large",), samples=0)
     site = tmp_path / "site"
-    assert main(["report", str(run), "-o", str(site), "--history", str(db)]) == 0
+    (tmp_path / "analysis.json").write_text(json.dumps(_analysis()))
+    assert main(["report", str(run), "-o", str(site), "--history", str(db), "--study",
+                 str(tmp_path / "analysis.json")]) == 0
     errors: list[str] = []
     page = browser.new_page(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
     page.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
@@ -310,7 +331,11 @@ def test_trend_page_in_chromium(tmp_path: Path, browser: object) -> None:  # noq
     page.evaluate("window.scrollTo(0, 0)")
     shot = tmp_path / "trend.png"
     page.screenshot(path=str(shot))
-    assert shot.stat().st_size > 20_000 and errors == []
+    assert shot.stat().st_size > 20_000
+    page.click("header nav a[href='study.html']")
+    page.wait_for_load_state("load")
+    assert page.locator("#study table").count() == 4 and page.locator("header nav a[href='trend.html']").count() == 1
+    assert errors == []
     if os.environ.get("MATBENCH_UPDATE_SCREENSHOT") == "1":
         import shutil
 

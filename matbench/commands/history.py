@@ -139,8 +139,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--history", metavar="PATH", help="history database (default $MATBENCH_HISTORY or "
                    "~/.local/share/matbench/history.db)")
     p.add_argument("--model", help="only this model")
-    p.add_argument("--protocol", metavar="P", help="only this protocol: protocol id (prefix) as listed, or "
-                   "DATASET/MASKSET@RES")
+    p.add_argument("--protocol", metavar="P", help="only this protocol: protocol id (prefix) as listed, "
+                   "DATASET/MASKSET@RES, or the protocol name a record states")
     p.add_argument("--dataset", help="only this dataset")
     p.add_argument("--maskset", help="only this mask set")
     p.add_argument("--metric", metavar="X", help="only this metric")
