@@ -293,9 +293,20 @@ def test_study_from_eval_folders(tmp_path: Path) -> None:
     assert (masked[hole] == 127).all() and (masked[~hole] == gt[~hole]).all()
     left = read_image(study / shown["left"])
     assert (left == read_image(tmp_path / names[pair["left"]] / f"{pair['image']}.png")).all()
+    # attention check: a model's result (the answer) against the same result with a broken fill
     att = next(t for t in key["trials"] if t["kind"] == "attention")
-    broken = read_image(study / next(t for t in page["trials"] if t["id"] == att["id"])[
-        "right" if att["expected"] == "left" else "left"])
-    assert (broken[~hole] == read_image(tmp_path / "gt" / f"{att['image']}.png")[~hole]).all()
+    shown_att = next(t for t in page["trials"] if t["id"] == att["id"])
+    bad_side = "right" if att["expected"] == "left" else "left"
+    assert att[att["expected"]] == att["source"] and att[bad_side] == "broken"
+    result = read_image(tmp_path / names[att["source"]] / f"{att['image']}.png")
+    assert (read_image(study / shown_att[att["expected"]]) == result).all()
+    broken = read_image(study / shown_att[bad_side])
+    assert (broken[~hole] == result[~hole]).all()
     assert {tuple(x) for x in broken[hole].reshape(-1, 3).tolist()} == {(255, 0, 255), (0, 200, 0)}
+    # ... or against the ground truth, which is then the answer
+    assert main(["study", "make", *map(str, outs), "--pairs", "2", "--attention", "2", "--attention-against", "gt",
+                 "-o", str(tmp_path / "study-gt")]) == 0
+    for t in json.loads((tmp_path / "study-gt" / "study.json").read_text())["trials"]:
+        if t["kind"] == "attention":
+            assert t[t["expected"]] == "gt" and t["left" if t["expected"] == "right" else "right"] == t["source"]
     assert set(key["per_image"]["0"][pair["image"]]) == {"psnr", "l1"}

@@ -11,7 +11,7 @@ def cmd_make(args: argparse.Namespace) -> int:
     from matbench.study.make import make_study
 
     path = make_study(args.results, args.output, pairs=args.pairs, seed=args.seed, attention=args.attention,
-                      title=args.title)
+                      title=args.title, attention_against=args.attention_against)
     out = path.parent
     print(f"study written: {out / 'index.html'} (open it from file:// or put {out} on any static host; "
           f"collect the exported files in {out / 'choices'}/, then `matbench study analyze "
@@ -47,14 +47,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="study_command", metavar="SUBCOMMAND", required=True)
     m = sub.add_parser("make", help="write the study page",
                        description="Per trial: the masked input and two models' results for the same image, in "
-                                   "random left/right order; plus attention checks (ground truth against a "
-                                   "deliberately broken fill).")
+                                   "random left/right order; plus attention checks (a result against a deliberately "
+                                   "broken fill, or against the ground truth).")
     m.add_argument("results", nargs="+", metavar="RESULTS",
                    help="run directories or `matbench eval` output folders (at least two models on the same images)")
     m.add_argument("--pairs", type=int, required=True, metavar="N", help="number of comparison trials")
     m.add_argument("--seed", type=int, default=0, help="seed for pairs, images and left/right order")
     m.add_argument("--attention", type=int, default=None, metavar="K",
                    help="attention-check trials (default max(2, N/10))")
+    m.add_argument("--attention-against", choices=("broken", "gt"), default="broken",
+                   help="attention checks: a model's result against the same result with a broken fill (default; "
+                        "the result is the answer), or a result against the ground truth (the ground truth is)")
     m.add_argument("--title", default="Which result looks better?")
     m.add_argument("-o", "--output", required=True, metavar="DIR")
     m.set_defaults(func=cmd_make)

@@ -194,7 +194,8 @@ class _Images:
 
 
 def make_study(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, pairs: int, seed: int = 0,
-               attention: int | None = None, title: str = "Which result looks better?") -> Path:
+               attention: int | None = None, title: str = "Which result looks better?",
+               attention_against: str = "broken") -> Path:
     """Write the study page into out_dir; returns study.json's path."""
     if pairs < 1:
         raise SpecError(f"--pairs must be >= 1, got {pairs}")
@@ -218,6 +219,8 @@ def make_study(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, p
     n_att = max(2, pairs // 10) if attention is None else attention
     if n_att < 0:
         raise SpecError(f"--attention must be >= 0, got {n_att}")
+    if attention_against not in ("broken", "gt"):
+        raise SpecError(f"--attention-against must be broken or gt, got {attention_against!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     salt = hashlib.sha256(f"{seed}:{out.resolve()}".encode()).hexdigest()[:8]
@@ -238,10 +241,21 @@ def make_study(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, p
     for _ in range(n_att):
         g = glist[int(rng.integers(len(glist)))]
         iid = common[g][int(rng.integers(len(common[g])))]
-        gt_left = bool(rng.random() < 0.5)
-        specs.append({"kind": "attention", "group": g, "image": iid, "left": "gt" if gt_left else "broken",
-                      "right": "broken" if gt_left else "gt", "expected": "left" if gt_left else "right"})
+        src = groups[g][int(rng.integers(len(groups[g])))]
+        # the expected answer: the model's result against its own broken fill, or the ground truth against it
+        good, bad = (src, "broken") if attention_against == "broken" else ("gt", src)
+        good_left = bool(rng.random() < 0.5)
+        specs.append({"kind": "attention", "group": g, "image": iid, "source": src,
+                      "left": good if good_left else bad, "right": bad if good_left else good,
+                      "expected": "left" if good_left else "right"})
     specs = [specs[i] for i in rng.permutation(len(specs))]
+
+    def show(which: Any, g: str, iid: str, gt_path: Path, hole: np.ndarray, src: Any) -> str:
+        if which == "gt":
+            return images.put(f"gt:{g}:{iid}", lambda: read_image(gt_path))
+        if which == "broken":
+            return images.put(f"broken:{src}:{iid}", lambda: broken_fill(read_image(systems[src].outputs[iid]), hole))
+        return images.put(f"sys:{which}:{iid}", lambda: read_image(systems[which].outputs[iid]))
 
     trials, page_trials = [], []
     for n, sp in enumerate(specs):
@@ -249,20 +263,11 @@ def make_study(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, p
         ref = systems[groups[g][0]]
         gt_path, hole = ref.gt(iid), ref.hole(iid)
         assert gt_path is not None and hole is not None
-
-        def gt_img(p: Path = gt_path) -> np.ndarray:
-            return read_image(p)
-
-        def show(which: Any, g: str = g, iid: str = iid, hole: np.ndarray = hole) -> str:
-            if which == "gt":
-                return images.put(f"gt:{g}:{iid}", gt_img)
-            if which == "broken":
-                return images.put(f"broken:{g}:{iid}", lambda: broken_fill(gt_img(), hole))
-            return images.put(f"sys:{which}:{iid}", lambda: read_image(systems[which].outputs[iid]))
-
         tid = f"t{n + 1:03d}"
-        masked = images.put(f"masked:{g}:{iid}", lambda hole=hole: masked_input(gt_img(), hole))
-        page_trials.append({"id": tid, "masked": masked, "left": show(sp["left"]), "right": show(sp["right"])})
+        masked = images.put(f"masked:{g}:{iid}", lambda p=gt_path, h=hole: masked_input(read_image(p), h))
+        page_trials.append({"id": tid, "masked": masked,
+                            "left": show(sp["left"], g, iid, gt_path, hole, sp.get("source")),
+                            "right": show(sp["right"], g, iid, gt_path, hole, sp.get("source"))})
         trials.append({"id": tid, **sp})
 
     study_id = hashlib.sha256(json.dumps(trials, sort_keys=True).encode() + salt.encode()).hexdigest()[:12]
@@ -270,7 +275,7 @@ def make_study(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, p
     for sp in trials:
         for side in ("left", "right"):
             k = sp[side]
-            if isinstance(k, int) and sp["image"] in systems[k].per_image:
+            if sp["kind"] == "pair" and isinstance(k, int) and sp["image"] in systems[k].per_image:
                 per_image.setdefault(str(k), {})[sp["image"]] = systems[k].per_image[sp["image"]]
     key = {"schema": SCHEMA, "study_id": study_id, "seed": seed, "title": title,
            "systems": [{"name": s.name, "group": s.group, "source": s.source, "smoke": s.smoke} for s in systems],
