@@ -281,15 +281,24 @@ def _analysis() -> dict:
                                       "ci": [0.3, 0.95]}], "smoke": False}
 
 
-def test_report_trend_and_study_pages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture(scope="module")
+def trend_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """(site, run, analysis.json): a report with --history and --study, rendered once for the tests below."""
     from reports.sample import make_sample_run
 
-    db = _history_for_trend(tmp_path)
-    run = make_sample_run(tmp_path / "run", n_images=3, size=32, masksets=("mat-large",), samples=0)
-    (tmp_path / "analysis.json").write_text(json.dumps(_analysis()))
-    site = tmp_path / "site"
+    tmp = tmp_path_factory.mktemp("trend")
+    db = _history_for_trend(tmp)
+    run = make_sample_run(tmp / "run", n_images=3, size=32, masksets=("mat-large",), samples=0)
+    (tmp / "analysis.json").write_text(json.dumps(_analysis()))
+    site = tmp / "site"
     assert main(["report", str(run), "-o", str(site), "--history", str(db), "--study",
-                 str(tmp_path / "analysis.json")]) == 0
+                 str(tmp / "analysis.json")]) == 0
+    return site, run, tmp / "analysis.json"
+
+
+def test_report_trend_and_study_pages(trend_site: tuple[Path, Path, Path], tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    site, run, analysis = trend_site
     index = (site / "index.html").read_text()
     assert 'href="trend.html"' in index and 'href="study.html"' in index
     trend = (site / "trend.html").read_text()
@@ -301,22 +310,17 @@ def test_report_trend_and_study_pages(tmp_path: Path, capsys: pytest.CaptureFixt
     study = (site / "study.html").read_text()
     assert "Bradley–Terry" in study and "75.0 %" in study
     # `matbench table --study` appends the study tables
-    assert main(["table", str(run), "--study", str(tmp_path / "analysis.json")]) == 0
+    assert main(["table", str(run), "--study", str(analysis)]) == 0
     out = capsys.readouterr().out
     assert "| 1 | x | 0.55 | [0.10, 1.00] | 3/4 |" in out and "| LPIPS | 75.0 |" in out
-    assert main(["report", str(run), "-o", str(site), "--history", str(tmp_path / "none.db")]) == 2
+    assert main(["report", str(run), "-o", str(tmp_path / "s2"), "--history", str(tmp_path / "none.db")]) == 2
+    assert not (tmp_path / "s2").exists()  # refused before anything was rendered
 
 
 @pytest.mark.browser
-def test_trend_page_in_chromium(tmp_path: Path, browser: object) -> None:  # noqa: F811
-    from reports.sample import make_sample_run
-
-    db = _history_for_trend(tmp_path)
-    run = make_sample_run(tmp_path / "run", n_images=3, size=32, masksets=("mat-large",), samples=0)
-    site = tmp_path / "site"
-    (tmp_path / "analysis.json").write_text(json.dumps(_analysis()))
-    assert main(["report", str(run), "-o", str(site), "--history", str(db), "--study",
-                 str(tmp_path / "analysis.json")]) == 0
+def test_trend_page_in_chromium(trend_site: tuple[Path, Path, Path], tmp_path: Path,
+                                browser: object) -> None:  # noqa: F811
+    site = trend_site[0]
     errors: list[str] = []
     page = browser.new_page(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
     page.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
