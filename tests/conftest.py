@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -18,7 +20,9 @@ os.environ.setdefault("MATBENCH_OFFLINE", "1")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 # Nothing a test runs may append to the user's results history (not even module-scoped fixtures that run
 # before the per-test fixture below, nor a MATBENCH_HISTORY set in the developer's shell).
-os.environ["MATBENCH_HISTORY"] = str(Path(tempfile.mkdtemp(prefix="matbench-test-history-")) / "history.db")
+_HISTORY_DIR = tempfile.mkdtemp(prefix="matbench-test-history-")
+atexit.register(shutil.rmtree, _HISTORY_DIR, ignore_errors=True)
+os.environ["MATBENCH_HISTORY"] = str(Path(_HISTORY_DIR) / "history.db")
 
 
 @pytest.fixture(scope="session")
