@@ -159,6 +159,11 @@ class History:
                     is None:  # a new file: create the schema once (IF NOT EXISTS: two first writers may race)
                 con.executescript("BEGIN IMMEDIATE;" + _DDL + "INSERT OR IGNORE INTO meta VALUES ('schema', '"
                                   + str(SCHEMA_VERSION) + "'); COMMIT;")
+            row = con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if row is None or int(row[0]) > SCHEMA_VERSION:
+                con.close()
+                raise InputError(f"{self.path}: history schema {row[0] if row else 'unknown'} is not one this "
+                                 f"matbench reads ({SCHEMA_VERSION}); use a newer matbench or another --history")
         except sqlite3.DatabaseError as e:
             raise InputError(f"{self.path}: cannot open the results history ({e})") from None
         return con

@@ -66,6 +66,12 @@ def test_append_is_idempotent_and_keeps_record_git_and_metrics(tmp_path: Path) -
     con = sqlite3.connect(tmp_path / "h.db")
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert con.execute("SELECT name, value FROM metrics ORDER BY name").fetchall() == [("fid", 10.0), ("pids", 0.1)]
+    con.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
+    con.commit()
+    from matbench.errors import InputError
+
+    with pytest.raises(InputError, match="history schema 99"):
+        h.rows()
 
 
 def test_git_state_of_the_working_directory(tmp_path: Path) -> None:

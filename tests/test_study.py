@@ -134,6 +134,11 @@ def test_analysis_rejects_foreign_or_duplicate_files(tmp_path: Path) -> None:
     shutil.copyfile(f1, dup)
     with pytest.raises(InputError, match="also in"):
         analyze([f1, dup], n_bootstrap=0)
+    twice = json.loads(f1.read_text())
+    twice["responses"] *= 2
+    dup.write_text(json.dumps(twice))
+    with pytest.raises(InputError, match="t00 answered twice"):
+        analyze([dup], n_bootstrap=0)
     other = json.loads(f1.read_text()) | {"study_id": "zzz"}
     dup.write_text(json.dumps(other))
     with pytest.raises(InputError, match="made for study 'zzz'"):

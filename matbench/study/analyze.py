@@ -90,10 +90,14 @@ def analyze(choice_files: Sequence[str | os.PathLike], study: str | os.PathLike 
         seen[pid] = f
         att_n = att_ok = 0
         resp = []
+        answered_ids: set[str] = set()
         for r in c.get("responses", []):
             t = trials.get(r.get("trial"))
             if t is None or r.get("choice") not in ("left", "right"):
                 raise InputError(f"{f}: response {r!r} names no trial of this study or no side")
+            if t["id"] in answered_ids:
+                raise InputError(f"{f}: trial {t['id']} answered twice")
+            answered_ids.add(t["id"])
             if t["kind"] == "attention":
                 att_n += 1
                 att_ok += r["choice"] == t["expected"]
