@@ -202,6 +202,12 @@ def test_study_page_end_to_end(tmp_path: Path, browser: object) -> None:  # noqa
                 assert page.locator("#full").is_visible()
                 page.click("#full")
                 assert not page.locator("#full").is_visible()
+            if i == 3 and pid == "P1":  # a participant who must stop early can export what they answered
+                with page.expect_download() as part:
+                    page.click("#export-partial")
+                partial = json.loads(Path(part.value.path()).read_text())
+                assert [r["trial"] for r in partial["responses"]] == [t["id"] for t in trials[:3]]
+                assert partial["finished"] is None
             if i == 4:  # reload mid-way: answers so far are kept in the browser, Start resumes
                 page.reload()
                 assert page.locator("#resume-note").is_visible()

@@ -102,6 +102,7 @@
     $("choose-left").addEventListener("click", () => choose("left"));
     $("choose-right").addEventListener("click", () => choose("right"));
     $("export").addEventListener("click", exportChoices);
+    $("export-partial").addEventListener("click", exportChoices);  // for a participant who has to stop early
     for (const id of ["img-masked", "img-left", "img-right"]) $(id).addEventListener("click", () => toggleFull(true));
     $("full").addEventListener("click", () => toggleFull(false));
     document.addEventListener("keydown", (ev) => {
