@@ -19,12 +19,16 @@ COMMAND_MODULES: tuple[str, ...] = (
     "matbench.commands.demo",
     "matbench.commands.run",
     "matbench.commands.eval",
+    "matbench.commands.history",
+    "matbench.commands.study",
     "matbench.commands.inpaint",
     "matbench.commands.data",
     "matbench.commands.masks",
     "matbench.commands.models",
     "matbench.commands.weights",
     "matbench.commands.report",
+    "matbench.commands.stats",
+    "matbench.commands.protocols",
 )
 
 
