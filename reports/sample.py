@@ -3,7 +3,8 @@
 The inpainted outputs are real (the weight-free OpenCV / mean-fill baselines run on procedurally drawn
 images); per-image PSNR, SSIM and L1 are computed on them. Everything that needs pretrained networks
 (FID, P-IDS, U-IDS, precision, recall, per-image LPIPS) is a deterministic STAND-IN derived from those
-pixel errors, so every record is marked smoke and its provenance says so.
+pixel errors, so every record is marked smoke and its provenance says so: the metrics are smoke
+(provenance.metric_smoke), the models ran on no weights at all (provenance.weights.model.smoke is false).
 """
 
 from __future__ import annotations
@@ -121,7 +122,8 @@ def make_sample_run(run_dir: str | os.PathLike, n_images: int = 8, size: int = 6
                         "fid_convention": "stand-in", "feature_extractor": "none", "extractor_sha256": None,
                         "n_images": n_images, "resolution": size}
             provenance = {"note": SAMPLE_NOTE, "versions": {"numpy": np.__version__, "torch": torch.__version__},
-                          "device": "cpu", "weights": {name: "none (classical)"},
+                          "device": "cpu", "metric_smoke": True,
+                          "weights": {"model": {"name": name, "smoke": False, "weights": "none (classical)"}},
                           "timings_s": {"inpaint": 0.0}, "created": "2026-01-01T00:00:00+00:00"}
             rec = ResultRecord(job={"dataset": dataset, "maskset": ms, "model": name, "resolution": size,
                                     "sample": 0},
