@@ -114,10 +114,11 @@ def make_sample_run(run_dir: str | os.PathLike, n_images: int = 8, size: int = 6
             bins = []
             for lo in np.arange(0.0, 1.0, 0.2):
                 sel = (arr[:, 0] >= lo) & (arr[:, 0] < lo + 0.2)
-                if sel.any():
-                    bins.append({"lo": round(float(lo), 2), "hi": round(float(lo) + 0.2, 2), "n": int(sel.sum()),
-                                 "metrics": {m: MetricValue(float(arr[sel, c].mean()), None, None, int(sel.sum()))
-                                             for c, m in ((1, "lpips"), (2, "psnr"), (3, "ssim"), (4, "l1"))}})
+                # Like the runner: every bin with its count, metrics only where it holds >= 2 images.
+                bins.append({"lo": round(float(lo), 2), "hi": round(float(lo) + 0.2, 2), "n": int(sel.sum()),
+                             "metrics": {m: MetricValue(float(arr[sel, c].mean()), None, None, int(sel.sum()))
+                                         for c, m in ((1, "lpips"), (2, "psnr"), (3, "ssim"), (4, "l1"))}
+                             if sel.sum() >= 2 else {}})
             protocol = {"dataset_manifest_sha256": f"sample-{dataset}-{seed}", "maskset_sha256": f"sample-{ms}",
                         "fid_convention": "stand-in", "feature_extractor": "none", "extractor_sha256": None,
                         "n_images": n_images, "resolution": size}

@@ -319,3 +319,28 @@ def test_max_images_keeps_the_worst(sample: tuple[Path, Path], tmp_path: Path) -
     assert parse(g / "worst-all-0001.html").items == parse(g_full / "worst-all-0001.html").items[:2]
     assert not (g / "worst-all-0002.html").exists()
     assert "(worst 2 only)" in (out / "index.html").read_text()
+
+
+def test_bin_plot_counts_images_and_names_hidden_bins(tmp_path: Path) -> None:
+    """Runner bins: metrics only where a bin holds >= 2 images. The plot shows every bin's count and says which
+    bins it leaves out (they used to vanish, so a mask set could read as a single dot)."""
+    from reports.leaderboard import load_entries
+    from reports.plots import bin_counts, plot_bins
+
+    d = tmp_path / "r"
+    rec = synthetic_record("places", "mat-large", "mat", {"fid": 1.0}, n=6)
+    lp = synthetic_record("places", "mat-large", "mat", {"lpips": 0.3}).metrics["lpips"]
+    rec.bins = [{"lo": 0.0, "hi": 0.1, "label": "0-10%", "n": 0, "metrics": {}},
+                {"lo": 0.1, "hi": 0.2, "label": "10-20%", "n": 1, "metrics": {}},
+                {"lo": 0.2, "hi": 0.3, "label": "20-30%", "n": 4, "metrics": {"lpips": lp}},
+                {"lo": 0.3, "hi": 0.4, "label": "30-40%", "n": 1, "metrics": {}}]
+    write_job(d, rec)
+    (e,) = load_entries([d])
+    assert bin_counts(e) == [(0.0, 0.1, 0), (0.1, 0.2, 1), (0.2, 0.3, 4), (0.3, 0.4, 1)]
+    (p,) = plot_bins([e], tmp_path / "site")
+    assert "Images per bin: 10–20% 1, 20–30% 4, 30–40% 1." in p.caption
+    assert ("Not plotted: 10–20% (n=1: fewer than 2 images, no metric computed), "
+            "30–40% (n=1: fewer than 2 images, no metric computed).") in p.caption
+    assert (tmp_path / "site" / p.png).stat().st_size > 1000
+    render_site([d], tmp_path / "site2")
+    assert "Not plotted: 10–20% (n=1" in (tmp_path / "site2" / "index.html").read_text()
