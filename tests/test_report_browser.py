@@ -342,4 +342,9 @@ def test_report_of_a_real_runner_run(tmp_path: Path, browser: object) -> None:
     pg.page.wait_for_load_state("load")
     assert pg.page.locator(".item").count() == 2
     assert pg.check_images() == 2 * 4  # input+hole, two outputs, ground truth
+    # The runner records that the weight-free models ran for real and only the metric networks were smoke:
+    # the smoke label sits on the LPIPS numbers, not on the pictures.
+    labels = pg.page.locator(".cell .label").all_inner_texts()
+    assert labels and not any("SMOKE" in x for x in labels)
+    assert sum("(smoke)" in x for x in labels) == 2 * 2
     assert pg.errors == []
