@@ -99,3 +99,15 @@ def test_latex_marks_degenerate_and_has_a_visible_smoke_note(run_dir: Path) -> N
 
 def test_csv_leaves_unsupported_bounds_empty_and_says_why(run_dir: Path) -> None:
     assert render(build_tables(load_entries([run_dir])), "csv") == CSV
+
+
+def test_eval_summary_does_not_print_a_zero_width_interval_as_exact() -> None:
+    from matbench.commands.eval import format_summary
+
+    rec = synthetic_record("places", "mat-large", "mat", {
+        "kid": (-0.04873, -0.04873, -0.04873), "fid": (10.0, 9.2, 10.3)}, n=8)
+    text = format_summary(rec, "out")
+    assert "[-48.73, -48.73]" not in text
+    assert ("KID (×10³)         -48.73  no CI (zero-width interval (every resample gave the same value): "
+            "n = 8 images cannot support one)") in text
+    assert "FID                10.00  [9.20, 10.30]" in text

@@ -86,6 +86,11 @@ def format_summary(record: ResultRecord, out: str) -> str:
         ci = ""
         if mv.ci_low is not None and mv.ci_high is not None:
             ci = f"  [{mv.ci_low * scale:.{digits}f}, {mv.ci_high * scale:.{digits}f}]"
+            if info:  # a zero-width interval is not shown as exact (reports.intervals decides, as in tables)
+                from reports.intervals import interval
+
+                iv = interval(name, mv.value, mv.ci_low, mv.ci_high, mv.n)
+                ci = f"  no CI ({iv.reason})" if iv.kind == "unsupported" else ci
         lines.append(f"  {label:<18} {mv.value * scale:.{digits}f}{ci}")
     lines.append(f"wrote {out}/metrics.json and {out}/per_image.csv")
     return "\n".join(lines)
