@@ -203,6 +203,28 @@ def test_leaderboard_fits_the_page(site: Path, browser: object) -> None:
     assert pg.errors == []
 
 
+def test_leaderboard_with_every_metric_fits(tmp_path: Path, browser: object) -> None:
+    """Every metric matbench knows, on two mask sets, with [lo, hi] intervals (the widest cells): 1400 px."""
+    from matbench.results import METRIC_INFO
+    from reports.sample import synthetic_record, write_job
+
+    d = tmp_path / "run"
+    for model in ("mat", "lama", "comodgan-long-name"):
+        for ms in ("mat-small", "mat-large"):
+            write_job(d, synthetic_record("places", ms, model, {m: (0.2345, 0.1111, 0.2999) for m in METRIC_INFO}))
+    render_site([d], tmp_path / "site")
+    pg = Page(browser, width=1400)
+    pg.goto(tmp_path / "site" / "index.html")
+    page = pg.page
+    n_cols = page.locator("table.lb-all th.sortable[data-m]").count()
+    assert n_cols == 2 * len(METRIC_INFO)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1400
+    for t in page.locator("table.lb:visible").all():
+        assert t.evaluate("t => t.parentElement.scrollWidth <= t.parentElement.clientWidth")
+    assert len(page.evaluate(VISIBLE_KEYS)) == n_cols
+    assert pg.errors == []
+
+
 def test_full_size_viewer_flips_in_sync(site: Path, browser: object, tmp_path: Path) -> None:
     pg = Page(browser, width=1400)
     group = sorted((site / "compare").iterdir())[0]
