@@ -180,7 +180,8 @@ def test_hole_overlay_option_and_full_size_cells(sample: tuple[Path, Path], tmp_
     assert re.search(r'<img class="full" [^>]*width="32" height="32" tabindex="0"', page)
     assert 'id="viewer"' in page
     out = tmp_path / "site"
-    assert main(["report", str(run), "-o", str(out), "--per-page", str(PER_PAGE), "--hole-overlay", "opaque"]) == 0
+    assert main(["report", str(run), "-o", str(out), "--per-page", str(PER_PAGE), "--max-images", "2",
+                 "--hole-overlay", "opaque"]) == 0
     page = (_group_dir(out, "mat-large") / "worst-all-0001.html").read_text()
     m = re.search(r'<img class="full" src="([^"]+)"[^>]*data-overlay-opaque="([^"]+)"', page)
     assert m and m[1] == m[2] and 'data-default="opaque"' in page
