@@ -297,6 +297,24 @@ def test_full_size_viewer_flips_in_sync(site: Path, browser: object, tmp_path: P
     page.keyboard.press("ArrowDown")
     nxt = page.locator(".item").nth(1).locator("img.full").first.get_attribute("src")
     wait_src(nxt)
+    # s: every cell side by side at the same zoom, full resolution; scrolling one pane scrolls them all.
+    page.keyboard.press("s")
+    side = page.locator("#viewer .vside")
+    assert side.is_visible() and not page.locator("#viewer .vbody").is_visible()
+    page.wait_for_function("Array.from(document.querySelectorAll('#viewer .vside img'))"
+                           ".every(i => i.complete && i.naturalWidth > 0 && i.style.width)")
+    panes = page.evaluate("""() => Array.from(document.querySelectorAll('#viewer .vside img')).map(i =>
+        [i.getAttribute('src'), i.naturalWidth, i.getBoundingClientRect().width])""")
+    row2 = page.locator(".item").nth(1).locator(".row > .cell > img.full").evaluate_all(
+        "is => is.map(i => i.getAttribute('src'))")
+    assert [p[0] for p in panes] == row2  # the second image's five cells
+    assert {(p[1], p[2]) for p in panes} == {(SIZE, 16 * SIZE)}
+    page.evaluate("() => { const s = document.querySelector('#viewer .vside .vscroll'); s.scrollLeft = 40; "
+                  "s.scrollTop = 30; }")
+    page.wait_for_function("Array.from(document.querySelectorAll('#viewer .vside .vscroll'))"
+                           ".every(s => s.scrollLeft === 40 && s.scrollTop === 30)")
+    page.keyboard.press("s")
+    assert not side.is_visible() and page.locator("#viewer .vbody").is_visible()
     page.keyboard.press("Escape")
     assert not viewer.is_visible()
     # Keyboard only: Tab to an image, Enter opens the viewer on it.

@@ -143,6 +143,59 @@
     V.img.style.height = (h * V.zoom) + "px";
     V.el.querySelector(".vzoom").textContent = V.zoom + "× (" + w + "×" + h + " px)";
   }
+  // Side by side: every main cell in its own pane at the same zoom; scrolling one pane scrolls them all.
+  function sideZoom() { return V.zoom || 1; }
+  function renderSide() {
+    var side = V.el.querySelector(".vside");
+    side.textContent = "";
+    var mains = mainIndex(V.imgs);
+    side.style.setProperty("--cols", String(mains.length));
+    var syncing = false;
+    mains.forEach(function (j, k) {
+      var pane = document.createElement("div");
+      pane.className = "vpane";
+      var label = document.createElement("div");
+      label.className = "vlabel";
+      label.textContent = (k + 1) + " " + (V.imgs[j].getAttribute("data-label") || "");
+      var sc = document.createElement("div");
+      sc.className = "vscroll";
+      var im = document.createElement("img");
+      im.alt = label.textContent;
+      im.onload = function () {
+        im.style.width = (im.naturalWidth * sideZoom()) + "px";
+        im.style.height = (im.naturalHeight * sideZoom()) + "px";
+      };
+      im.src = V.imgs[j].getAttribute("src");
+      sc.appendChild(im);
+      sc.addEventListener("scroll", function () {
+        if (syncing) { return; }
+        syncing = true;
+        each(side.querySelectorAll(".vscroll"), function (o) {
+          if (o !== sc) { o.scrollLeft = sc.scrollLeft; o.scrollTop = sc.scrollTop; }
+        });
+        syncing = false;
+      });
+      pane.appendChild(label);
+      pane.appendChild(sc);
+      side.appendChild(pane);
+    });
+    V.el.querySelector(".vzoom").textContent = sideZoom() + "× side by side";
+  }
+  function setSide(on) {
+    V.side = on;
+    V.el.querySelector(".vside").hidden = !on;
+    V.body.hidden = on;
+    V.el.querySelector(".vstrip").hidden = on;
+    if (on) { renderSide(); } else { V.el.querySelector(".vside").textContent = ""; show(V.i); }
+  }
+  function zoomSide() {
+    each(V.el.querySelectorAll(".vside img"), function (im) {
+      if (!im.naturalWidth) { return; }
+      im.style.width = (im.naturalWidth * sideZoom()) + "px";
+      im.style.height = (im.naturalHeight * sideZoom()) + "px";
+    });
+    V.el.querySelector(".vzoom").textContent = sideZoom() + "× side by side";
+  }
   function show(i) {
     var n = V.imgs.length;
     V.i = ((i % n) + n) % n;
@@ -193,6 +246,7 @@
   }
   function closeViewer() {
     if (!V || V.el.hidden) { return; }
+    if (V.side) { setSide(false); }
     V.el.hidden = true;
     document.body.classList.remove("viewing");
     var back = V.imgs[V.i];
@@ -220,7 +274,22 @@
       return;
     }
     var k = ev.key;
+    if (V.side) {
+      if (k === "Escape" || k === "s") { setSide(false); if (k === "Escape") { closeViewer(); } }
+      else if (k === "ArrowDown") { moveItem(1); renderSide(); }
+      else if (k === "ArrowUp") { moveItem(-1); renderSide(); }
+      else if (k === "+" || k === "=") { V.zoom = Math.min(16, sideZoom() + 1); zoomSide(); }
+      else if (k === "-" || k === "_") { V.zoom = Math.max(1, sideZoom() - 1); zoomSide(); }
+      else if (k === "h") {
+        setOverlay(document.body.getAttribute("data-overlay") === "opaque" ? "tint" : "opaque", true);
+        renderSide();
+      }
+      else { return; }
+      ev.preventDefault();
+      return;
+    }
     if (k === "Escape") { closeViewer(); }
+    else if (k === "s") { setSide(true); }
     else if (k === "ArrowRight") { show(V.i + 1); }
     else if (k === "ArrowLeft") { show(V.i - 1); }
     else if (k === "ArrowDown") { moveItem(1); }
