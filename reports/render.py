@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 SAMPLE_RE = re.compile(r"^(?P<id>.+)_s(?P<k>\d+)$")
 OVERLAY_RGB = np.array([255, 0, 255], dtype=np.float64)
+LEADERBOARD_CHUNK = 8  # metrics per table in the narrowest leaderboard layout
 HOLE_OVERLAYS = ("tint", "opaque")  # 65 % magenta over the ground truth, or solid magenta (nothing shows through)
 MODEL_SMOKE_NOTE = ("SMOKE: some models ran on random weights (marked smoke under their images): those outputs "
                     "are not real inpaintings, and no number here is comparable to published ones.")
@@ -127,8 +128,25 @@ def _table_view(t: Table, index: int) -> dict[str, Any]:
                           "sort": repr(mv.value * METRIC_INFO[m].scale), "title": title})
         rows.append({"label": r, "smoke": r in smoke_rows, "cells": cells})
     metrics_all = list(dict.fromkeys(c["metric"] for c in columns))
+    # Narrower layouts, tried in order by static/report.js until one fits the page: one table per mask set, then
+    # (for a mask set with many metrics) chunks of at most LEADERBOARD_CHUNK metrics of one mask set.
+    levels: list[list[dict[str, Any]]] = []
+    if len(groups) > 1:
+        levels.append([{"cols": [i for i, c in enumerate(columns) if c["group"] == g["index"]],
+                        "groups": [{**g}]} for g in groups])
+    if any(g["span"] > LEADERBOARD_CHUNK for g in groups):
+        chunks = []
+        for g in groups:
+            cols = [i for i, c in enumerate(columns) if c["group"] == g["index"]]
+            k = -(-len(cols) // LEADERBOARD_CHUNK)
+            for j in range(k):
+                part = cols[j * LEADERBOARD_CHUNK:(j + 1) * LEADERBOARD_CHUNK]
+                name = g["name"] + (f" ({j + 1}/{k})" if k > 1 else "")
+                chunks.append({"cols": part, "groups": [{**g, "name": name, "span": len(part)}]})
+        levels.append(chunks)
     return {"slug": f"{index}-{plots_mod.slug(t.dataset, t.resolution)}", "title": t.title, "smoke": t.smoke,
-            "groups": groups, "columns": columns, "rows": rows,
+            "groups": groups, "columns": columns, "rows": rows, "levels": levels,
+            "whole": {"cols": list(range(len(columns))), "groups": groups},
             "metrics": [{"name": m, "label": METRIC_INFO[m].label} for m in metrics_all],
             "footnote": intervals.footnote(reasons) if reasons else None}
 

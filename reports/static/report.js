@@ -67,19 +67,21 @@
     });
   }
   function fit(group) {
-    var whole = group.querySelector(".lb-all-wrap");
-    var parts = group.querySelectorAll(".lb-part-wrap");
+    // The first layout whose tables all fit the page: the whole table, one per mask set, chunks of a mask set.
+    var levels = group.querySelectorAll(".lb-level");
     var note = group.querySelector(".lb-wrapnote");
-    if (!whole) { return; }
-    whole.hidden = false;
-    each(parts, function (p) { p.hidden = true; });
-    var table = whole.querySelector("table");
-    var wrap = parts.length > 1 && table.scrollWidth > whole.clientWidth + 1;
-    if (wrap) {
-      whole.hidden = true;
-      each(parts, function (p) { p.hidden = false; });
+    var chosen = levels.length - 1;
+    for (var i = 0; i < levels.length; i++) {
+      each(levels, function (l, j) { l.hidden = j !== i; });
+      var fits = true;
+      each(levels[i].querySelectorAll(".scroll"), function (w) {
+        var t = w.querySelector("table");
+        if (t && t.scrollWidth > w.clientWidth + 1) { fits = false; }
+      });
+      if (fits) { chosen = i; break; }
     }
-    if (note) { note.hidden = !wrap; }
+    each(levels, function (l, j) { l.hidden = j !== chosen; });
+    if (note) { note.hidden = chosen === 0; }
   }
   function initLeaderboards() {
     each(document.querySelectorAll("table.lb th.sortable"), function (th) {
