@@ -279,3 +279,87 @@ def test_cli_serial_and_workers_flags(tmp_path: Path) -> None:
     assert main(["run", str(spec), "-o", str(tmp_path / "r2"), "--workers", "2,3", "--no-progress"]) == 0
     p = json.loads((tmp_path / "r2" / "run.json").read_text())["pipeline"]
     assert (p["mode"], p["input_workers"], p["output_workers"]) == ("pipelined", 2, 3)
+
+
+KILL_SPEC = """
+output = "{out}"
+batch_size = 2
+resolutions = [32]
+smoke = true
+[[datasets]]
+name = "tiny"
+path = "imgs"
+[[masksets]]
+kind = "mat-large"
+[[models]]
+name = "runner_helpers:killer"
+label = "killer"
+options = {{ inner = "mean-fill" }}
+"""
+
+
+def test_pipelined_kill_9_resumes_to_identical_numbers_and_takes_over_the_stale_lock(tmp_path: Path) -> None:
+    make_images(tmp_path / "imgs", 9)  # batches of 2: [0,1] [2,3] [4,5] [6,7] [8]
+    ref = load_spec(write_spec(tmp_path, "ref", KILL_SPEC))
+    run(ref, standin())
+    spec = write_spec(tmp_path, "kill", KILL_SPEC)
+    p = run_helper(spec, {"MATBENCH_TEST_KILL_AT": "4"})  # SIGKILL inside the model, on batch 3
+    assert p.returncode == -9, p.stderr
+    rd = tmp_path / "kill"
+    kb = rd / "jobs" / "tiny__mat-large__killer__32" / "batches"
+    on_disk = sorted(int(f.stem) for f in kb.glob("*.npz"))
+    assert set(on_disk) <= {0, 1, 2}  # batches 0-2 were computed; those in the output stage may be lost
+    assert json.loads((rd / ".lock").read_text())["pid"] != os.getpid()  # left behind by the dead process
+    kept = {f: f.stat().st_mtime_ns for f in kb.glob("*.npz")}
+    calls = tmp_path / "calls.txt"
+    p = run_helper(spec, {"MATBENCH_TEST_CALLS": str(calls)})
+    assert p.returncode == 0, p.stderr
+    redo = [k for k in range(5) if k not in on_disk]
+    assert [int(line.split()[2][3:]) // 2 for line in calls.read_text().splitlines()] == redo
+    assert {f: f.stat().st_mtime_ns for f in kept} == kept  # finished batches untouched
+    assert "stale lock of pid" in (rd / "run.log").read_text()
+    assert not (rd / ".lock").exists()
+    job = "tiny__mat-large__killer__32"
+    a, b = (json.loads((d / "jobs" / job / "metrics.json").read_text()) for d in (ref.output, rd))
+    assert a["metrics"] == b["metrics"]
+    assert b["provenance"]["batches"]["computed"] == redo
+    pd.testing.assert_frame_equal(pd.read_csv(ref.output / "jobs" / job / "per_image.csv"),
+                                  pd.read_csv(rd / "jobs" / job / "per_image.csv"))
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
+def test_lock_refuses_a_second_run_at_once_and_a_dead_holder_is_taken_over(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    make_images(tmp_path / "imgs", 4)
+    spec_path = write_spec(tmp_path, "r", STANDIN, extra="", model="runner_helpers:signaller")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MATBENCH_TEST_AT": "1", "MATBENCH_TEST_SIGNAL": "STOP",
+           "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+    holder = subprocess.Popen([sys.executable, str(HERE / "runner_helpers.py"), str(spec_path)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while _state(holder.pid) != "T":  # the holder stopped itself inside its model: it holds the lock
+            assert time.monotonic() < deadline and holder.poll() is None
+            time.sleep(0.2)
+        spec = load_spec(spec_path)
+        t0 = time.monotonic()
+        with pytest.raises(MatbenchError) as e:
+            run(spec, standin())
+        assert time.monotonic() - t0 < 10  # refused at once, not after waiting
+        msg = str(e.value)
+        assert "\n" not in msg and f"pid {holder.pid} on {socket.gethostname()}" in msg and "in use" in msg
+        holder.send_signal(9)  # kill -9 of the holder: its lock stays behind
+        holder.wait(30)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    info = run(spec, standin())
+    assert info["status"] == "complete"
+    assert f"stale lock of pid {holder.pid}" in (spec.output / "run.log").read_text()
+    assert not (spec.output / ".lock").exists()
