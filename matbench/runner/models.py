@@ -73,13 +73,20 @@ def build_model(m: ModelSpec, device: str) -> Any:
     takes_device = "device" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
     if takes_device:
         opts["device"] = device
+    modes = model_modes(m)
+    # A model with its own precision option (MAT) applies it itself, where its code knows best (e.g. which parts
+    # stay fp32); the runner's autocast is then not added on top.
+    own_precision = "precision" in params and "precision" not in opts and modes["precision"] != "fp32"
+    if own_precision:
+        opts["precision"] = modes["precision"]
     try:
         model = create_model(m.name, **opts)
     except WeightsError as e:
         raise WeightsError(f"{m.key} ({m.label}): {e}") from None
     if not takes_device:
         model = model.to(device)
-    return apply_modes(model, model_modes(m))
+    model.runner_precision = "fp32" if own_precision else modes["precision"]  # what device_stage wraps it in
+    return apply_modes(model, modes)
 
 
 def model_provenance(m: ModelSpec, model: Any, hashes: dict[str, str]) -> dict[str, Any]:

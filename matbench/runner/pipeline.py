@@ -153,7 +153,8 @@ def device_stage(ctx: JobContext, b: BatchIn) -> BatchOut:
     real = b.real.to(ctx.device, non_blocking=nb)
     hole = b.hole.to(ctx.device, non_blocking=nb)
     samples = []
-    with ctx.timer("inpaint"), torch.no_grad(), precision_context(getattr(m, "precision", "fp32"), ctx.device):
+    precision = getattr(model, "runner_precision", "fp32")
+    with ctx.timer("inpaint"), torch.no_grad(), precision_context(precision, ctx.device):
         for s in range(m.samples):
             samples.append(model(real, hole, b.ids, seed=ctx.spec.seed, sample=s).cpu())
     with ctx.timer("evaluate"):
