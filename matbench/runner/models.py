@@ -43,19 +43,17 @@ def apply_modes(model: Any, modes: dict[str, Any]) -> Any:
 
 @contextlib.contextmanager
 def precision_context(precision: str, device: str) -> Iterator[None]:
-    """fp32: as is; tf32: TF32 matmuls/convolutions on CUDA (no effect on CPU); bf16: autocast to bfloat16.
-    Known pixels stay exact in every mode: Inpainter.__call__ pastes the input's known pixels back."""
-    if precision == "bf16":
-        with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16):
-            yield
-        return
-    if precision != "tf32":
-        yield
-        return
+    """fp32: float32 with TF32 off (cuDNN allows TF32 convolutions by default); tf32: TF32 matmuls/convolutions
+    on CUDA (no effect on CPU); bf16: autocast to bfloat16. Known pixels stay exact in every mode:
+    Inpainter.__call__ pastes the input's known pixels back."""
     old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"
     try:
-        yield
+        if precision == "bf16":
+            with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16):
+                yield
+        else:
+            yield
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
 
