@@ -363,3 +363,30 @@ def test_lock_refuses_a_second_run_at_once_and_a_dead_holder_is_taken_over(tmp_p
     assert info["status"] == "complete"
     assert f"stale lock of pid {holder.pid}" in (spec.output / "run.log").read_text()
     assert not (spec.output / ".lock").exists()
+
+
+@pytest.mark.parametrize("key,value,msg", [
+    ("save_outputs", '"some"', 'save_outputs: must be "all", "none" or "sample:N"'),
+    ("save_outputs", '"sample:0"', 'save_outputs: must be'),
+    ("pipeline", '"yes"', "pipeline: must be true or false"),
+    ("input_workers", "-1", "input_workers: must be >= 0"),
+])
+def test_new_run_keys_are_validated_naming_the_key(tmp_path: Path, key: str, value: str, msg: str) -> None:
+    from matbench.errors import SpecError
+
+    make_images(tmp_path / "imgs", 2)
+    p = write_spec(tmp_path, "r", STANDIN, extra=f"{key} = {value}", model="mean-fill")
+    with pytest.raises(SpecError, match=msg.replace("(", r"\(")):
+        load_spec(p)
+
+
+@pytest.mark.parametrize("line,msg", [('precision = "fp16"', "models[0].precision: must be one of fp32, tf32, bf16"),
+                                      ("batch_size = 0", "models[0].batch_size: must be >= 1"),
+                                      ('compile = "yes"', "models[0].compile: must be true or false")])
+def test_model_speed_keys_are_validated_naming_the_key(tmp_path: Path, line: str, msg: str) -> None:
+    from matbench.errors import SpecError
+
+    make_images(tmp_path / "imgs", 2)
+    p = write_spec(tmp_path, "r", STANDIN.replace('label = "m"', f'label = "m"\n{line}'), extra="", model="mean-fill")
+    with pytest.raises(SpecError, match=msg.replace("[", r"\[").replace("]", r"\]")):
+        load_spec(p)
