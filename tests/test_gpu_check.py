@@ -15,7 +15,7 @@ from matbench.bench.suite_gpu import main
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow  # ~1 min of CPU: two golden forwards, three models timed, 8 images through MAT + metrics
+@pytest.mark.slow  # minutes on 2 busy cores: two golden forwards, three models timed, 4 images through MAT
 def test_gpu_check_runs_on_cpu_quick(tmp_path: Path, golden: Path) -> None:
     assert main(["--device", "cpu", "--quick", "--out", str(tmp_path)]) == 0
     r = json.loads((tmp_path / "gpu-check.json").read_text())
@@ -29,7 +29,7 @@ def test_gpu_check_runs_on_cpu_quick(tmp_path: Path, golden: Path) -> None:
     assert all("error" not in t and t["images_per_s"] > 0 for t in rows.values()), rows
     e = r["end_to_end"]
     assert "error" not in e, e
-    assert e["images"] == 8 and set(e["metrics"]) >= {"fid", "pids", "uids", "lpips"}
+    assert e["images"] == 4 and set(e["metrics"]) >= {"fid", "pids", "uids", "lpips"}
     assert 0 < e["device_busy_fraction"] <= 1.0 and e["projected_places_val_s"] > 0
     md = (tmp_path / "gpu-check.md").read_text()
     assert "## Golden equivalence" in md and "| mat | 256 |" in md and "projected for Places365-val" in md

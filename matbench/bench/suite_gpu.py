@@ -9,7 +9,8 @@ Writes DIR/gpu-check.json and DIR/gpu-check.md:
 3. end to end: `matbench run` of MAT (smoke weights) on N generated 512 JPEGs (2,000) with mat-large masks and the
    paper's metrics (FID, P-IDS, U-IDS, LPIPS), save_outputs = "sample:64": images/s, the device busy fraction
    (seconds in the device stage / wall) and the projected time for Places365-val's 36,500 images.
---quick (for CPU, in the test suite): 256 px, batch 1, fp32, 8 images; the golden part at 256 (MAT, LaMa) only.
+--quick (for CPU, in the test suite): 256 px, batch 1, fp32, no warm-up, 4 images end to end; the golden part at
+256 (MAT, LaMa) only.
 Every figure here comes from random (smoke) weights or golden fill weights: none is a paper number.
 """
 
@@ -158,7 +159,8 @@ def _inpainter(name: str, res: int, precision: str, batch: int, device: str) -> 
     return CoModGANInpainter(smoke_generator(res), dropout="official").to(device), precision
 
 
-def time_batch(name: str, res: int, precision: str, batch: int, device: str, reps: int) -> dict[str, Any]:
+def time_batch(name: str, res: int, precision: str, batch: int, device: str, reps: int,
+               warmup: bool = True) -> dict[str, Any]:
     model, wrap = _inpainter(name, res, precision, batch, device)
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (batch, 3, res, res), generator=g, dtype=torch.uint8).to(device)
@@ -167,7 +169,8 @@ def time_batch(name: str, res: int, precision: str, batch: int, device: str, rep
     hole = hole.to(device)
     ids = [f"i{i}" for i in range(batch)]
     with torch.no_grad(), precision_context(wrap, device):
-        model(x, hole, ids)  # warm-up: kernel selection, allocator
+        if warmup:
+            model(x, hole, ids)  # kernel selection, allocator
         sync(device)
         t0 = time.perf_counter()
         for _ in range(reps):
@@ -189,7 +192,7 @@ def throughput_part(device: str, quick: bool, precisions: list[str]) -> list[dic
     for name in ("mat", "lama", "comodgan"):
         for p in precisions:
             for b in batches:
-                r = _guard(lambda: time_batch(name, res, p, b, device, 1 if quick else 3))  # noqa: B023
+                r = _guard(lambda: time_batch(name, res, p, b, device, 1 if quick else 3, not quick))  # noqa: B023
                 out.append({"model": name, "resolution": res, "batch": b, "precision": p, **r})
                 if device.startswith("cuda"):
                     torch.cuda.empty_cache()
@@ -230,12 +233,13 @@ def end_to_end_part(device: str, quick: bool, n: int, work: Path) -> dict[str, A
     t0 = time.perf_counter()
     _jpegs(work / "jpegs", n, res)
     t_gen = time.perf_counter() - t0
-    data = {"name": "gpu-check", "output": "run", "device": device, "batch_size": 4 if quick else 16,
+    mat_options = {"resolution": 256} if quick else {"batch_forward": True}  # one forward per batch on the GPU
+    data = {"name": "gpu-check", "output": "run", "device": device, "batch_size": 2 if quick else 16,
             "resolutions": [res], "metrics": ["fid", "pids", "uids", "lpips"], "smoke": "auto", "n_bootstrap": 0,
             "save_outputs": "sample:64", "cache_dir": "cache",
             "datasets": [{"name": "synthetic", "path": "jpegs", "policy": "resize-crop"}],
             "masksets": [{"kind": "mat-large"}],
-            "models": [{"name": "mat", "smoke": True, **({"options": {"resolution": 256}} if quick else {})}]}
+            "models": [{"name": "mat", "smoke": True, "options": mat_options}]}
     spec = parse_spec(data, base_dir=work)
     t0 = time.perf_counter()
     info = run(spec, RunOptions(progress=False))
@@ -305,8 +309,8 @@ def markdown(r: dict[str, Any]) -> str:
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="bench.py gpu", description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--quick", action="store_true", help="256 px, batch 1, fp32, 8 images (a CPU smoke test)")
-    ap.add_argument("--images", type=int, default=None, help="end-to-end images (default 2000; quick: 8)")
+    ap.add_argument("--quick", action="store_true", help="256 px, batch 1, fp32, 4 images (a CPU smoke test)")
+    ap.add_argument("--images", type=int, default=None, help="end-to-end images (default 2000; quick: 4)")
     ap.add_argument("--out", default="gpu-check-out", help="folder for gpu-check.json and gpu-check.md")
     ap.add_argument("--parts", default="golden,throughput,end_to_end")
     a = ap.parse_args(argv)
@@ -333,7 +337,7 @@ def main(argv: list[str]) -> int:
         import tempfile
 
         with tempfile.TemporaryDirectory(prefix="mb-gpu-check-") as tmp:
-            r["end_to_end"] = _guard(lambda: end_to_end_part(device, a.quick, a.images or (8 if a.quick else 2000),
+            r["end_to_end"] = _guard(lambda: end_to_end_part(device, a.quick, a.images or (4 if a.quick else 2000),
                                                              Path(tmp)))
     r["wall_s"] = time.perf_counter() - t0
     (out / "gpu-check.json").write_text(json.dumps(r, indent=2, default=str) + "\n")
