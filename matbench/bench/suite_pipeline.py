@@ -185,6 +185,7 @@ def demo_bench(work: Path, n_images: int) -> dict[str, Any]:
     for mode in ("serial", "pipelined"):
         spec = demo_spec(work, n_images=n_images, extra_models=[])
         spec.output = work / f"run-{mode}"
+        spec.cache_dir = work / f"cache-{mode}"  # both start with an empty ground-truth feature cache
         t0 = time.perf_counter()
         info = run(spec, RunOptions(progress=False, serial=mode == "serial"))
         wall = time.perf_counter() - t0
