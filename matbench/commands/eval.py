@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from matbench.results import METRIC_INFO, ResultRecord
+from matbench.results import METRIC_INFO, MetricValue, ResultRecord
 
 # kept in sync with matbench.evaluate (not imported here so `matbench --help` stays light)
 ALL_METRICS = ("fid", "pids", "uids", "lpips", "pr", "kid", "psnr", "ssim", "l1")
@@ -118,8 +118,8 @@ def format_summary(record: ResultRecord, out: str) -> str:
     for name, mv in record.metrics.items():
         info = METRIC_INFO.get(name)
         scale, digits, label = (info.scale, info.digits, info.label) if info else (1.0, 4, name)
-        ci = ""
-        if mv.ci_low is not None and mv.ci_high is not None:
+        ci = _no_ci(name, mv) if info else ""
+        if not ci and mv.ci_low is not None and mv.ci_high is not None:
             ci = f"  [{mv.ci_low * scale:.{digits}f}, {mv.ci_high * scale:.{digits}f}]"
         pub = (mv.extra or {}).get("published")
         if pub:  # --protocol: the source's number beside ours
@@ -129,3 +129,12 @@ def format_summary(record: ResultRecord, out: str) -> str:
         lines.append(f"  {label:<18} {mv.value * scale:.{digits}f}{ci}")
     lines.append(f"wrote {out}/metrics.json and {out}/per_image.csv")
     return "\n".join(lines)
+
+
+def _no_ci(name: str, mv: MetricValue) -> str:
+    """'  no CI (reason)' for an interval the sample cannot support (zero width, n < 2), never shown as exact;
+    reports.intervals decides, as for the tables and the HTML report."""
+    from reports.intervals import interval
+
+    iv = interval(name, mv.value, mv.ci_low, mv.ci_high, mv.n)
+    return f"  no CI ({iv.reason})" if iv.kind == "unsupported" else ""
