@@ -56,7 +56,7 @@ def _load_all() -> None:
     import importlib
 
     for mod in ("matbench.features", "matbench.metrics.lpips", "matbench.models.mat.inpainter",
-                "baselines.lama.inpainter", "baselines.comodgan.inpainter"):
+                "baselines.lama.inpainter", "baselines.comodgan.inpainter", "baselines.migan.inpainter"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as e:
