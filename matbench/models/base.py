@@ -120,7 +120,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "baselines.comodgan.inpainter",
     "baselines.precomputed",
     "baselines.migan.inpainter",
-    "baselines.diffusers.inpainter",
+    "baselines.diffusion.inpainter",
 )
 _loaded_builtins = False
 
