@@ -272,7 +272,7 @@ def _model(d: dict[str, Any], key: str, base: Path, where: str, check: bool) -> 
     _check_name(label, f"{key}.label", where)
     weights_s = r.str("weights", None)
     weights = _path(weights_s, base) if weights_s else None
-    if check and weights is not None and not weights.exists():  # a file, or a model folder (LaMa, diffusers)
+    if check and weights is not None and not weights.is_file():
         raise SpecError(f"{where}{key}.weights: file {weights} does not exist")
     smoke = r.bool("smoke", False)
     samples = r.int("samples", 1, minimum=1)

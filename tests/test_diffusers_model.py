@@ -170,3 +170,23 @@ def test_cli_inpaint_on_demo_photos(tiny_dir, tmp_path):
     for image_id, hole in holes.items():
         res, src = read_image(out / f"{image_id}.png"), read_image(tmp_path / "photos" / f"{image_id}.png")
         assert res.shape == src.shape and np.array_equal(res[~hole], src[~hole])
+
+
+def test_spec_runs_through_runner_and_report(tiny_dir, tmp_path):
+    from matbench import runner
+    from matbench.cli import main
+    from matbench.data.demo import demo_images
+    from matbench.spec import load_spec
+
+    demo_images(tmp_path / "data", n=2)
+    (tmp_path / "spec.toml").write_text(
+        'name = "diff"\noutput = "run"\nbatch_size = 2\ndevice = "cpu"\nresolutions = [64]\n'
+        'metrics = ["psnr", "l1"]\nsmoke = true\n'
+        '[[datasets]]\npreset = "folder"\npath = "data"\n[[masksets]]\nkind = "mat-large"\n'
+        f'[[models]]\nname = "diffusers"\noptions = {{ model_id = "{tiny_dir}", steps = 1 }}\n'
+        '[[models]]\nname = "mean-fill"\n')
+    runner.run(load_spec(tmp_path / "spec.toml"), runner.RunOptions(progress=False))
+    recs = [json.loads(p.read_text()) for p in (tmp_path / "run" / "jobs").glob("*diffusers*/metrics.json")]
+    assert len(recs) == 1 and recs[0]["smoke"] is True
+    assert main(["report", str(tmp_path / "run"), "-o", str(tmp_path / "site")]) == 0
+    assert "diffusers" in (tmp_path / "site" / "index.html").read_text()

@@ -43,7 +43,8 @@ REQUIRES = Requirements(weights=(), size_multiple=8, samples=True, native_resolu
 # Declared options (plain data; the model-options schema of the `faults` branch can adopt it).
 OPTIONS: dict[str, dict[str, Any]] = {
     "weights": {"type": "str", "default": None, "help": "hub id or local pipeline folder"},
-    "model_id": {"type": "str", "default": None, "help": "hub id, for specs (whose weights must be a path)"},
+    "model_id": {"type": "str", "default": None,
+                 "help": "hub id or folder, for specs (a spec's weights must be a file)"},
     "pipeline": {"type": "str", "default": "auto", "choices": list(PIPELINES),
                  "help": "auto (AutoPipelineForInpainting) or a pipeline class (also a full class name)"},
     "prompt": {"type": "str", "default": "", "help": "prompt for every image"},
@@ -264,7 +265,7 @@ def diffusers_model(weights: str | None = None, model_id: str | None = None, pip
         raise SpecError(f"diffusers option strength must be in (0, 1], got {strength}")
     if model_id is not None:
         if weights is not None:
-            raise SpecError("diffusers: give weights (a folder) or model_id (a hub id), not both")
+            raise SpecError("diffusers: give weights or model_id (a hub id or folder), not both")
         weights = model_id
     prompts = read_prompt_file(prompt_file) if prompt_file else None
     info: dict[str, Any] = {"weights": weights, "prompt_file": prompt_file, "dtype": dtype}

@@ -45,7 +45,8 @@ for _name, (_file, _res, _data) in RELEASED.items():
     ))
 DEFAULT_WEIGHTS = "migan-512-places2"
 QUANTIZE = ("trunc", "round")
-REQUIRES = Requirements(weights=tuple(RELEASED), size_multiple=1, samples=False, native_resolution=512)
+# Only the default file is required (the runner checks every listed file before a run).
+REQUIRES = Requirements(weights=(DEFAULT_WEIGHTS,), size_multiple=1, samples=False, native_resolution=512)
 
 # Declared options (plain data; the model-options schema of the `faults` branch can adopt it).
 OPTIONS: dict[str, dict[str, Any]] = {
