@@ -56,6 +56,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "scheduler": {"type": "str", "default": None, "help": "a diffusers scheduler class, e.g. DDIMScheduler"},
     "dtype": {"type": "str", "default": "fp32", "choices": list(DTYPES), "help": "weights/compute dtype"},
     "smoke": {"type": "bool", "default": False, "help": "tiny random pipeline (results labelled smoke)"},
+    "hash_weights": {"type": "bool", "default": True, "help": "record the sha256 of every weights file"},
 }
 
 
@@ -293,5 +294,3 @@ def diffusers_model(weights: str | None = None, model_id: str | None = None, pip
                                strength=float(strength), info=info, smoke=bool(smoke))
     return model.to(device)
 
-
-diffusers_model.options = OPTIONS  # type: ignore[attr-defined]

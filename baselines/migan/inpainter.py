@@ -150,5 +150,3 @@ def migan(weights: str = DEFAULT_WEIGHTS, smoke: bool = False, device: str = "cp
                 "sha256": sha256_file(path)}
     return MIGANInpainter(gen, quantize=quantize, weights=info, smoke=bool(smoke)).to(device)
 
-
-migan.options = OPTIONS  # type: ignore[attr-defined]
