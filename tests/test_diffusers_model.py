@@ -183,10 +183,12 @@ def test_spec_runs_through_runner_and_report(tiny_dir, tmp_path):
         'name = "diff"\noutput = "run"\nbatch_size = 2\ndevice = "cpu"\nresolutions = [64]\n'
         'metrics = ["psnr", "l1"]\nsmoke = true\n'
         '[[datasets]]\npreset = "folder"\npath = "data"\n[[masksets]]\nkind = "mat-large"\n'
-        f'[[models]]\nname = "diffusers"\noptions = {{ model_id = "{tiny_dir}", steps = 1 }}\n'
+        f'[[models]]\nname = "diffusers"\nsamples = 2\noptions = {{ model_id = "{tiny_dir}", steps = 1 }}\n'
         '[[models]]\nname = "mean-fill"\n')
     runner.run(load_spec(tmp_path / "spec.toml"), runner.RunOptions(progress=False))
     recs = [json.loads(p.read_text()) for p in (tmp_path / "run" / "jobs").glob("*diffusers*/metrics.json")]
     assert len(recs) == 1 and recs[0]["smoke"] is True
+    div = recs[0]["metrics"]["diversity"]  # pluralistic samples, scored as for MAT
+    assert div["n"] == 2 and div["extra"]["samples"] == 2 and div["value"] > 0
     assert main(["report", str(tmp_path / "run"), "-o", str(tmp_path / "site")]) == 0
     assert "diffusers" in (tmp_path / "site" / "index.html").read_text()
