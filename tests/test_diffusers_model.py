@@ -192,3 +192,10 @@ def test_spec_runs_through_runner_and_report(tiny_dir, tmp_path):
     assert div["n"] == 2 and div["extra"]["samples"] == 2 and div["value"] > 0
     assert main(["report", str(tmp_path / "run"), "-o", str(tmp_path / "site")]) == 0
     assert "diffusers" in (tmp_path / "site" / "index.html").read_text()
+
+
+def test_smoke_without_weights_builds_the_tiny_pipeline():
+    m = create_model("diffusers", smoke=True, steps=1)
+    imgs, hole, ids = _batch(1, h=40, w=40)
+    out = m(imgs, hole, ids)
+    assert out.shape == imgs.shape and m.smoke and m.provenance()["weights"].startswith("smoke")
