@@ -199,3 +199,35 @@ def test_smoke_without_weights_builds_the_tiny_pipeline():
     imgs, hole, ids = _batch(1, h=40, w=40)
     out = m(imgs, hole, ids)
     assert out.shape == imgs.shape and m.smoke and m.provenance()["weights"].startswith("smoke")
+
+
+class FluxFillPipeline:
+    """A stand-in with FLUX Fill's call signature (no strength, no negative prompt) and VAE factor 8."""
+
+    vae_scale_factor = 8
+
+    def __init__(self):
+        self.calls = []
+
+    def to(self, device):
+        return self
+
+    def __call__(self, prompt=None, image=None, mask_image=None, height=None, width=None, guidance_scale=30.0,
+                 num_inference_steps=50, generator=None, output_type="pil"):
+        self.calls.append(dict(prompt=prompt, height=height, width=width, guidance_scale=guidance_scale))
+        from types import SimpleNamespace
+
+        arr = np.asarray(image, dtype=np.float32) / 255  # echo the input back, as floats in [0, 1]
+        return SimpleNamespace(images=[arr])
+
+
+def test_flux_grid_is_16_and_only_accepted_kwargs_are_passed():
+    pipe = FluxFillPipeline()
+    m = DiffusersInpainter(pipe, negative_prompt="ugly", strength=0.5, guidance_scale=30.0, steps=3)
+    imgs, hole, ids = _batch(1, h=50, w=70)
+    out = m(imgs, hole, ids)
+    assert (pipe.calls[0]["height"], pipe.calls[0]["width"]) == (64, 80)  # multiples of 16
+    assert pipe.calls[0]["guidance_scale"] == 30.0
+    assert torch.equal(out, imgs)  # echo: round(x/255*255) is exact, and cropping undoes the padding
+    prov = m.provenance()
+    assert prov["strength"] is None and prov["negative_prompt"] is None  # not taken by this pipeline
