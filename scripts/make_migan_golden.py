@@ -119,6 +119,37 @@ def main(argv: list[str]) -> int:
                                                "raw_std": float(ya.std()),
                                                "saturated_fraction": float((np.abs(ya) >= 1).mean()),
                                                "hole_fraction": float(hole.mean())}
+    # A non-square image smaller than 512 through the demo's whole path: PIL bicubic stretch to 512x512
+    # (mask nearest), generator, truncation, cv2 bicubic back to the image size, composite (scripts/demo.py).
+    import cv2
+
+    torch.manual_seed(0)
+    gen = Generator(resolution=512).eval()
+    rows = json.loads((OUT / "manifest_512.json").read_text())["tensors"]
+    state = fill.fill_state_dict(rows)
+    for r in rows:
+        if "scale" in r:
+            state[r["name"]] = state[r["name"]] * r["scale"]
+    state.update({k: v for k, v in gen.state_dict().items() if is_constant(k)})
+    gen.load_state_dict(state, strict=True)
+    crop = "places_crop373x500"
+    img_u8 = np.round(lama["places_crop373x500_pad8/image"][0, :, :373, :500] * 255).astype(np.uint8)
+    hole = lama["places_crop373x500_pad8/mask_orig"][0, 0] > 0.5
+    known_u8 = np.where(hole, 0, 255).astype(np.uint8)
+    img_pil = Image.fromarray(img_u8.transpose(1, 2, 0))
+    x = preprocess(img_pil, Image.fromarray(known_u8).convert("L"), 512)
+    with torch.no_grad():
+        y = gen(x.clone())[0]
+    result = ((y * 0.5 + 0.5).clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    result = cv2.resize(result, dsize=img_pil.size, interpolation=cv2.INTER_CUBIC)
+    known = (known_u8 // 255)[:, :, None]
+    composed = np.asarray(img_pil) * known + result * (1 - known)
+    arrays[f"{crop}/image"] = img_u8
+    arrays[f"{crop}/hole"] = hole
+    arrays[f"{crop}/output_u8_resize"] = composed.transpose(2, 0, 1).astype(np.uint8)
+    facts["resize_case"] = {"name": crop, "size": [373, 500], "resolution": 512,
+                            "path": "demo.py: preprocess (PIL bicubic / nearest to 512), generator, "
+                                    "truncation, cv2.resize INTER_CUBIC back, composite"}
     np.savez_compressed(OUT / "io.npz", **arrays)
     (OUT / "facts.json").write_text(json.dumps(facts, indent=1) + "\n")
     print(json.dumps(facts, indent=1))

@@ -91,6 +91,17 @@ def test_port_matches_official(gens, io, res, name):
     assert torch.equal(out[:, ~hole[0, 0]], img[0][:, ~hole[0, 0]])
 
 
+@pytest.mark.slow
+def test_resize_fit_matches_the_official_demo_on_a_non_square_image(gens, io):
+    model = MIGANInpainter(gens[512], fit="resize")
+    img = torch.from_numpy(io["places_crop373x500/image"])[None]
+    hole = torch.from_numpy(io["places_crop373x500/hole"])[None, None]
+    out = model(img, hole, ["crop"])[0]
+    want = torch.from_numpy(io["places_crop373x500/output_u8_resize"])
+    diff = (out.int() - want.int()).abs()
+    assert diff.max().item() <= 1 and (diff > 0).float().mean().item() < 1e-3
+
+
 def test_outputs_depend_on_the_image(io):
     # guards against a fixture where the weights drown the input (see tests/fixtures/migan/README.md)
     a, b = io["places_256/raw"], io["celeba_256/raw"]

@@ -5,9 +5,10 @@ Official convention (scripts/demo.py of Picsart-AI-Research/MI-GAN):
 - generator input [known - 0.5, image * known] at the model's fixed resolution (256 or 512);
 - output uint8 = ((y * 0.5 + 0.5).clamp(0, 1) * 255) truncated, then image * known + result * (1 - known).
 Deterministic: the noise maps are fixed buffers of the released files, so there are no samples.
-The demo stretches any image to resolution x resolution (PIL bicubic) and back (cv2 bicubic); here an
-image must be at most the model's resolution and a smaller one is padded bottom/right with mirrored
-content counted as known (no resampling), which is what a benchmark at 256/512 needs.
+Other sizes, option `fit`: "pad" (default) pads an image up to the resolution bottom/right with mirrored
+content counted as known (no resampling; larger images are refused), which is what a benchmark at
+256/512 needs; "resize" is the demo's path: PIL bicubic stretch to resolution x resolution (mask
+nearest), generator, truncation, cv2 bicubic back to the image's size, composite.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -45,6 +47,7 @@ for _name, (_file, _res, _data) in RELEASED.items():
     ))
 DEFAULT_WEIGHTS = "migan-512-places2"
 QUANTIZE = ("trunc", "round")
+FITS = ("pad", "resize")
 # Only the default file is required (the runner checks every listed file before a run).
 REQUIRES = Requirements(weights=(DEFAULT_WEIGHTS,), size_multiple=1, samples=False, native_resolution=512)
 
@@ -54,6 +57,8 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "quantize": {"type": "str", "default": "trunc", "choices": list(QUANTIZE),
                  "help": "trunc = the official demo's cast; round = nearest"},
     "resolution": {"type": "int", "default": 512, "choices": [256, 512], "help": "smoke weights only"},
+    "fit": {"type": "str", "default": "pad", "choices": list(FITS),
+            "help": "pad: up to the resolution, mirrored, as known; resize: the official demo's bicubic stretch"},
     "smoke": {"type": "bool", "default": False, "help": "random weights (results labelled smoke)"},
 }
 
@@ -71,10 +76,13 @@ class MIGANInpainter(Inpainter):
     requires = REQUIRES
 
     def __init__(self, generator: MIGANGenerator, quantize: str = "trunc", weights: dict[str, Any] | None = None,
-                 smoke: bool = False) -> None:
+                 smoke: bool = False, fit: str = "pad") -> None:
         super().__init__()
         if quantize not in QUANTIZE:
             raise SpecError(f"migan option quantize must be one of {QUANTIZE}, got {quantize!r}")
+        if fit not in FITS:
+            raise SpecError(f"migan option fit must be one of {FITS}, got {fit!r}")
+        self.fit = fit
         self.generator = generator.eval().requires_grad_(False)
         self.quantize = quantize
         self.weights = weights or {}
@@ -102,9 +110,29 @@ class MIGANInpainter(Inpainter):
         return generator_input(x, known)
 
     @torch.no_grad()
+    def inpaint_resized(self, img: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        """The official demo's path for one image of any size (uint8 [1,3,H,W] -> uint8 [1,3,H,W])."""
+        import cv2
+        from PIL import Image
+
+        r = self.generator.resolution
+        h, w = img.shape[-2:]
+        rgb = Image.fromarray(img[0].permute(1, 2, 0).cpu().numpy()).resize((r, r), Image.BICUBIC)
+        known = Image.fromarray(np.where(hole[0, 0].cpu().numpy(), 0, 255).astype(np.uint8)).resize((r, r),
+                                                                                                 Image.NEAREST)
+        x = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].to(self.device, torch.float32) * 2 / 255 - 1
+        k = torch.from_numpy(np.array(known) // 255)[None, None].to(self.device, torch.float32)
+        y = self.generator(generator_input(x, k))
+        res = to_uint8(y, self.quantize)[0].permute(1, 2, 0).cpu().numpy()
+        res = cv2.resize(res, dsize=(w, h), interpolation=cv2.INTER_CUBIC)
+        return torch.from_numpy(res).permute(2, 0, 1)[None]  # the base class composites the known pixels
+
+    @torch.no_grad()
     def inpaint(self, images: torch.Tensor, hole: torch.Tensor, ids: Sequence[str], seed: int,
                 sample: int) -> torch.Tensor:
         h, w = images.shape[-2:]
+        if self.fit == "resize":
+            return torch.cat([self.inpaint_resized(images[i:i + 1], hole[i:i + 1]) for i in range(images.shape[0])])
         outs = []
         for i in range(images.shape[0]):  # one at a time: batched convolutions may round differently
             y = self.generator(self.prepare(images[i:i + 1], hole[i:i + 1]))
@@ -114,7 +142,9 @@ class MIGANInpainter(Inpainter):
     def provenance(self) -> dict[str, Any]:
         return {**super().provenance(), "resolution": self.generator.resolution, "quantize": self.quantize,
                 "mask_convention": "generator mask 1 = known (official); our hole inverted",
-                "fit": "images up to the resolution, padded bottom/right (mirrored, counted as known)",
+                "fit": self.fit + (": images up to the resolution, padded bottom/right (mirrored, counted as known)"
+                                   if self.fit == "pad" else ": official demo (PIL bicubic to the resolution, "
+                                   "cv2 bicubic back)"),
                 "weights": self.weights}
 
 
@@ -130,12 +160,15 @@ def _resolve(weights: str) -> Path:
 @register_model("migan", description="MI-GAN (Picsart, ICCV 2023): light mobile inpainting GAN, our port",
                 requires=REQUIRES)
 def migan(weights: str = DEFAULT_WEIGHTS, smoke: bool = False, device: str = "cpu", quantize: str = "trunc",
-          resolution: int = 512) -> Inpainter:
+          resolution: int = 512, fit: str = "pad") -> Inpainter:
     """MI-GAN at 512 (Places2) by default; `smoke=True` uses deterministic random weights (labelled smoke).
 
     weights: migan-512-places2 | migan-256-places2 | migan-256-ffhq, or a .pt/.safetensors path;
-    quantize: "trunc" (official demo) or "round"; resolution: 256 or 512, smoke weights only.
+    quantize: "trunc" (official demo) or "round"; resolution: 256 or 512, smoke weights only;
+    fit: "pad" (images up to the resolution) or "resize" (the official demo's stretch, any size).
     """
+    if fit not in FITS:
+        raise SpecError(f"migan option fit must be one of {FITS}, got {fit!r}")
     if quantize not in QUANTIZE:
         raise SpecError(f"migan option quantize must be one of {QUANTIZE}, got {quantize!r}")
     if smoke:
@@ -148,5 +181,5 @@ def migan(weights: str = DEFAULT_WEIGHTS, smoke: bool = False, device: str = "cp
         gen = load_generator(path)
         info = {"name": weights if weights in RELEASED else path.name, "path": str(path),
                 "sha256": sha256_file(path)}
-    return MIGANInpainter(gen, quantize=quantize, weights=info, smoke=bool(smoke)).to(device)
+    return MIGANInpainter(gen, quantize=quantize, weights=info, smoke=bool(smoke), fit=fit).to(device)
 
