@@ -39,3 +39,5 @@ def test_bad_options():
         create_model("migan", smoke=True, quantize="floor")
     with pytest.raises(SpecError, match="256 or 512"):
         create_model("migan", smoke=True, resolution=128)
+    with pytest.raises(SpecError, match="fit"):
+        create_model("migan", smoke=True, fit="crop")
