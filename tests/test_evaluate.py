@@ -463,3 +463,18 @@ def test_without_masks_mispairing_gives_a_warning(case, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="matbench.evaluate"):
         E.evaluate_folders(case["res"], case["gt"], metrics="psnr", out_dir=tmp_path / "o2", progress=False)
     assert "mis-paired" not in caplog.text
+
+
+def test_registry_lists_every_metric_once_and_matches_the_cli_and_spec_lists():
+    from matbench.commands import eval as eval_cmd
+    from matbench.evaluate import registry
+    from matbench.spec import KNOWN_METRICS
+
+    provided = [m for g in registry.METRIC_GLUE for m in g.metrics]
+    # the default set plus the feature-space metrics (fd_dinov2, cmmd, ...) that --metrics also accepts
+    assert sorted(provided) == sorted(registry.KNOWN_METRICS) and len(provided) == len(set(provided))
+    assert set(E.ALL_METRICS) <= set(provided)
+    assert tuple(eval_cmd.ALL_METRICS) == tuple(KNOWN_METRICS) == E.ALL_METRICS
+    assert all(g.batch is not None or g.dataset is not None for g in registry.METRIC_GLUE)
+    assert {g.extractor for g in registry.METRIC_GLUE if g.extractor} <= set(registry.EXTRACTORS)
+    assert [e.name for e in registry.extractors_for(["pr", "psnr"])] == ["vgg"]
