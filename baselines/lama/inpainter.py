@@ -42,6 +42,8 @@ BIG_LAMA_WEIGHTS = register_weights(WeightsFile(
             "big-lama/models/best.ckpt) and pass the folder"),
     used_by="lama",
     dirname="big-lama",
+    hf_repo="smartywu/big-lama",  # the same file the official URL serves, fetched through huggingface_hub
+    hf_filename="big-lama.zip",
     extra={"unpack": "zip: big-lama/config.yaml + big-lama/models/best.ckpt (read directly from the zip)",
            "best_ckpt_bytes": 410046389,
            "best_ckpt_sha256_reported": "fccb7adf…5d423 (third-party report; full hash unknown)"},

@@ -119,6 +119,8 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "baselines.lama.inpainter",
     "baselines.comodgan.inpainter",
     "baselines.precomputed",
+    "baselines.migan.inpainter",
+    "baselines.diffusion.inpainter",
 )
 _loaded_builtins = False
 

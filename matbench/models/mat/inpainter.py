@@ -51,6 +51,9 @@ RELEASED = {
     "mat-ffhq512": ("FFHQ_512.pkl", 512, "FFHQ"),
 }
 DEFAULT_WEIGHTS = {512: "mat-places512-fulldata", 256: "mat-celebahq256"}
+# Hugging Face mirrors users point to when the OneDrive links fail (fenglinglwb/MAT#132); the file name
+# inside the mirror is assumed to be the release's own (not checked here: no network).
+HF_MIRRORS = {"mat-places512-fulldata": ("Icar/mat_places512_full", "Places_512_FullData.pkl")}
 
 for _name, (_file, _res, _data) in RELEASED.items():
     register_weights(WeightsFile(
@@ -61,6 +64,8 @@ for _name, (_file, _res, _data) in RELEASED.items():
         manual=_MANUAL.format(link=_FFHQ_LINK if _file.startswith("FFHQ") else _ONEDRIVE, file=_file),
         used_by="mat",
         extra={"resolution": _res, "mapping_layers": 8, "trained_on": _data, "format": "torch_utils.persistence pkl"},
+        hf_repo=HF_MIRRORS.get(_name, (None, None))[0],
+        hf_filename=HF_MIRRORS.get(_name, (None, None))[1],
     ))
 
 
