@@ -68,3 +68,109 @@ def test_inpaint_outputs_and_report_links_are_readable(tmp_path: Path, umask) ->
     assert _mode(out / "im0.png") == 0o644
     _place(out / "im0.png", tmp_path / "report" / "img" / "im0.png")  # the report's hard link shares the mode
     assert _mode(tmp_path / "report" / "img" / "im0.png") == 0o644
+
+
+# --------------------------------------------------------------------------- disk full
+
+
+def _enospc(*_a, **_k):
+    raise OSError(28, "No space left on device")  # errno.ENOSPC, as the kernel reports it
+
+
+def test_disk_full_in_an_atomic_write_is_one_line_naming_path_and_size(tmp_path: Path, monkeypatch) -> None:
+    from matbench.errors import DiskFullError
+    from matbench.io import write_bytes_atomic
+
+    monkeypatch.setattr(Path, "write_bytes", _enospc)
+    with pytest.raises(DiskFullError) as ei:
+        write_bytes_atomic(tmp_path / "x.bin", b"\0" * 123_456)
+    msg = str(ei.value)
+    assert "\n" not in msg and str(tmp_path / "x.bin") in msg
+    assert "no space left" in msg and "needs about 123.5 KB" in msg and " free there" in msg
+    assert not list(tmp_path.iterdir())  # the partial temporary file is gone
+
+
+def test_disk_full_while_saving_pngs_ends_the_cli_with_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    img_dir, mask_dir = _inputs(tmp_path)
+    real_save = Image.Image.save
+
+    def save_then_fail(self, fp, *a, **k):  # half a file written, then the disk fills up
+        real_save(self, fp, *a, **k)
+        _enospc()
+
+    monkeypatch.setattr(Image.Image, "save", save_then_fail)
+    out = tmp_path / "out"
+    rc = main(["inpaint", "--model", "mean-fill", "--images", str(img_dir), "--masks", str(mask_dir),
+               "--mask-polarity", "known=255", "-o", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"matbench: error: {out / 'im0.png'}: no space left") and "needs about 3.1 KB" in err
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left behind
+
+
+def test_disk_full_elsewhere_is_caught_at_the_cli_boundary(tmp_path: Path, monkeypatch, capsys) -> None:
+    import matbench.io
+
+    img_dir, mask_dir = _inputs(tmp_path)
+
+    def full(path, *_a):  # e.g. a library writing its own file: an OSError with errno 28 and a filename
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(matbench.io, "save_png", full)
+    rc = main(["inpaint", "--model", "mean-fill", "--images", str(img_dir), "--masks", str(mask_dir),
+               "--mask-polarity", "known=255", "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert str(tmp_path / "out" / "im0.png") in err and "no space left" in err
+
+
+class _FullConnection:
+    """A sqlite connection on a full disk: reads work, every write fails as sqlite reports it."""
+
+    def __init__(self, con):
+        self.con = con
+
+    def execute(self, *a):
+        return self.con.execute(*a)
+
+    def executemany(self, *a):
+        import sqlite3
+
+        raise sqlite3.OperationalError("database or disk is full")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+    def close(self):
+        self.con.close()
+
+
+def test_full_feature_cache_warns_once_and_carries_on(tmp_path: Path, monkeypatch, caplog) -> None:
+    import torch
+
+    from matbench.features import FeatureCache, extract_cached
+
+    calls = []
+
+    class Extractor:
+        name, key, dim = "toy", "toy/1", 3
+
+        def __call__(self, images):
+            calls.append(len(images))
+            return images.double().mean(dim=(2, 3)).numpy()
+
+    cache = FeatureCache(tmp_path / "cache")
+    connect = cache._connect
+    monkeypatch.setattr(cache, "_connect", lambda: _FullConnection(connect()))
+    images = torch.arange(2 * 3 * 4 * 4, dtype=torch.uint8).reshape(2, 3, 4, 4)
+    expected = images.double().mean(dim=(2, 3)).numpy()
+    with caplog.at_level("WARNING"):
+        for _ in range(3):
+            assert np.array_equal(extract_cached(Extractor(), images, cache), expected)
+    assert calls == [2, 2, 2]  # computed every time: nothing could be stored
+    full = [r for r in caplog.records if "disk is full" in r.getMessage()]
+    assert len(full) == 1 and str(cache.path) in full[0].getMessage()
+    assert cache.count() == 0
