@@ -250,6 +250,8 @@ def _maskset(d: dict[str, Any], key: str, base: Path, where: str, seed: int, che
     path = _path(path_s, base) if path_s else None
     if check and path is not None and not path.is_dir():
         raise SpecError(f"{where}{key}.path: {path} is not a directory")
+    if check and path is not None:
+        _check_maskset(path, f"{where}{key}.path")
     name = r.str("name", kind if kind else path.name)  # type: ignore[union-attr]
     _check_name(name, f"{key}.name", where)
     ms_seed = r.int("seed", seed)
@@ -288,6 +290,17 @@ def _model(d: dict[str, Any], key: str, base: Path, where: str, check: bool) -> 
     r.finish()
     return ModelSpec(label=label, name=name, weights=weights, smoke=smoke, samples=samples,
                      options=dict(options), key=key)
+
+
+def _check_maskset(path: Path, key: str) -> None:
+    """0/1 masks or a hole ratio of 0 or 1 everywhere: refused here, before `run` (or --dry-run) starts."""
+    from matbench.data.maskset import MaskSet
+    from matbench.errors import InputError
+
+    try:
+        MaskSet.open(path).check_usable()
+    except InputError as e:
+        raise SpecError(f"{key}: {e}") from None
 
 
 def _check_name(name: str, key: str, where: str) -> None:

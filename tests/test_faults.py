@@ -174,3 +174,81 @@ def test_full_feature_cache_warns_once_and_carries_on(tmp_path: Path, monkeypatc
     full = [r for r in caplog.records if "disk is full" in r.getMessage()]
     assert len(full) == 1 and str(cache.path) in full[0].getMessage()
     assert cache.count() == 0
+
+
+# --------------------------------------------------------------------------- 0/1 masks, degenerate mask sets
+
+
+@pytest.mark.parametrize("polarity", ["known=255", "hole=255"])
+def test_inpaint_refuses_01_masks(tmp_path: Path, capsys, polarity: str) -> None:
+    img_dir, mask_dir = _inputs(tmp_path, mask_values=(0, 1))  # a 0/1 mask saved as 8-bit
+    out = tmp_path / "out"
+    rc = main(["inpaint", "--model", "mean-fill", "--images", str(img_dir), "--masks", str(mask_dir),
+               "--mask-polarity", polarity, "-o", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2, "0/1 masks must not inpaint everything or nothing with exit 0"
+    assert f"{mask_dir / 'im0.png'}: mask holds only the values 0 and 1" in err
+    assert "--binarize 1" in err and "rescale" in err
+    assert not out.exists()  # refused before any output
+
+
+def test_inpaint_refuses_a_set_without_holes(tmp_path: Path, capsys) -> None:
+    img_dir, mask_dir = _inputs(tmp_path)
+    # every file white: all hole read as hole=255, hole-free read as known=255 (a wrong polarity or an empty export)
+    for p in mask_dir.iterdir():
+        Image.fromarray(np.full((32, 32), 255, np.uint8)).save(p)
+    rc = main(["inpaint", "--model", "mean-fill", "--images", str(img_dir), "--masks", str(mask_dir),
+               "--mask-polarity", "hole=255", "-o", str(tmp_path / "o1")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "every one of the 2 masks is all hole (hole ratio 1" in err and "polarity" in err
+    rc = main(["inpaint", "--model", "mean-fill", "--images", str(img_dir), "--masks", str(mask_dir),
+               "--mask-polarity", "known=255", "-o", str(tmp_path / "o2")])
+    assert rc == 2 and "every one of the 2 masks is hole-free (hole ratio 0" in capsys.readouterr().err
+
+
+def _maskset_01(tmp_path: Path) -> Path:
+    """A mask set whose maskset.json is valid but whose files were rewritten as 0/1 (e.g. by a script)."""
+    from matbench.data.maskset import make_maskset
+    from matbench.io import sha256_file, write_json_atomic
+
+    d = tmp_path / "ms"
+    ms = make_maskset("mat-large", 2, 32, 0, d)
+    for e in ms.entries:
+        p = d / e["file"]
+        Image.fromarray((np.asarray(Image.open(p)) // 255).astype(np.uint8)).save(p)
+        e["sha256"] = sha256_file(p)
+    write_json_atomic(d / "maskset.json", ms.meta)
+    return d
+
+
+def test_01_mask_set_refused_by_inpaint_and_by_spec_validation(tmp_path: Path, capsys) -> None:
+    from matbench.errors import SpecError
+    from matbench.spec import parse_spec
+
+    d = _maskset_01(tmp_path)
+    img_dir, _ = _inputs(tmp_path)
+    rc = main(["inpaint", "--model", "mean-fill", "--images", str(img_dir), "--masks", str(d),
+               "-o", str(tmp_path / "out")])
+    assert rc == 2 and "000000.png: mask holds only the values 0 and 1" in capsys.readouterr().err
+    spec = {"output": "run", "datasets": [{"path": str(img_dir)}], "masksets": [{"path": str(d)}],
+            "models": [{"name": "mean-fill"}]}
+    with pytest.raises(SpecError, match=r"masksets\[0\]\.path: .*000000\.png: mask holds only the values 0 and 1"):
+        parse_spec(spec, base_dir=tmp_path)
+    rc = main(["run", str(_write_spec(tmp_path, spec)), "--dry-run"])
+    assert rc == 2 and "only the values 0 and 1" in capsys.readouterr().err
+
+
+def _write_spec(tmp_path: Path, spec: dict) -> Path:
+    import json
+
+    p = tmp_path / "spec.toml"
+    lines = [f'output = "{spec["output"]}"']
+    for table in ("datasets", "masksets", "models"):
+        for item in spec[table]:
+            lines.append(f"[[{table}]]")
+            lines += [f"{k} = {json.dumps(v)}" for k, v in item.items() if not isinstance(v, dict)]
+            for k, v in item.items():
+                if isinstance(v, dict):
+                    lines.append(f"{k} = {{ " + ", ".join(f"{a} = {json.dumps(b)}" for a, b in v.items()) + " }")
+    p.write_text("\n".join(lines) + "\n")
+    return p

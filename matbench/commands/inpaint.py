@@ -98,6 +98,19 @@ class MaskSource:
                 raise InputError(f"{self.path}: {len(missing)} images have no mask file with the same name "
                                  f"(e.g. {', '.join(missing[:3])})")
         self.polarity = polarity
+        self.check(ids)
+
+    def check(self, ids: list[str]) -> None:
+        """Refuse 0/1 masks and sets whose hole ratio is 0 or 1 everywhere before any output is written."""
+        from matbench.data.maskset import check_masks
+
+        if self.maskset is not None:
+            self.maskset.check_usable()
+            return
+        from matbench.io import read_gray
+
+        check_masks(((self.files.source_name(i), read_gray(self.files.source_name(i))) for i in ids),
+                    self.polarity, self.path)
 
     def hole(self, image_id: str, shape: tuple[int, int]) -> np.ndarray:
         if self.maskset is not None:
@@ -105,10 +118,12 @@ class MaskSource:
             hole = self.maskset.hole(name)
             where = str(self.maskset.path_of(name))
         else:
+            from matbench.data.maskset import check_mask_levels
             from matbench.io import read_gray
 
             where = self.files.source_name(image_id)
             gray = read_gray(where)
+            check_mask_levels(gray, where, self.polarity)
             hole = gray < 128 if self.polarity == "known=255" else gray >= 128
         if hole.shape != shape:
             raise InputError(f"{where}: mask is {hole.shape[1]}x{hole.shape[0]}, image {image_id!r} is "

@@ -19,6 +19,7 @@ import io as _io
 import json
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -135,10 +136,15 @@ class MaskSet:
         if levels.shape != (self.resolution, self.resolution):
             raise InputError(f"{path}: mask is {levels.shape[1]}x{levels.shape[0]}, the mask set says "
                              f"{self.resolution}x{self.resolution}")
+        check_mask_levels(levels, path, self.polarity)
         bad = ~np.isin(levels, (0, 255))
         if bad.any():
             raise InputError(f"{path}: mask has values other than 0 and 255 (e.g. {int(levels[bad][0])})")
         return (levels == 0) if self.polarity == "known=255" else (levels == 255)
+
+    def check_usable(self) -> None:
+        """Refuse a set of 0/1 masks or one whose hole ratio is 0 or 1 everywhere (see `check_masks`)."""
+        check_masks(((self.path_of(n), _read_levels(self.path_of(n))) for n in self.names), self.polarity, self.root)
 
     def hole_ratios(self) -> np.ndarray:
         """Hole ratio per mask, as recorded in maskset.json (float64, in `names` order)."""
@@ -165,6 +171,50 @@ class MaskSet:
             except OSError:
                 bad.append(e["name"])
         return bad
+
+
+FIX_01 = ("rescale the files to 0/255, or import them with `matbench masks import SRC -o DIR --polarity P "
+          "--binarize 1` (value >= 1 counts as 255) and use that mask set")
+
+
+def check_mask_levels(levels: np.ndarray, where: str | os.PathLike, polarity: str) -> None:
+    """Refuse one mask file stored as 0/1 instead of 0/255 (InputError naming it and the fix).
+
+    Read with a 128 threshold such a file is all hole (known=255) or all known (hole=255): the model silently
+    changes every pixel or none. A 0/255 mask never holds the value 1, so max == 1 means values {0, 1}.
+    """
+    if levels.size and int(levels.max()) == 1:
+        reads = "all hole" if polarity == "known=255" else "all known (nothing to inpaint)"
+        raise InputError(f"{where}: mask holds only the values 0 and 1 (a 0/1 mask saved as 8-bit, not 0/255), so "
+                         f"with polarity {polarity} every pixel reads as {reads}; {FIX_01}")
+
+
+def check_masks(masks: Iterable[tuple[str | os.PathLike, np.ndarray]], polarity: str,
+                source: str | os.PathLike) -> None:
+    """Refuse masks no model can use, before any work: 0/1 files, or a set whose hole ratio is 0 or 1 everywhere.
+
+    `masks` yields (file, uint8 levels) lazily; `polarity` says what 255 means (files are thresholded at 128, as
+    every reader does). Reading stops at the first mask with 0 < hole ratio < 1, so a usable set costs one file.
+    Call it where masks are read: `inpaint`, `eval`, and spec validation for `run`.
+    """
+    if polarity not in POLARITIES:
+        raise SpecError(f"mask polarity {polarity!r} must be one of {', '.join(POLARITIES)}")
+    n = n_full = 0
+    for where, levels in masks:
+        check_mask_levels(levels, where, polarity)
+        hole = levels < 128 if polarity == "known=255" else levels >= 128
+        ratio = float(hole.mean()) if hole.size else 0.0
+        if 0.0 < ratio < 1.0:
+            return
+        n += 1
+        n_full += ratio == 1.0
+    if n == 0:
+        return
+    what = ("all hole (hole ratio 1: every pixel missing)" if n_full == n else
+            "hole-free (hole ratio 0: nothing to inpaint)" if n_full == 0 else "all hole or hole-free (ratio 0 or 1)")
+    raise InputError(f"{source}: every one of the {n:,} masks is {what} with polarity {polarity}; check the "
+                     "polarity (known=255: white = known, MAT; hole=255: white = hole, LaMa), or rescale 0/1 masks "
+                     "to 0/255 / import them with `matbench masks import --binarize T`")
 
 
 def _read_levels(path: Path) -> np.ndarray:
