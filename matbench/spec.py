@@ -27,7 +27,7 @@ spec file. See docs/runner.md for the full key reference; examples/specs/ has a 
     name = "mat"
     weights = "weights/Places_512_FullData.pkl"
     samples = 5                      # k samples per image -> diversity (pluralistic models)
-    options = { truncation = 1.0 }
+    options = { truncation_psi = 1.0 }  # declared per model: `matbench models mat` lists them
 """
 
 from __future__ import annotations
@@ -287,6 +287,11 @@ def _model(d: dict[str, Any], key: str, base: Path, where: str, check: bool) -> 
     for k in ("weights", "smoke", "device"):
         if k in options:
             raise SpecError(f"{where}{key}.options.{k}: set {k} on the model itself, not in options")
+    from matbench.models.options import check_options  # declared options: typos and types refused here
+
+    check_options(name, info.options, options, info.factory, prefix=f"{where}{key}.options.")
+    check_options(name, info.options, {k: v for k, v in (("weights", weights_s), ("smoke", smoke)) if v},
+                  info.factory, prefix=f"{where}{key}.")
     r.finish()
     return ModelSpec(label=label, name=name, weights=weights, smoke=smoke, samples=samples,
                      options=dict(options), key=key)

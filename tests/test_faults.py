@@ -252,3 +252,248 @@ def _write_spec(tmp_path: Path, spec: dict) -> Path:
                     lines.append(f"{k} = {{ " + ", ".join(f"{a} = {json.dumps(b)}" for a, b in v.items()) + " }")
     p.write_text("\n".join(lines) + "\n")
     return p
+
+
+# --------------------------------------------------------------------------- declared model options
+
+BUILTIN_MODELS = ("mat", "lama", "comodgan", "opencv-telea", "opencv-ns", "mean-fill", "precomputed")
+
+
+@pytest.mark.parametrize("name", BUILTIN_MODELS)
+def test_every_builtin_model_declares_its_factory_options(name: str) -> None:
+    """The declaration is checked against the factory itself: same names, same defaults, defaults well-typed."""
+    import inspect
+
+    from matbench.models.base import get_model_info
+
+    info = get_model_info(name)
+    assert info.options is not None, f"{name} declares no options"
+    params = {k: p for k, p in inspect.signature(info.factory).parameters.items() if p.kind is p.POSITIONAL_OR_KEYWORD}
+    declared = {o.name: o for o in info.options}
+    assert set(declared) == set(params) - ({"device"} if name.startswith(("opencv", "mean")) else set())
+    for k, o in declared.items():
+        assert o.default == params[k].default, (name, k)
+        assert o.check(o.default) is None, (name, k)
+        assert o.help
+
+
+def plain_plugin(strength: float = 1.0, device: str = "cpu"):
+    """A plugin factory without declared options and without **kwargs (names checkable from the signature)."""
+    from matbench.models.base import create_model
+
+    return create_model("mean-fill", device=device)
+
+
+def loose_plugin(**options):
+    """A plugin factory without declared options that takes **kwargs (nothing checkable)."""
+    from matbench.models.base import create_model
+
+    return create_model("mean-fill")
+
+
+@pytest.mark.parametrize("model,options,match", [
+    ("opencv-telea", {"radiuss": 25}, r"models\[0\]\.options\.radiuss: model 'opencv-telea' has no option 'radiuss' "
+                                      r"\(did you mean 'radius'\?\)"),
+    ("opencv-ns", {"radius": "big"}, r"models\[0\]\.options\.radius: model 'opencv-ns' option 'radius' must be a "
+                                     r"number, got 'big'"),
+    ("mean-fill", {"radius": 3}, r"model 'mean-fill' has no option 'radius'; its options: none"),
+    ("mat", {"truncation": 0.5}, r"options\.truncation: model 'mat' has no option 'truncation' \(did you mean "
+                                 r"'truncation_psi'\?\)"),
+    ("mat", {"noise_mode": "cnst"}, r"option 'noise_mode' must be one of const, random, none, got 'cnst'"),
+    ("mat", {"resolution": 384}, r"option 'resolution' must be one of 256, 512, got 384"),
+    ("lama", {"batch_size": 2.5}, r"option 'batch_size' must be an integer, got 2\.5"),
+    ("comodgan", {"dropout": True}, r"option 'dropout' must be a string, got True"),
+    ("precomputed", {"paht": "x"}, r"has no option 'paht' \(did you mean 'path'\?\)"),
+    ("test_faults:plain_plugin", {"strenght": 2.0}, r"has no option 'strenght' \(did you mean 'strength'\?\)"),
+])
+def test_spec_refuses_unknown_and_ill_typed_options(tmp_path: Path, model: str, options: dict, match: str) -> None:
+    from matbench.errors import SpecError
+    from matbench.spec import parse_spec
+
+    (tmp_path / "imgs").mkdir()
+    spec = {"output": "run", "datasets": [{"path": "imgs"}], "masksets": [{"kind": "mat-large"}],
+            "models": [{"name": model, "options": options}]}
+    with pytest.raises(SpecError, match=match):
+        parse_spec(spec, base_dir=tmp_path)
+
+
+def test_spec_refuses_weights_for_a_model_without_weights(tmp_path: Path) -> None:
+    from matbench.errors import SpecError
+    from matbench.spec import parse_spec
+
+    (tmp_path / "imgs").mkdir()
+    spec = {"output": "run", "datasets": [{"path": "imgs"}], "masksets": [{"kind": "mat-large"}],
+            "models": [{"name": "opencv-telea", "smoke": True}]}
+    with pytest.raises(SpecError, match=r"models\[0\]\.smoke: model 'opencv-telea' has no option 'smoke' \(it runs "
+                                        r"without weights\)"):
+        parse_spec(spec, base_dir=tmp_path)
+
+
+def test_valid_options_pass_and_reach_the_model(tmp_path: Path) -> None:
+    from matbench.models.base import create_model
+    from matbench.spec import parse_spec
+
+    (tmp_path / "imgs").mkdir()
+    spec = parse_spec({"output": "run", "datasets": [{"path": "imgs"}], "masksets": [{"kind": "mat-large"}],
+                       "models": [{"name": "opencv-telea", "options": {"radius": 25}},
+                                  {"name": "mat", "smoke": True, "options": {"truncation_psi": 0.5,
+                                                                              "noise_mode": "random"}}]},
+                      base_dir=tmp_path)
+    assert spec.models[0].options == {"radius": 25}
+    assert create_model("opencv-telea", radius=25, device="cpu").radius == 25.0  # int accepted for a float
+
+
+def test_dry_run_refuses_a_mat_option_typo_before_any_job(tmp_path: Path, capsys) -> None:
+    img_dir, _ = _inputs(tmp_path)
+    p = _write_spec(tmp_path, {"output": "run", "datasets": [{"path": str(img_dir)}],
+                               "masksets": [{"kind": "mat-large"}],
+                               "models": [{"name": "opencv-telea"},
+                                          {"name": "mat", "smoke": True, "options": {"truncaton_psi": 0.5}}]})
+    for argv in (["run", str(p), "--dry-run"], ["run", str(p)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "models[1].options.truncaton_psi: model 'mat' has no option 'truncaton_psi' (did you mean " \
+               "'truncation_psi'?)" in err
+    assert not (tmp_path / "run").exists()  # refused before the telea job ran
+
+
+def test_inpaint_option_typo_and_type_refused(tmp_path: Path, capsys) -> None:
+    img_dir, mask_dir = _inputs(tmp_path)
+    base = ["inpaint", "--model", "opencv-telea", "--images", str(img_dir), "--masks", str(mask_dir),
+            "--mask-polarity", "known=255", "-o", str(tmp_path / "out")]
+    assert main([*base, "--option", "radiuss=25"]) == 2
+    assert "model 'opencv-telea' has no option 'radiuss' (did you mean 'radius'?)" in capsys.readouterr().err
+    assert main([*base, "--option", "radius=big"]) == 2
+    assert "--option radius=big: model 'opencv-telea' option radius: must be a number" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    assert main([*base, "--option", "radius=5"]) == 0
+
+
+def test_plugin_without_declared_options_and_kwargs_warns_once(caplog) -> None:
+    import matbench.models.options as O
+    from matbench.models.base import create_model
+
+    O._WARNED.discard("test_faults:loose_plugin")
+    with caplog.at_level("WARNING"):
+        create_model("test_faults:loose_plugin", anything=1)
+        create_model("test_faults:loose_plugin", anything=1)
+    warned = [r for r in caplog.records if "declares no options" in r.getMessage()]
+    assert len(warned) == 1 and "anything" in warned[0].getMessage()
+
+
+def test_models_name_lists_options(capsys) -> None:
+    import json
+
+    assert main(["models", "opencv-telea"]) == 0
+    out = capsys.readouterr().out
+    assert "options:" in out and "radius  float, default 3.0: neighbourhood radius" in out
+    assert main(["models", "mat", "--json"]) == 0
+    opts = {o["name"]: o for o in json.loads(capsys.readouterr().out)["models"][0]["options"]}
+    assert opts["truncation_psi"] == {"name": "truncation_psi", "type": "float", "default": 1.0,
+                                      "help": opts["truncation_psi"]["help"], "choices": None}
+    assert opts["precision"]["choices"] == ["fp32", "tf32", "bf16"]
+    assert main(["models", "test_faults:plain_plugin"]) == 0
+    assert "options: not declared" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- pickles that carry code
+
+
+class _Reduce:
+    def __init__(self, func, args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+def _persistence_pickle(src: str) -> bytes:
+    """A StyleGAN `torch_utils.persistence` pickle whose only payload is code (module_src), no weights."""
+    import pickle
+    import sys
+    import types
+
+    from matbench.models.mat.checkpoint import _reconstruct_persistent_obj
+
+    meta = {"type": "class", "version": 6, "class_name": "networks.mat.Generator", "module_src": src,
+            "state": {"_parameters": {}, "_buffers": {}, "_modules": {}}}
+    mod = types.ModuleType("torch_utils.persistence")
+    mp = pytest.MonkeyPatch()
+    mp.setattr(_reconstruct_persistent_obj, "__module__", "torch_utils.persistence")
+    mod._reconstruct_persistent_obj = _reconstruct_persistent_obj
+    mp.setitem(sys.modules, "torch_utils", types.ModuleType("torch_utils"))
+    mp.setitem(sys.modules, "torch_utils.persistence", mod)
+    try:
+        return pickle.dumps({"G_ema": _Reduce(_reconstruct_persistent_obj, (meta,))}, protocol=4)
+    finally:
+        mp.undo()
+
+
+def test_persistence_pickle_with_code_says_it_held_code(tmp_path: Path) -> None:
+    from matbench.errors import WeightsError
+    from matbench.models.mat.checkpoint import load_generator
+
+    sentinel = tmp_path / "pwned"
+    p = tmp_path / "G.pkl"
+    p.write_bytes(_persistence_pickle(f"open({str(sentinel)!r}, 'w').write('x')\n"))
+    with pytest.raises(WeightsError) as ei:
+        load_generator(p)
+    msg = str(ei.value)
+    assert msg.startswith(f"{p}: refused: ") and "carries Python source code" in msg
+    assert "networks.mat.Generator" in msg and "nothing from the file was executed" in msg
+    assert "missing keys" not in msg
+    assert not sentinel.exists()
+
+
+def _evil_pth(path: Path, sentinel: Path, key: str = "w") -> None:
+    import torch
+
+    torch.save({key: _Reduce(os.system, (f"touch {sentinel}",))}, path)
+
+
+def test_mat_pth_with_code_refused_without_unsafe_advice(tmp_path: Path) -> None:
+    from matbench.models.mat.checkpoint import UnsafeCheckpointError, load_state
+
+    sentinel, p = tmp_path / "pwned", tmp_path / "evil.pth"
+    _evil_pth(p, sentinel)
+    with pytest.raises(UnsafeCheckpointError) as ei:
+        load_state(p)
+    msg = str(ei.value)
+    assert msg.startswith(f"{p}: refused: ") and f"the global {os.system.__module__}.system" in msg
+    assert "can run code" in msg and "nothing from the file was executed" in msg
+    assert "weights_only" not in msg and "False" not in msg and "\n" not in msg
+    assert not sentinel.exists()
+
+
+def test_comodgan_pth_with_code_refused_without_unsafe_advice(tmp_path: Path) -> None:
+    from baselines.comodgan.inpainter import read_state_dict
+    from matbench.errors import WeightsError
+
+    sentinel, p = tmp_path / "pwned", tmp_path / "evil.pth"
+    _evil_pth(p, sentinel, "G_mapping.G_mapping.Dense0.weight")
+    with pytest.raises(WeightsError) as ei:
+        read_state_dict(p)
+    msg = str(ei.value)
+    assert msg.startswith(f"{p}: refused: ") and f"{os.system.__module__}.system" in msg and "can run code" in msg
+    assert "weights_only" not in msg and "False" not in msg
+    (tmp_path / "page.pth").write_text("<html>sign in</html>")  # not a refusal: a plain unreadable file
+    with pytest.raises(WeightsError) as ei:
+        read_state_dict(tmp_path / "page.pth")
+    assert "cannot load as a CoModGAN state_dict" in str(ei.value) and "weights_only" not in str(ei.value)
+    assert not sentinel.exists()
+
+
+def test_lama_checkpoint_with_code_says_what_and_why(tmp_path: Path) -> None:
+    import torch
+
+    from baselines.lama.checkpoint import UnsafeCheckpointError, load_lama
+
+    sentinel = tmp_path / "pwned"
+    ck = tmp_path / "big-lama" / "models" / "best.ckpt"
+    ck.parent.mkdir(parents=True)
+    torch.save({"state_dict": {}, "hyper_parameters": _Reduce(os.system, (f"touch {sentinel}",))}, ck)
+    with pytest.raises(UnsafeCheckpointError) as ei:
+        load_lama(tmp_path / "big-lama")
+    msg = str(ei.value)
+    assert f"{os.system.__module__}.system" in msg and "could run code" in msg and "weights_only" not in msg
+    assert not sentinel.exists()
