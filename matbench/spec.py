@@ -64,6 +64,7 @@ class MaskSetSpec:
     kind: str | None = None  # generated ...
     path: Path | None = None  # ... or imported (a MaskSet directory)
     seed: int = 0
+    hole_range: tuple[float, float] | None = None  # MAT kinds: official RandomMask hole_range [lo, hi]
 
 
 @dataclass
@@ -113,7 +114,8 @@ class Spec:
             "n_bootstrap": self.n_bootstrap, "cache_dir": p(self.cache_dir), "source": p(self.source),
             "datasets": [{"name": d.name, "preset": d.preset, "path": p(d.path), "policy": d.policy,
                           "limit": d.limit} for d in self.datasets],
-            "masksets": [{"name": m.name, "kind": m.kind, "path": p(m.path), "seed": m.seed} for m in self.masksets],
+            "masksets": [{"name": m.name, "kind": m.kind, "path": p(m.path), "seed": m.seed,
+                          **({"hole_range": list(m.hole_range)} if m.hole_range else {})} for m in self.masksets],
             "models": [{"label": m.label, "name": m.name, "weights": p(m.weights), "smoke": m.smoke,
                         "samples": m.samples, "options": m.options} for m in self.models],
         }
@@ -255,8 +257,21 @@ def _maskset(d: dict[str, Any], key: str, base: Path, where: str, seed: int, che
     name = r.str("name", kind if kind else path.name)  # type: ignore[union-attr]
     _check_name(name, f"{key}.name", where)
     ms_seed = r.int("seed", seed)
+    hole_range = r.get("hole_range", None)
+    if hole_range is not None:
+        if kind is None:
+            raise SpecError(f"{where}{key}.hole_range: only for generated masks (kind = ...), not a path")
+        from matbench.data.masks import check_hole_range
+
+        if not isinstance(hole_range, list) or len(hole_range) != 2 or not all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in hole_range):
+            raise SpecError(f"{where}{key}.hole_range: must be [lo, hi] (two numbers), got {hole_range!r}")
+        try:
+            hole_range = check_hole_range(kind, hole_range)
+        except SpecError as e:
+            raise SpecError(f"{where}{key}.hole_range: {e}") from None
     r.finish()
-    return MaskSetSpec(name=name, kind=kind, path=path, seed=ms_seed)
+    return MaskSetSpec(name=name, kind=kind, path=path, seed=ms_seed, hole_range=hole_range)
 
 
 def _model(d: dict[str, Any], key: str, base: Path, where: str, check: bool) -> ModelSpec:

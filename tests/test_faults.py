@@ -497,3 +497,91 @@ def test_lama_checkpoint_with_code_says_what_and_why(tmp_path: Path) -> None:
     msg = str(ei.value)
     assert f"{os.system.__module__}.system" in msg and "could run code" in msg and "weights_only" not in msg
     assert not sentinel.exists()
+
+
+# --------------------------------------------------------------------------- MAT hole_range
+
+# sha256 (first 16 hex) of np.packbits(hole) for seeds 0..3, from the official fenglinglwb/MAT d273d89
+# datasets/mask_generator_512{,_small}.py: np.random.seed(seed); hole = RandomMask(res, hole_range=[lo, hi])[0] == 0
+OFFICIAL_HOLE_RANGE = {
+    ("mat-large", (0.1, 0.5), 512): ("a67afcbc3edda60d", "fab625040fa046b8", "e34b1f4ced7499e0", "c180acd28a9e3b98"),
+    ("mat-large", (0.1, 0.5), 256): ("570dd0126de571a0", "b1c66d00b9aa37a9", "79e04b338745f401", "b2b80b9ce399f602"),
+    ("mat-large", (0.5, 1.0), 512): ("d44d2350e0eca330", "fd8eb67b28d59acf", "db2b69c45b159121", "78d1fa5077a2028d"),
+    ("mat-small", (0.2, 0.6), 512): ("3d62913a1e233f2e", "ea4eda0377c59402", "b4db94d9eb352998", "1ebd96f1692e571b"),
+    ("mat-small", (0.2, 0.6), 256): ("4adab6c9592a66f2", "1780ce150c4b47a0", "b39d7f5d01248310", "01fdd75ea6e73b1e"),
+    ("mat-large", (0.3, 0.4), 256): ("793219c9dce6ae10", "afea1a422f6fcc7c", "13668f415c1ef0af", "d4ca6cd2e876929d"),
+}
+
+
+@pytest.mark.parametrize("key", list(OFFICIAL_HOLE_RANGE), ids=lambda k: f"{k[0]}-{k[1][0]}-{k[1][1]}-{k[2]}")
+def test_hole_range_is_bit_exact_with_the_official_generator(key) -> None:
+    import hashlib
+
+    from matbench.data.masks import generate_mask
+
+    kind, hr, res = key
+    for seed, want in enumerate(OFFICIAL_HOLE_RANGE[key]):
+        hole = generate_mask(kind, res, seed, hole_range=list(hr))
+        assert hashlib.sha256(np.packbits(hole).tobytes()).hexdigest()[:16] == want, seed
+        assert hr[0] < hole.mean() < hr[1]
+
+
+def test_masks_make_hole_range_recorded_in_maskset_json(tmp_path: Path) -> None:
+    import json
+
+    from matbench.data.masks import generate_mask
+    from matbench.data.maskset import MaskSet
+
+    out = tmp_path / "ms"
+    assert main(["masks", "make", "--kind", "mat-large", "--n", "3", "--res", "64", "--seed", "7",
+                 "--hole-range", "0.3", "0.6", "-o", str(out)]) == 0
+    meta = json.loads((out / "maskset.json").read_text())
+    assert meta["params"]["hole_range"] == [0.3, 0.6]
+    ms = MaskSet.open(out)
+    for i in range(3):
+        assert np.array_equal(ms.hole(i), generate_mask("mat-large", 64, 7 + i, hole_range=(0.3, 0.6)))
+    assert ((ms.hole_ratios() > 0.3) & (ms.hole_ratios() < 0.6)).all()
+
+
+@pytest.mark.parametrize("kind,hr,match", [
+    ("lama-thick", [0.1, 0.5], "only for MAT kinds"),
+    ("mat-large", [0.6, 0.5], "0 <= lo < hi <= 1"),
+    ("mat-small", [0.0, 0.4], r"mat-small needs lo \+ hi >= 0\.500"),
+])
+def test_bad_hole_range_refused_in_api_cli_and_spec(tmp_path: Path, capsys, kind, hr, match) -> None:
+    from matbench.data.masks import generate_mask
+    from matbench.errors import SpecError
+    from matbench.spec import parse_spec
+
+    with pytest.raises(SpecError, match=match):
+        generate_mask(kind, 64, 0, hole_range=hr)
+    assert main(["masks", "make", "--kind", kind, "--n", "1", "--res", "64", "--hole-range", *map(str, hr),
+                 "-o", str(tmp_path / "m")]) == 2
+    assert "hole_range" in capsys.readouterr().err
+    (tmp_path / "imgs").mkdir()
+    with pytest.raises(SpecError, match=r"masksets\[0\]\.hole_range: .*" + match):
+        parse_spec({"output": "o", "datasets": [{"path": "imgs"}], "masksets": [{"kind": kind, "hole_range": hr}],
+                    "models": [{"name": "mean-fill"}]}, base_dir=tmp_path)
+
+
+def test_spec_hole_range_reaches_the_run(tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from runner_helpers import StandinBatch, standin_factory
+
+    from matbench.data.masks import generate_mask
+    from matbench.data.maskset import MaskSet
+    from matbench.runner import RunOptions, run
+    from matbench.spec import parse_spec
+
+    img_dir, _ = _inputs(tmp_path, n=2, size=40)
+    spec = parse_spec({"output": "run", "resolutions": [32], "metrics": ["l1"], "smoke": True,
+                       "datasets": [{"path": str(img_dir), "name": "d", "policy": "resize-crop"}],
+                       "masksets": [{"kind": "mat-large", "hole_range": [0.4, 0.7]}],
+                       "models": [{"name": "mean-fill"}]}, base_dir=tmp_path)
+    assert spec.to_json()["masksets"][0]["hole_range"] == [0.4, 0.7]
+    run(spec, RunOptions(evaluator_factory=standin_factory, batch_loader=StandinBatch.load, progress=False))
+    ms = MaskSet.open(tmp_path / "run" / "masksets" / "mat-large" / "32")
+    assert ms.meta["params"]["hole_range"] == [0.4, 0.7]
+    assert np.array_equal(ms.hole(1), generate_mask("mat-large", 32, 1, hole_range=(0.4, 0.7)))

@@ -251,8 +251,11 @@ def _write_set(out_dir: Path, meta: dict[str, Any], holes, names: list[str]) -> 
 
 
 def make_maskset(kind: str, n: int, resolution: int, seed: int, out_dir: str | os.PathLike,
-                 names: list[str] | None = None, progress: bool = False) -> MaskSet:
-    """Generate `n` masks (mask i from seed+i) into `out_dir`; named by `names` (e.g. dataset ids) or 000000.."""
+                 names: list[str] | None = None, progress: bool = False, hole_range: Any = None) -> MaskSet:
+    """Generate `n` masks (mask i from seed+i) into `out_dir`; named by `names` (e.g. dataset ids) or 000000..
+
+    `hole_range` [lo, hi] (MAT kinds): the official `RandomMask(s, hole_range=[lo, hi])`, recorded in maskset.json.
+    """
     if kind not in MASK_KINDS:
         raise SpecError(f"mask kind {kind!r} is unknown (choose from {', '.join(MASK_KINDS)})")
     if names is None:
@@ -260,7 +263,7 @@ def make_maskset(kind: str, n: int, resolution: int, seed: int, out_dir: str | o
     elif len(names) != n:
         raise SpecError(f"{len(names)} names given for {n} masks")
     _check_names(names)
-    meta = {"format": MASKSET_FORMAT, "generator": kind, "params": generator_params(kind, resolution),
+    meta = {"format": MASKSET_FORMAT, "generator": kind, "params": generator_params(kind, resolution, hole_range),
             "seed": int(seed), "seeding": "mask i (position in the name list) from seed + i",
             "resolution": int(resolution)}
     idx = range(len(names))
@@ -268,7 +271,7 @@ def make_maskset(kind: str, n: int, resolution: int, seed: int, out_dir: str | o
         from tqdm import tqdm
 
         idx = tqdm(idx, desc=f"masks {kind}", unit="mask", disable=None)  # disable=None: only on a terminal
-    holes = (generate_mask(kind, resolution, seed + i) for i in idx)
+    holes = (generate_mask(kind, resolution, seed + i, hole_range) for i in idx)
     return _write_set(Path(out_dir), meta, holes, names)
 
 
