@@ -463,3 +463,26 @@ def test_without_masks_mispairing_gives_a_warning(case, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="matbench.evaluate"):
         E.evaluate_folders(case["res"], case["gt"], metrics="psnr", out_dir=tmp_path / "o2", progress=False)
     assert "mis-paired" not in caplog.text
+
+
+def test_registry_lists_every_metric_once_and_matches_the_cli_and_spec_lists():
+    from matbench.commands import eval as eval_cmd
+    from matbench.evaluate import registry
+    from matbench.spec import KNOWN_METRICS
+
+    provided = [m for g in registry.METRIC_GLUE for m in g.metrics]
+    assert sorted(provided) == sorted(E.ALL_METRICS) and len(provided) == len(set(provided))
+    assert tuple(eval_cmd.ALL_METRICS) == tuple(KNOWN_METRICS) == E.ALL_METRICS
+    assert all(g.batch is not None or g.dataset is not None for g in registry.METRIC_GLUE)
+    assert {g.extractor for g in registry.METRIC_GLUE if g.extractor} <= set(registry.EXTRACTORS)
+    assert [e.name for e in registry.extractors_for(["pr", "psnr"])] == ["vgg"]
+
+
+def test_bootstrap_time_is_reported_and_is_part_of_finalize():
+    ev = _cheap_evaluator()
+    rec, _ = ev.finalize(_fake_batches(30, [30]), {"model": "m"})
+    t = rec.provenance["timings_s"]
+    assert 0.0 < t["bootstrap"] <= t["finalize"] + 1e-3
+    ev0 = _cheap_evaluator()
+    ev0.n_bootstrap = 0  # no resampling: no bootstrap time
+    assert ev0.finalize(_fake_batches(30, [30]), {"model": "m"})[0].provenance["timings_s"]["bootstrap"] == 0.0

@@ -1,0 +1,241 @@
+"""`matbench eval` on folders: pairing results with ground truths by id, hole masks, and the read loop
+that feeds the Evaluator in batches of same-sized images."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from matbench.errors import InputError, MatbenchError
+from matbench.evaluate.batch import BatchResult
+from matbench.evaluate.core import Evaluator
+from matbench.evaluate.outputs import write_outputs
+from matbench.evaluate.pairs import _agreement, _pair_checks
+from matbench.evaluate.registry import ALL_METRICS
+from matbench.results import ResultRecord
+
+log = logging.getLogger("matbench.evaluate")
+
+
+MASK_POLARITIES = ("known=255", "hole=255")
+
+
+class _MaskSource:
+    """Hole masks by image id: a maskset directory (maskset.json) or a plain folder with a polarity."""
+
+    def __init__(self, masks_dir: Path, polarity: str | None) -> None:
+        self.dir = masks_dir
+        self.maskset = None
+        self.sha256 = None
+        if not masks_dir.is_dir():
+            raise InputError(f"{masks_dir}: mask directory does not exist")
+        if (masks_dir / "maskset.json").is_file() and polarity is None:
+            from matbench.data.maskset import MaskSet
+
+            self.maskset = MaskSet.open(masks_dir)
+            self.sha256 = getattr(self.maskset, "sha256", None)
+            self.files = None
+            self.names: dict[str, str] = {}
+        else:
+            if polarity is None:
+                raise InputError(f"{masks_dir}: no maskset.json; say what white means with "
+                                 f"--mask-polarity {' or '.join(MASK_POLARITIES)} (MAT: known=255, LaMa: hole=255)")
+            if polarity not in MASK_POLARITIES:
+                raise InputError(f"unknown mask polarity {polarity!r}; use {' or '.join(MASK_POLARITIES)}")
+            from matbench.features import list_images
+
+            self.files = list_images(masks_dir)
+        self.polarity = polarity
+
+    def check_ids(self, ids: Sequence[str]) -> None:
+        if self.maskset is not None:
+            self.names = dict(zip(ids, self.maskset.names_for(list(ids)), strict=True))
+        if self.files is not None:
+            missing = [i for i in ids if i not in self.files]
+            if missing:
+                raise InputError(f"{self.dir}: no mask for {len(missing)} image(s): {_list(missing)}")
+
+    def hole(self, iid: str) -> np.ndarray:
+        if self.maskset is not None:
+            return np.asarray(self.maskset.hole(self.names.get(iid, iid)), dtype=bool)
+        from matbench.io import read_gray
+
+        g = read_gray(self.files[iid])
+        return g < 128 if self.polarity == "known=255" else g >= 128
+
+
+def _list(items: Sequence[str], k: int = 10) -> str:
+    s = ", ".join(items[:k])
+    return s + (f", … ({len(items)} in all)" if len(items) > k else "")
+
+
+class _PairDataset(torch.utils.data.Dataset):
+    def __init__(self, ids: list[str], gt: dict[str, Path], res: dict[str, Path], masks: _MaskSource | None):
+        self.ids, self.gt, self.res, self.masks = ids, gt, res, masks
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> tuple:
+        from matbench.io import read_image
+
+        iid = self.ids[i]
+        # errors travel as strings: DataLoader workers would turn exceptions into multi-line tracebacks
+        try:
+            g = read_image(self.gt[iid])
+            r = read_image(self.res[iid])
+            if g.shape != r.shape:
+                raise InputError(f"size mismatch for {iid!r}: {self.res[iid]} is {r.shape[1]}x{r.shape[0]}, "
+                                 f"{self.gt[iid]} is {g.shape[1]}x{g.shape[0]}")
+            h = None
+            if self.masks is not None:
+                h = self.masks.hole(iid)
+                if h.shape != g.shape[:2]:
+                    raise InputError(f"mask for {iid!r} is {h.shape[1]}x{h.shape[0]}, image {self.gt[iid]} is "
+                                     f"{g.shape[1]}x{g.shape[0]}")
+        except MatbenchError as e:
+            return iid, None, None, None, str(e)
+        to_t = lambda a: torch.from_numpy(a).permute(2, 0, 1).contiguous()  # noqa: E731
+        return iid, to_t(g), to_t(r), (None if h is None else torch.from_numpy(h)[None]), None
+
+
+def pair_folders(results_dir: Path, gt_dir: Path) -> tuple[list[str], dict[str, Path], dict[str, Path]]:
+    """Ids present in both folders (sorted); missing/extra ids and size mismatches are errors."""
+    from PIL import Image
+
+    from matbench.features import list_images
+
+    res = list_images(results_dir)
+    gt = list_images(gt_dir)
+    missing = sorted(set(gt) - set(res))
+    extra = sorted(set(res) - set(gt))
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} ground-truth id(s) have no result in {results_dir}: {_list(missing)}")
+        if extra:
+            parts.append(f"{len(extra)} result id(s) have no ground truth in {gt_dir}: {_list(extra)}")
+        raise InputError("; ".join(parts) + f" (counts: {len(res)} results, {len(gt)} ground truths)")
+    ids = sorted(gt)
+    if len(ids) < 2:
+        raise InputError(f"{gt_dir}: need at least 2 image pairs, found {len(ids)}")
+    for iid in ids:  # header-only pass: sizes and readability before any network runs
+        sizes = []
+        for p in (res[iid], gt[iid]):
+            try:
+                with Image.open(p) as im:
+                    sizes.append(im.size)
+            except Exception as e:
+                raise InputError(f"{p}: cannot read image ({type(e).__name__}: {e})") from None
+        if sizes[0] != sizes[1]:
+            raise InputError(f"size mismatch for {iid!r}: {res[iid]} is {sizes[0][0]}x{sizes[0][1]}, "
+                             f"{gt[iid]} is {sizes[1][0]}x{sizes[1][1]}")
+    return ids, gt, res
+
+
+def _collate(items: list) -> list:
+    return items
+
+
+def evaluate_folders(results_dir: str | os.PathLike, gt_dir: str | os.PathLike,
+                     masks_dir: str | os.PathLike | None = None, metrics: Sequence[str] | str = ALL_METRICS,
+                     out_dir: str | os.PathLike = "eval_out", allow_mismatch: bool = False,
+                     mask_polarity: str | None = None, workers: int | None = 0, progress: bool = True,
+                     job: dict | None = None, protocol: dict | None = None, threads: int | None = None,
+                     **evaluator_options: Any) -> ResultRecord:
+    """Evaluate a folder of results against ground truths; writes metrics.json and per_image.csv.
+
+    workers (reading processes) and threads (compute threads) are fitted to the cores by
+    matbench.threads.plan (None: automatic); the thread pools are restored afterwards.
+    """
+    from matbench import threads as T
+
+    tp = T.plan(workers, threads)
+    with T.limited(tp.intra_op):
+        return _evaluate_folders(results_dir, gt_dir, masks_dir, metrics, out_dir, allow_mismatch, mask_polarity,
+                                 tp, progress, job, protocol, evaluator_options)
+
+
+def _evaluate_folders(results_dir: str | os.PathLike, gt_dir: str | os.PathLike,
+                      masks_dir: str | os.PathLike | None, metrics: Sequence[str] | str,
+                      out_dir: str | os.PathLike, allow_mismatch: bool, mask_polarity: str | None, tp: Any,
+                      progress: bool, job: dict | None, protocol: dict | None,
+                      evaluator_options: dict[str, Any]) -> ResultRecord:
+    from tqdm import tqdm
+
+    from matbench import threads as T
+
+    results_dir, gt_dir, out_dir = Path(results_dir), Path(gt_dir), Path(out_dir)
+    ids, gt, res = pair_folders(results_dir, gt_dir)
+    masks = _MaskSource(Path(masks_dir), mask_polarity) if masks_dir is not None else None
+    if masks is not None:
+        masks.check_ids(ids)
+    ev = Evaluator(metrics, **evaluator_options)
+    ds = _PairDataset(ids, gt, res, masks)
+    dl = torch.utils.data.DataLoader(ds, batch_size=ev.batch_size, num_workers=tp.workers, collate_fn=_collate,
+                                     worker_init_fn=T.worker_init if tp.workers else None)
+    batches: list[BatchResult] = []
+    mismatched: list[str] = []
+    low_agreement: list[str] = []
+    shapes: set[tuple[int, int]] = set()
+    with tqdm(total=len(ds), desc="evaluate", unit="img", disable=not progress) as bar:
+        for items in dl:
+            for it in items:
+                if it[4] is not None:
+                    raise InputError(it[4])
+            runs = _same_shape_runs(items)
+            for run in runs:
+                iids = [it[0] for it in run]
+                real = torch.stack([it[1] for it in run])
+                fake = torch.stack([it[2] for it in run])
+                hole = torch.stack([it[3] for it in run]) if masks is not None else None
+                shapes.add((int(real.shape[2]), int(real.shape[3])))
+                if hole is not None:
+                    checks = _pair_checks(real, fake, hole, ev.pair_tol)
+                    mismatched += [i for i, c in zip(iids, checks, strict=True) if c == "mismatch"]
+                else:
+                    low_agreement += [i for i, a in zip(iids, _agreement(real, fake), strict=True) if a < 0.05]
+                if mismatched and not allow_mismatch:
+                    continue  # keep reading to list every mismatched pair, compute nothing more
+                batches.append(ev.process_batch(iids, real, fake, hole))
+            bar.update(len(items))
+    if mismatched:
+        msg = (f"{len(mismatched)} of {len(ids)} result(s) differ from their ground truth in the known region "
+               f"(results paired with the wrong images, or wrong mask polarity?): {_list(mismatched)}")
+        if not allow_mismatch:
+            raise InputError(msg + "; rerun with --allow-mismatch to evaluate anyway")
+        log.warning(msg)
+    if masks is None and len(low_agreement) > len(ids) // 2:
+        log.warning("%d of %d results share almost no pixels with their ground truth; if the model composites "
+                    "known pixels, results and ground truths may be mis-paired (give --masks to check)",
+                    len(low_agreement), len(ids))
+    job = dict(job or {"results": str(results_dir), "gt": str(gt_dir),
+                       "masks": None if masks_dir is None else str(masks_dir)})
+    proto = dict(protocol or {})
+    if masks is not None and masks.sha256 and "maskset_sha256" not in proto:
+        proto["maskset_sha256"] = masks.sha256
+    if len(shapes) == 1 and "resolution" not in proto:
+        h, w = next(iter(shapes))
+        proto["resolution"] = h if h == w else f"{w}x{h}"
+    record, df = ev.finalize(batches, job, proto)
+    record.provenance["inputs"] = {"results": str(results_dir), "gt": str(gt_dir), "masks": job.get("masks"),
+                                   "mask_polarity": mask_polarity, "mismatched": mismatched}
+    record.provenance["threads"] = tp.describe()
+    write_outputs(out_dir, record, df)
+    return record
+
+
+def _same_shape_runs(items: list) -> list[list]:
+    runs: list[list] = []
+    for it in items:
+        if runs and runs[-1][-1][1].shape == it[1].shape:
+            runs[-1].append(it)
+        else:
+            runs.append([it])
+    return runs
