@@ -585,3 +585,54 @@ def test_spec_hole_range_reaches_the_run(tmp_path: Path) -> None:
     ms = MaskSet.open(tmp_path / "run" / "masksets" / "mat-large" / "32")
     assert ms.meta["params"]["hole_range"] == [0.4, 0.7]
     assert np.array_equal(ms.hole(1), generate_mask("mat-large", 32, 1, hole_range=(0.4, 0.7)))
+
+
+# --------------------------------------------------------------------------- eval: 0/1 masks, --name
+
+
+def _eval_case(tmp_path: Path, sub: str, mask_values: tuple[int, int] = (0, 255)) -> tuple[Path, Path, Path]:
+    """GT images, results named `results` (the hole filled grey), plain MAT-polarity masks."""
+    root = tmp_path / sub
+    root.mkdir()
+    gt, masks = _inputs(root, n=3, mask_values=(0, 255))
+    res = root / "results"
+    res.mkdir()
+    for p in sorted(gt.iterdir()):
+        img = np.asarray(Image.open(p)).copy()
+        hole = np.asarray(Image.open(masks / p.name)) == 0
+        img[hole] = 128
+        Image.fromarray(img).save(res / p.name)
+        if mask_values != (0, 255):
+            Image.fromarray(np.where(hole, mask_values[0], mask_values[1]).astype(np.uint8)).save(masks / p.name)
+    return gt, res, masks
+
+
+def _eval(gt: Path, res: Path, masks: Path, out: Path, *extra: str) -> int:
+    return main(["eval", "--results", str(res), "--gt", str(gt), "--masks", str(masks), "--mask-polarity",
+                 "known=255", "--metrics", "psnr,l1", "--bootstrap", "0", "--workers", "0", "--device", "cpu",
+                 "--no-cache", "-o", str(out), *extra])
+
+
+def test_eval_refuses_01_masks_instead_of_blaming_polarity(tmp_path: Path, capsys) -> None:
+    gt, res, masks = _eval_case(tmp_path, "a", mask_values=(0, 1))
+    assert _eval(gt, res, masks, tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert "mask holds only the values 0 and 1" in err and "--binarize 1" in err
+    assert "polarity?" not in err and not (tmp_path / "out").exists()
+
+
+def test_eval_name_and_the_same_name_error(tmp_path: Path, capsys) -> None:
+    from reports.leaderboard import build_tables, load_entries
+
+    runs = [_eval_case(tmp_path, s) for s in ("m1", "m2")]
+    for (gt, res, masks), out in zip(runs, ("e1", "e2"), strict=True):
+        assert _eval(gt, res, masks, tmp_path / "plain" / out) == 0
+    capsys.readouterr()
+    assert main(["table", str(tmp_path / "plain")]) == 2
+    err = capsys.readouterr().err
+    assert "two results for results" in err and "named after its results folder" in err
+    assert "--name NAME" in err and "pass only one" not in err
+    for (gt, res, masks), name in zip(runs, ("mat", "lama"), strict=True):
+        assert _eval(gt, res, masks, tmp_path / "named" / name, "--name", name) == 0
+    (t,) = build_tables(load_entries([tmp_path / "named"]))
+    assert t.rows == ["lama", "mat"]

@@ -47,6 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
     p.add_argument("--allow-mismatch", action="store_true", help="evaluate even if some pairs fail the check")
+    p.add_argument("--name", metavar="NAME", help="the model's name in tables and leaderboards (default: the "
+                   "results folder's name, e.g. 'results')")
     p.add_argument("-o", "--out", required=True, metavar="OUT", help="output directory")
     p.set_defaults(func=run)
 
@@ -75,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
         progress=sys.stderr.isatty() if args.progress is None else args.progress,
         device=device, smoke=args.smoke, cache_dir=cache_dir, fid_convention=args.fid_convention,
         lpips_net=args.lpips_net, inception=args.inception, inception_path=args.inception_path,
-        vgg_path=args.vgg_path, n_bootstrap=args.bootstrap, seed=args.seed, batch_size=args.batch_size)
+        vgg_path=args.vgg_path, n_bootstrap=args.bootstrap, seed=args.seed, batch_size=args.batch_size,
+        name=args.name)
     print(format_summary(record, args.out))
     return 0
 
