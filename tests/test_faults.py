@@ -636,3 +636,21 @@ def test_eval_name_and_the_same_name_error(tmp_path: Path, capsys) -> None:
         assert _eval(gt, res, masks, tmp_path / "named" / name, "--name", name) == 0
     (t,) = build_tables(load_entries([tmp_path / "named"]))
     assert t.rows == ["lama", "mat"]
+
+
+# --------------------------------------------------------------------------- docs
+
+
+def test_ci_example_installs_only_extras_that_exist() -> None:
+    import re
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    extras = set(tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    text = (root / "docs" / "ci-example.yml").read_text()
+    installs = re.findall(r"pip install[^\n]*", text)
+    assert installs
+    for line in installs:
+        for group in re.findall(r"\.\[([^\]]*)\]", line):
+            for extra in group.split(","):
+                assert extra.strip() in extras, f"docs/ci-example.yml installs the missing extra {extra!r}"
