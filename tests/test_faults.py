@@ -654,3 +654,24 @@ def test_ci_example_installs_only_extras_that_exist() -> None:
         for group in re.findall(r"\.\[([^\]]*)\]", line):
             for extra in group.split(","):
                 assert extra.strip() in extras, f"docs/ci-example.yml installs the missing extra {extra!r}"
+
+
+def test_disk_full_during_a_run_is_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    img_dir, _ = _inputs(tmp_path, n=2, size=40)
+    p = tmp_path / "spec.toml"
+    p.write_text(f'output = "run"\nresolutions = [32]\nmetrics = ["l1"]\nsmoke = true\n'
+                 f'[[datasets]]\npath = "{img_dir}"\npolicy = "resize-crop"\n'
+                 '[[masksets]]\nkind = "mat-large"\n[[models]]\nname = "mean-fill"\n')
+    real_save = Image.Image.save
+
+    def save(self, fp, *a, **k):  # mask PNGs are encoded in memory; the first file on disk hits a full disk
+        if isinstance(fp, (str, os.PathLike)):
+            _enospc()
+        return real_save(self, fp, *a, **k)
+
+    monkeypatch.setattr(Image.Image, "save", save)
+    rc = main(["run", str(p), "--no-progress"])
+    stderr = capsys.readouterr().err
+    err = [ln for ln in stderr.splitlines() if ln.startswith("matbench: error")]
+    assert rc == 2 and len(err) == 1 and "Traceback" not in stderr, stderr
+    assert "no space left on the device" in err[0] and "needs about" in err[0] and str(tmp_path / "run") in err[0]
