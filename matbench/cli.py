@@ -19,6 +19,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "matbench.commands.demo",
     "matbench.commands.run",
     "matbench.commands.eval",
+    "matbench.commands.history",
+    "matbench.commands.study",
     "matbench.commands.inpaint",
     "matbench.commands.data",
     "matbench.commands.masks",

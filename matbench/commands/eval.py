@@ -50,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--name", metavar="NAME", help="the model's name in tables and leaderboards (default: the "
                    "results folder's name, e.g. 'results')")
     p.add_argument("-o", "--out", required=True, metavar="OUT", help="output directory")
+    from matbench.commands.history import add_history_options
+
+    add_history_options(p)
     p.set_defaults(func=run)
 
 
@@ -79,8 +82,29 @@ def run(args: argparse.Namespace) -> int:
         lpips_net=args.lpips_net, inception=args.inception, inception_path=args.inception_path,
         vgg_path=args.vgg_path, n_bootstrap=args.bootstrap, seed=args.seed, batch_size=args.batch_size,
         name=args.name)
+    write_inputs(args)
     print(format_summary(record, args.out))
+    from matbench.commands.history import append_after
+
+    append_after(args, [args.out], "eval")
     return 0
+
+
+INPUTS_FILE = "inputs.json"
+
+
+def write_inputs(args: argparse.Namespace) -> None:
+    """OUT/inputs.json: absolute paths of the results, ground truth and masks (for `matbench study make`)."""
+    from pathlib import Path
+
+    from matbench.io import write_json_atomic
+
+    def absolute(p: str | None) -> str | None:
+        return None if p is None else str(Path(p).resolve())
+
+    write_json_atomic(Path(args.out) / INPUTS_FILE, {
+        "schema": "matbench.eval-inputs/1", "results": absolute(args.results), "gt": absolute(args.gt),
+        "masks": absolute(args.masks), "mask_polarity": args.mask_polarity})
 
 
 def format_summary(record: ResultRecord, out: str) -> str:

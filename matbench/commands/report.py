@@ -73,6 +73,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     from reports.check import compare, format_json, format_text, parse_tolerance
 
     tol = parse_tolerance(args.tolerance)
+    if args.baseline.startswith("history:"):
+        from matbench.commands.history import check_against_history
+
+        return check_against_history(args, tol)
     for p in (args.current, args.baseline):
         if not Path(p).exists():
             raise InputError(f"{p}: no such file or directory")
@@ -92,6 +96,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="at most this many images per comparison (worst first); default all")
     p.add_argument("--title", default="matbench report")
     p.set_defaults(func=cmd_report)
+    from matbench.commands.report_extras import add_report_options, add_table_options  # trend, user study
+
+    add_report_options(p)
 
     t = subparsers.add_parser("table", help="paper table (MAT Table 2 layout) as Markdown, LaTeX or CSV",
                               description="One table per dataset and resolution: FID↓ P-IDS↑ U-IDS↑ per mask "
@@ -102,6 +109,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--metrics", help="comma-separated metrics to show (default: all present)")
     t.add_argument("-o", "--output", help="write to this file instead of stdout")
     t.set_defaults(func=cmd_table)
+    add_table_options(t)
 
     lb = subparsers.add_parser("leaderboard", help="merge many runs into ranked tables (refuses mixed protocols)",
                                description="Merge results from many runs; one ranked table per dataset × mask "
@@ -124,7 +132,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "Exit codes: 0 all within tolerance; 1 regression, or a job/metric of the baseline missing;\n"
                     "2 protocol mismatch (field named), smoke-vs-real comparison, or no job in common.")
     c.add_argument("current", metavar="CURRENT", help="run/result directory or metrics.json")
-    c.add_argument("--baseline", required=True, metavar="BASELINE", help="run/result directory or metrics.json")
+    c.add_argument("--baseline", required=True, metavar="BASELINE", help="run/result directory or metrics.json, "
+                   "or history:last | history:best[:N] (the results history: the latest record of each job, or "
+                   "each metric's best over the last N records of the job's latest protocol)")
+    c.add_argument("--history", metavar="PATH", help="history database for --baseline history:... (default "
+                   "$MATBENCH_HISTORY or ~/.local/share/matbench/history.db)")
     c.add_argument("--tolerance", metavar="SPEC",
                    help="absolute tolerances, e.g. fid=0.05,pids=0.005,default=0.01 (defaults: fid=0.05, "
                         "kid=0.0005, pids=uids=0.005, lpips=0.002, precision=recall=0.005, psnr=0.05, "

@@ -18,6 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("spec", metavar="SPEC", help="benchmark spec (TOML); see docs/runner.md and examples/specs/")
     p.add_argument("--dry-run", action="store_true",
                    help="list the jobs, image counts and missing weights; run nothing")
+    from matbench.commands.history import add_history_options  # --history PATH, --no-history
+
+    add_history_options(p)
     p.add_argument("-o", "--output", metavar="DIR", help="run directory (overrides the spec's output)")
     p.add_argument("--device", help="override the spec's device (auto, cpu, cuda, cuda:N)")
     p.add_argument("--batch-size", type=int, help="override the spec's batch size")
@@ -48,6 +51,9 @@ def run_command(args: argparse.Namespace) -> int:
     info = run(spec, RunOptions(restart=args.restart, progress=not args.no_progress))
     if info:  # rank 0
         print(summary_table(info))
+        from matbench.commands.history import append_after
+
+        append_after(args, [spec.output], "run")
         print(f"run directory: {spec.output}  (matbench report {spec.output} -o REPORT_DIR)")
     return 0
 
