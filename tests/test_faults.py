@@ -675,3 +675,18 @@ def test_disk_full_during_a_run_is_one_line(tmp_path: Path, monkeypatch, capsys)
     err = [ln for ln in stderr.splitlines() if ln.startswith("matbench: error")]
     assert rc == 2 and len(err) == 1 and "Traceback" not in stderr, stderr
     assert "no space left on the device" in err[0] and "needs about" in err[0] and str(tmp_path / "run") in err[0]
+
+
+def test_options_as_module_data_are_the_same_declaration() -> None:
+    from matbench.errors import SpecError
+    from matbench.models.options import Option, as_options, check_options
+
+    opts = as_options({"steps": {"type": "int", "default": 50, "help": "denoising steps"},
+                       "dtype": {"type": "str", "default": "fp32", "choices": ["fp32", "bf16"], "help": "dtype"}})
+    assert opts == (Option("steps", "int", 50, "denoising steps"), Option("dtype", "str", "fp32", "dtype",
+                                                                           ("fp32", "bf16")))
+    check_options("m", opts, {"steps": 20, "dtype": "bf16", "device": "cpu"})
+    with pytest.raises(SpecError, match=r"has no option 'step' \(did you mean 'steps'\?\)"):
+        check_options("m", opts, {"step": 20})
+    with pytest.raises(SpecError, match=r"bad option declaration"):
+        as_options({"x": {"default": 1}})

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from matbench.errors import MatbenchError, SpecError
-from matbench.models.options import Option, check_options, declared
+from matbench.models.options import Option, as_options, check_options, declared
 
 
 @dataclass(frozen=True)
@@ -127,9 +127,12 @@ _loaded_builtins = False
 
 def register_model(
     name: str, *, description: str = "", requires: Requirements | None = None,
-    options: tuple[Option, ...] | None = None,
+    options: Any = None,
 ) -> Callable[[Callable[..., Inpainter]], Callable[..., Inpainter]]:
-    """Decorator: register `factory(**options) -> Inpainter` under `name`, with its declared `options`."""
+    """Decorator: register `factory(**options) -> Inpainter` under `name`, with its declared `options`
+    (Option objects, or module data {name: {type, default, help, choices}}; see matbench.models.options)."""
+    if options is not None:
+        options = as_options(options, f"model {name!r} options")
     if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise ValueError(f"invalid model name {name!r}")
 

@@ -85,15 +85,27 @@ class Option:
                 "choices": list(self.choices) if self.choices is not None else None}
 
 
+def as_options(opts: Any, where: str = "options") -> tuple[Option, ...]:
+    """Options given as Option objects, or as module data {name: {type, default, help, choices}}."""
+    if isinstance(opts, Mapping):
+        try:
+            return tuple(Option(name, d["type"], d.get("default"), d.get("help", ""),
+                                tuple(d["choices"]) if d.get("choices") is not None else None)
+                         for name, d in opts.items())
+        except (KeyError, TypeError, ValueError) as e:
+            raise SpecError(f"{where}: bad option declaration ({e})") from None
+    if not isinstance(opts, (tuple, list)) or not all(isinstance(o, Option) for o in opts):
+        raise SpecError(f"{where} must be a tuple of matbench.models.options.Option or a dict "
+                        "{name: {type, default, help, choices}}")
+    return tuple(opts)
+
+
 def declared(factory: Callable[..., Any]) -> tuple[Option, ...] | None:
     """The options a factory declares (attribute `options`), or None."""
     opts = getattr(factory, "options", None)
     if opts is None:
         return None
-    if not isinstance(opts, (tuple, list)) or not all(isinstance(o, Option) for o in opts):
-        raise SpecError(f"{getattr(factory, '__qualname__', factory)}.options must be a tuple of "
-                        "matbench.models.options.Option")
-    return tuple(opts)
+    return as_options(opts, f"{getattr(factory, '__qualname__', factory)}.options")
 
 
 def _unknown(model: str, key: str, names: Sequence[str]) -> str:
