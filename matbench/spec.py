@@ -253,23 +253,15 @@ def _maskset(d: dict[str, Any], key: str, base: Path, where: str, seed: int, che
     if check and path is not None and not path.is_dir():
         raise SpecError(f"{where}{key}.path: {path} is not a directory")
     if check and path is not None:
-        _check_maskset(path, f"{where}{key}.path")
+        from matbench.data.maskset import check_maskset_dir  # 0/1 masks, hole ratio 0 or 1 everywhere
+
+        check_maskset_dir(path, f"{where}{key}.path")
     name = r.str("name", kind if kind else path.name)  # type: ignore[union-attr]
     _check_name(name, f"{key}.name", where)
     ms_seed = r.int("seed", seed)
-    hole_range = r.get("hole_range", None)
-    if hole_range is not None:
-        if kind is None:
-            raise SpecError(f"{where}{key}.hole_range: only for generated masks (kind = ...), not a path")
-        from matbench.data.masks import check_hole_range
+    from matbench.data.masks import spec_hole_range
 
-        if not isinstance(hole_range, list) or len(hole_range) != 2 or not all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) for x in hole_range):
-            raise SpecError(f"{where}{key}.hole_range: must be [lo, hi] (two numbers), got {hole_range!r}")
-        try:
-            hole_range = check_hole_range(kind, hole_range)
-        except SpecError as e:
-            raise SpecError(f"{where}{key}.hole_range: {e}") from None
+    hole_range = spec_hole_range(r.get("hole_range", None), kind, f"{where}{key}.hole_range")
     r.finish()
     return MaskSetSpec(name=name, kind=kind, path=path, seed=ms_seed, hole_range=hole_range)
 
@@ -310,17 +302,6 @@ def _model(d: dict[str, Any], key: str, base: Path, where: str, check: bool) -> 
     r.finish()
     return ModelSpec(label=label, name=name, weights=weights, smoke=smoke, samples=samples,
                      options=dict(options), key=key)
-
-
-def _check_maskset(path: Path, key: str) -> None:
-    """0/1 masks or a hole ratio of 0 or 1 everywhere: refused here, before `run` (or --dry-run) starts."""
-    from matbench.data.maskset import MaskSet
-    from matbench.errors import InputError
-
-    try:
-        MaskSet.open(path).check_usable()
-    except InputError as e:
-        raise SpecError(f"{key}: {e}") from None
 
 
 def _check_name(name: str, key: str, where: str) -> None:

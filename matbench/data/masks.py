@@ -137,6 +137,21 @@ def check_hole_range(kind: str, hole_range: Any) -> tuple[float, float]:
     return lo, hi
 
 
+def spec_hole_range(value: Any, kind: str | None, key: str) -> tuple[float, float] | None:
+    """A spec's `hole_range = [lo, hi]` for a generated mask set, validated (SpecError naming `key`)."""
+    if value is None:
+        return None
+    if kind is None:
+        raise SpecError(f"{key}: only for generated masks (kind = ...), not a path")
+    if not isinstance(value, list) or len(value) != 2 or not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) for x in value):
+        raise SpecError(f"{key}: must be [lo, hi] (two numbers), got {value!r}")
+    try:
+        return check_hole_range(kind, value)
+    except SpecError as e:
+        raise SpecError(f"{key}: {e}") from None
+
+
 def _mat_mask(rng: np.random.RandomState, kind: str, s: int,
               hole_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
     """One MAT mask from `rng` as bool hole (True = hole)."""

@@ -217,6 +217,14 @@ def check_masks(masks: Iterable[tuple[str | os.PathLike, np.ndarray]], polarity:
                      "to 0/255 / import them with `matbench masks import --binarize T`")
 
 
+def check_maskset_dir(path: str | os.PathLike, key: str) -> None:
+    """Spec validation of a mask set path (so `run` and `--dry-run` refuse it up front): SpecError naming `key`."""
+    try:
+        MaskSet.open(path).check_usable()
+    except InputError as e:
+        raise SpecError(f"{key}: {e}") from None
+
+
 def _read_levels(path: Path) -> np.ndarray:
     """Decode a mask image file to uint8 HxW (RGB -> PIL 'L')."""
     try:
