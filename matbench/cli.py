@@ -27,6 +27,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "matbench.commands.models",
     "matbench.commands.weights",
     "matbench.commands.report",
+    "matbench.commands.stats",
+    "matbench.commands.protocols",
 )
 
 

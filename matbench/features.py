@@ -181,7 +181,10 @@ def get_extractor(name: str, device: str = "cpu", smoke: bool = False, path: str
                   batch_size: int = 32, allow_download: bool = True) -> FeatureExtractor:
     """Build a feature extractor by name (see EXTRACTORS); real weights come from matbench.weights.resolve."""
     if name not in EXTRACTORS:
-        raise InputError(f"unknown feature extractor {name!r}; known: {', '.join(EXTRACTORS)}")
+        # registry hook: DINOv2, CLIP, pytorch-fid Inception (matbench/extractors/, one file each)
+        from matbench import extractors
+
+        return extractors.build(name, device, smoke, path, batch_size=batch_size, allow_download=allow_download)
     wname, dim = EXTRACTORS[name]
     if smoke:
         # The NVIDIA backend's smoke twin is the torch-fidelity architecture (same role, same 2048-d output).

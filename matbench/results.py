@@ -78,6 +78,17 @@ METRIC_INFO: dict[str, MetricInfo] = {
 }
 
 
+def _feature_space_metrics() -> None:
+    # FD_DINOv2, CMMD, CLIP-FID, ... (matbench/metrics/featspace.py names them; issue 11)
+    from matbench.metrics.featspace import metric_infos
+
+    for info in metric_infos(MetricInfo):
+        METRIC_INFO.setdefault(info.name, info)
+
+
+_feature_space_metrics()
+
+
 @dataclass
 class MetricValue:
     value: float

@@ -169,8 +169,9 @@ def parse_spec(data: dict[str, Any], base_dir: str | Path = ".", source: Path | 
     if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) for m in metrics):
         raise SpecError(f"{where}metrics: must be a non-empty list of metric names")
     for i, m in enumerate(metrics):
-        if m not in KNOWN_METRICS:
-            raise SpecError(f"{where}metrics[{i}]: unknown metric {m!r}; known: {', '.join(KNOWN_METRICS)}")
+        if m not in KNOWN_METRICS and not _feature_metric(m):
+            raise SpecError(f"{where}metrics[{i}]: unknown metric {m!r}; known: {', '.join(KNOWN_METRICS)}, "
+                            "fd_dinov2, cmmd, clip_fid, ... (docs/metrics.md)")
     smoke = r.get("smoke", False)
     if smoke not in (True, False, "auto"):
         raise SpecError(f"{where}smoke: must be true, false or \"auto\", got {smoke!r}")
@@ -211,6 +212,12 @@ def parse_spec(data: dict[str, Any], base_dir: str | Path = ".", source: Path | 
                 save_inputs=save_inputs, fid_convention=fid_convention, lpips_net=lpips_net,
                 n_bootstrap=n_bootstrap, cache_dir=_path(cache_dir, base) if cache_dir else None,
                 source=source, raw=raw)
+
+
+def _feature_metric(name: str) -> bool:
+    from matbench.feature_spaces import is_feature_metric  # fd_dinov2, cmmd, clip_fid, ... (issue 11)
+
+    return is_feature_metric(name) and name != "fd_ref"
 
 
 def _path(p: str, base: Path) -> Path:

@@ -351,6 +351,9 @@ def render_site(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
             r["metric"]].scale)} for r in gen]
 
     run_index = {d: i for i, d in enumerate(run_dirs_seen)}
+    from reports.published import rows as published_rows  # eval --protocol: published values beside ours
+
+    env.globals["published"] = published_rows(tables)
     # One comparison per dataset × mask set × resolution, across runs: the protocol check above guarantees
     # the same images and masks, so models from different runs appear side by side.
     groups: dict[tuple[str, str, int | None], list[Entry]] = {}

@@ -23,11 +23,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mask-polarity", choices=MASK_POLARITIES, help="what white means in a plain mask folder "
                    "(MAT: known=255, LaMa: hole=255)")
     p.add_argument("--metrics", default=",".join(ALL_METRICS),
-                   help=f"comma list (default all: {','.join(ALL_METRICS)})")
+                   help=f"comma list (default all: {','.join(ALL_METRICS)}); other feature spaces: fd_dinov2, cmmd, "
+                   "clip_fid, fid_pt, dc, {fd,kid,pr,dc,ids}_X for X in dinov2, clip, clipb32, pt (docs/metrics.md)")
     p.add_argument("--fid-convention", choices=("mat", "torch-fidelity"), default="mat",
                    help="covariance 1/N (mat, default) or 1/(N-1) (torch-fidelity)")
-    p.add_argument("--inception", choices=("inception-v3-compat", "inception-nvidia"), default="inception-v3-compat",
-                   help="Inception backend: torch-fidelity's TF-compatible port or NVIDIA's TorchScript file")
+    p.add_argument("--inception", choices=("inception-v3-compat", "inception-nvidia", "pt-inception"),
+                   default="inception-v3-compat", help="Inception backend of FID/IDS/KID: torch-fidelity's "
+                   "TF-compatible port, NVIDIA's TorchScript file, or pytorch-fid's (LaMa's protocol)")
     p.add_argument("--inception-path", metavar="FILE", help="explicit Inception weights file")
     p.add_argument("--vgg-path", metavar="FILE", help="explicit VGG16 weights file (precision/recall)")
     p.add_argument("--lpips-net", choices=("alex", "vgg"), default="alex")
@@ -47,6 +49,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
     p.add_argument("--allow-mismatch", action="store_true", help="evaluate even if some pairs fail the check")
+    p.add_argument("--save-features", action="store_true", help="also write OUT/features.npz: float32 features "
+                   "per extractor and side ({extractor}.real / .fake), rows in per_image.csv order")
+    p.add_argument("--protocol", metavar="NAME", help="a published protocol (matbench protocols): refuse the run "
+                   "if a convention differs, and put the published numbers beside ours")
+    p.add_argument("--published-row", metavar="LABEL", help="which published row to compare with, e.g. 'MAT (8M)' "
+                   "(default: the only row, or the one starting with the model name)")
     p.add_argument("--name", metavar="NAME", help="the model's name in tables and leaderboards (default: the "
                    "results folder's name, e.g. 'results')")
     p.add_argument("-o", "--out", required=True, metavar="OUT", help="output directory")
@@ -81,9 +89,12 @@ def run(args: argparse.Namespace) -> int:
         device=device, smoke=args.smoke, cache_dir=cache_dir, fid_convention=args.fid_convention,
         lpips_net=args.lpips_net, inception=args.inception, inception_path=args.inception_path,
         vgg_path=args.vgg_path, n_bootstrap=args.bootstrap, seed=args.seed, batch_size=args.batch_size,
-        name=args.name)
+        name=args.name, save_features=args.save_features, protocol_name=args.protocol,
+        published_row=args.published_row)
     write_inputs(args)
     print(format_summary(record, args.out))
+    if args.save_features:
+        print(f"wrote {args.out}/features.npz ({{extractor}}.real / .fake, rows in per_image.csv order)")
     from matbench.commands.history import append_after
 
     append_after(args, [args.out], "eval")
@@ -119,6 +130,11 @@ def format_summary(record: ResultRecord, out: str) -> str:
         ci = ""
         if mv.ci_low is not None and mv.ci_high is not None:
             ci = f"  [{mv.ci_low * scale:.{digits}f}, {mv.ci_high * scale:.{digits}f}]"
+        pub = (mv.extra or {}).get("published")
+        if pub:  # --protocol: the source's number beside ours
+            inside = {True: "inside", False: "outside", None: "no interval"}[pub.get("inside_ci")]
+            ci += (f"  published {pub['value'] * scale:.{digits}f} ({pub['row']}), "
+                   f"diff {pub['diff'] * scale:+.{digits}f}, {inside} our CI")
         lines.append(f"  {label:<18} {mv.value * scale:.{digits}f}{ci}")
     lines.append(f"wrote {out}/metrics.json and {out}/per_image.csv")
     return "\n".join(lines)

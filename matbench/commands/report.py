@@ -36,7 +36,9 @@ def cmd_table(args: argparse.Namespace) -> int:
     from reports.tables import render
 
     tables = build_tables(load_entries(args.run_dirs), metrics=_metrics(args.metrics))
-    _write(render(tables, args.format, ci=args.ci), args.output)
+    from reports.published import attach  # published values beside ours (eval --protocol)
+
+    _write(attach(tables, args.format, render(tables, args.format, ci=args.ci)), args.output)
     return 0
 
 

@@ -44,8 +44,9 @@ class Evaluator:
         self.metrics = parse_metrics(metrics)
         if fid_convention not in ("mat", "torch-fidelity"):
             raise InputError(f"unknown FID convention {fid_convention!r}; use mat or torch-fidelity")
-        if inception not in ("inception-v3-compat", "inception-nvidia"):
-            raise InputError(f"unknown Inception backend {inception!r}; use inception-v3-compat or inception-nvidia")
+        if inception not in ("inception-v3-compat", "inception-nvidia", "pt-inception"):
+            raise InputError(f"unknown Inception backend {inception!r}; use inception-v3-compat, inception-nvidia "
+                             "or pt-inception (pytorch-fid's, LaMa's protocol)")
         self.device = str(device)
         self.smoke = bool(smoke)
         self.fid_convention = fid_convention
@@ -72,7 +73,7 @@ class Evaluator:
 
     @property
     def needs_vgg(self) -> bool:
-        return "pr" in self.metrics
+        return any(e.name == "vgg" for e in extractors_for(self.metrics))  # pr, dc
 
     @property
     def cache(self):
@@ -167,6 +168,7 @@ class Evaluator:
                 feats[key] = np.concatenate(parts).astype(np.float64)
                 if feats[key].shape[0] != n:
                     raise InputError(f"{key}: {feats[key].shape[0]} feature rows for {n} images (batches incomplete)")
+        self.last_features = feats  # for --save-features (features.npz), rows in per_image.csv order
         df = pd.DataFrame(rows, columns=list(ROW_COLUMNS))
         hole = df["hole_ratio"].to_numpy(dtype=np.float64) if df["hole_ratio"].notna().all() else None
 
@@ -218,6 +220,16 @@ class Evaluator:
         if self.needs_inception:
             proto["feature_extractor"] = self.inception_name
             proto["extractor_sha256"] = self.inception.weights_sha256
+            proto["resize"] = getattr(self.inception, "resize_convention", "") or "legacy-tf"
+        spaces = {e.name: self.extractor(e.name) for e in extractors_for(self.metrics)
+                  if e.name not in ("inception", "vgg")}
+        if spaces:  # DINOv2 / CLIP / pytorch-fid features behind fd_dinov2, cmmd, ...: identity of each
+            from matbench.metrics.featspace import identity
+
+            proto["feature_spaces"] = {k: {f: v for f, v in identity(x).items() if f != "smoke"}
+                                       for k, x in spaces.items()}
+        if "mask_kind" in given:
+            proto["mask_kind"] = given["mask_kind"]
         proto["n_images"] = n
         proto.setdefault("resolution", given.get("resolution"))
         return proto
@@ -233,6 +245,9 @@ class Evaluator:
             weights["inception"] = self.inception.describe()
         if self.needs_vgg:
             weights["vgg"] = self.vgg.describe()
+        for e in extractors_for(self.metrics):
+            if e.name not in ("inception", "vgg"):
+                weights[e.name] = self.extractor(e.name).describe()
         if "lpips" in self.metrics:
             try:
                 weights["lpips"] = self.lpips.provenance()

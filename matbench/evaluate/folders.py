@@ -162,11 +162,14 @@ def evaluate_folders(results_dir: str | os.PathLike, gt_dir: str | os.PathLike,
                      out_dir: str | os.PathLike = "eval_out", allow_mismatch: bool = False,
                      mask_polarity: str | None = None, workers: int | None = 0, progress: bool = True,
                      job: dict | None = None, protocol: dict | None = None, threads: int | None = None,
-                     name: str | None = None, **evaluator_options: Any) -> ResultRecord:
-    """Evaluate a folder of results against ground truths; writes metrics.json and per_image.csv.
+                     name: str | None = None, save_features: bool = False, protocol_name: str | None = None,
+                     published_row: str | None = None, **evaluator_options: Any) -> ResultRecord:
+    """Evaluate a folder of results against ground truths; writes metrics.json and per_image.csv (and
+    features.npz with save_features).
 
     name: the model's name in tables and leaderboards (default: the results folder's name).
-
+    protocol_name: refuse a run that differs from that published protocol, and put its published numbers beside
+    ours (matbench.protocols).
     workers (reading processes) and threads (compute threads) are fitted to the cores by
     matbench.threads.plan (None: automatic); the thread pools are restored afterwards.
     """
@@ -175,14 +178,17 @@ def evaluate_folders(results_dir: str | os.PathLike, gt_dir: str | os.PathLike,
     tp = T.plan(workers, threads)
     with T.limited(tp.intra_op):
         return _evaluate_folders(results_dir, gt_dir, masks_dir, metrics, out_dir, allow_mismatch, mask_polarity,
-                                 tp, progress, job, protocol, evaluator_options, name)
+                                 tp, progress, job, protocol, evaluator_options, name=name,
+                                 save_features=save_features, protocol_name=protocol_name,
+                                 published_row=published_row)
 
 
 def _evaluate_folders(results_dir: str | os.PathLike, gt_dir: str | os.PathLike,
                       masks_dir: str | os.PathLike | None, metrics: Sequence[str] | str,
                       out_dir: str | os.PathLike, allow_mismatch: bool, mask_polarity: str | None, tp: Any,
                       progress: bool, job: dict | None, protocol: dict | None,
-                      evaluator_options: dict[str, Any], name: str | None = None) -> ResultRecord:
+                      evaluator_options: dict[str, Any], name: str | None = None, save_features: bool = False,
+                      protocol_name: str | None = None, published_row: str | None = None) -> ResultRecord:
     from tqdm import tqdm
 
     from matbench import threads as T
@@ -193,6 +199,14 @@ def _evaluate_folders(results_dir: str | os.PathLike, gt_dir: str | os.PathLike,
     if masks is not None:
         masks.check_ids(ids)
     ev = Evaluator(metrics, **evaluator_options)
+    mask_kind = masks.maskset.meta.get("generator") if masks is not None and masks.maskset is not None else None
+    if protocol_name is not None:  # refuse before any network runs: what is known now
+        from matbench import protocols
+
+        protocols.check(protocol_name, {
+            "fid_convention": ev.fid_convention, "n_images": len(ids), "mask_kind": mask_kind,
+            "feature_extractor": ev.inception_name if ev.needs_inception else None,
+            "resize": protocols.inception_resize(ev.inception_name) if ev.needs_inception else None})
     ds = _PairDataset(ids, gt, res, masks)
     dl = torch.utils.data.DataLoader(ds, batch_size=ev.batch_size, num_workers=tp.workers, collate_fn=_collate,
                                      worker_init_fn=T.worker_init if tp.workers else None)
@@ -241,11 +255,22 @@ def _evaluate_folders(results_dir: str | os.PathLike, gt_dir: str | os.PathLike,
     if len(shapes) == 1 and "resolution" not in proto:
         h, w = next(iter(shapes))
         proto["resolution"] = h if h == w else f"{w}x{h}"
+    if mask_kind is not None:
+        proto.setdefault("mask_kind", mask_kind)
     record, df = ev.finalize(batches, job, proto)
     record.provenance["inputs"] = {"results": str(results_dir), "gt": str(gt_dir), "masks": job.get("masks"),
                                    "mask_polarity": mask_polarity, "mismatched": mismatched}
     record.provenance["threads"] = tp.describe()
+    if protocol_name is not None:
+        from matbench import protocols
+
+        protocols.check(protocol_name, protocols.run_fields(record))  # now with the resolution
+        protocols.annotate(record, protocol_name, published_row)
     write_outputs(out_dir, record, df)
+    if save_features:
+        from matbench.feature_spaces import save_features as _save
+
+        _save(out_dir, ev.last_features, ev.inception_name, len(df))
     return record
 
 

@@ -1,0 +1,186 @@
+"""Reference statistics files (`matbench stats make`): mean and covariance of a dataset's features, with
+everything needed to refuse comparing them with features of another kind.
+
+ref.npz (schema "matbench.refstats/1", np.savez, no pickles):
+  mu [D] float64, sigma [D, D] float64 (covariance with 1/(N-1); FD under the "mat" 1/N convention rescales it),
+  n, and string fields: extractor, weights_sha256, resize, dataset_manifest_sha256, dataset, resolution,
+  preprocess, smoke ("true"/"false").
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from matbench.errors import InputError
+from matbench.io import atomic_path
+
+SCHEMA = "matbench.refstats/1"
+_STR_FIELDS = ("schema", "extractor", "weights_sha256", "resize", "dataset_manifest_sha256", "dataset",
+               "resolution", "preprocess", "smoke")
+# fields that must be equal before features may be compared with the file, in the order they are checked
+MATCH_FIELDS = ("extractor", "weights_sha256", "resize")
+
+
+@dataclass
+class RefStats:
+    mu: np.ndarray
+    sigma: np.ndarray  # 1/(N-1)
+    n: int
+    meta: dict[str, str]
+    path: Path | None = None
+
+    def sigma_for(self, convention: str) -> np.ndarray:
+        if convention == "mat":
+            return self.sigma * (self.n - 1) / self.n
+        if convention == "torch-fidelity":
+            return self.sigma
+        raise ValueError(f"unknown covariance convention {convention!r}")
+
+    def check(self, extractor: str, weights_sha256: str, resize: str) -> None:
+        """InputError naming the first field whose value differs from the features about to be compared."""
+        given = {"extractor": extractor, "weights_sha256": weights_sha256, "resize": resize}
+        for f in MATCH_FIELDS:
+            if self.meta.get(f) != given[f]:
+                raise InputError(f"{self.path}: reference statistics have {f} {self.meta.get(f)!r}, "
+                                 f"these features have {given[f]!r}; make the file with the same {f}")
+
+    def fd(self, fake_feats: np.ndarray, convention: str = "mat") -> float:
+        from matbench.metrics.fd import fd_to_stats
+
+        if fake_feats.shape[1] != self.mu.shape[0]:
+            raise InputError(f"{self.path}: {self.mu.shape[0]}-d statistics, {fake_feats.shape[1]}-d features")
+        return fd_to_stats(fake_feats, self.mu, self.sigma_for(convention), convention)
+
+
+def stats_from_features(feats: np.ndarray, meta: dict[str, str]) -> RefStats:
+    from matbench.metrics.fid import feature_stats
+
+    mu, sigma = feature_stats(feats, "torch-fidelity")
+    return RefStats(mu=mu, sigma=sigma, n=int(feats.shape[0]), meta={"schema": SCHEMA, **meta})
+
+
+def save(stats: RefStats, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fields = {k: np.asarray(str(stats.meta.get(k, ""))) for k in _STR_FIELDS}
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, mu=stats.mu, sigma=stats.sigma, n=np.asarray(stats.n), **fields)
+    return path
+
+
+def load(path: str | os.PathLike) -> RefStats:
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "schema" not in z.files or str(z["schema"]) != SCHEMA:
+                raise InputError(f"{path}: not a matbench reference statistics file (schema {SCHEMA} expected)")
+            meta = {k: str(z[k]) for k in _STR_FIELDS if k in z.files}
+            mu, sigma, n = z["mu"].astype(np.float64), z["sigma"].astype(np.float64), int(z["n"])
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such reference statistics file") from None
+    except (OSError, ValueError, KeyError) as e:
+        raise InputError(f"{path}: cannot read reference statistics ({e})") from None
+    if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]) or n < 2:
+        raise InputError(f"{path}: malformed statistics (mu {mu.shape}, sigma {sigma.shape}, n {n})")
+    return RefStats(mu=mu, sigma=sigma, n=n, meta=meta, path=path)
+
+
+def make(dataset: str | os.PathLike, extractor: str, out: str | os.PathLike, *, resize: str | None = None,
+         resolution: int = 512, preprocess: str | None = None, smoke: bool = False, device: str = "cpu",
+         batch_size: int = 16, weights_path: str | os.PathLike | None = None, allow_download: bool = True,
+         cache_dir: str | os.PathLike | None | bool = None, limit: int | None = None,
+         progress: bool = False) -> RefStats:
+    """Features of every image of a dataset (prepared at `resolution`) -> reference statistics file."""
+    import torch
+    from tqdm import tqdm
+
+    from matbench.data.datasets import Dataset
+    from matbench.data.preprocess import DEFAULT_POLICY
+    from matbench.features import FeatureCache, extract_cached, get_extractor
+
+    ds = Dataset.open(dataset)
+    ids = ds.ids[:limit] if limit else ds.ids
+    if len(ids) < 2:
+        raise InputError(f"{dataset}: need at least 2 images for statistics, found {len(ids)}")
+    if resize is None:
+        ex = get_extractor(extractor, device, smoke, weights_path, batch_size=batch_size,
+                           allow_download=allow_download)
+    else:
+        from matbench import extractors
+
+        ex = extractors.build(extractor, device, smoke, weights_path, batch_size=batch_size,
+                              allow_download=allow_download, resize_convention=resize)
+    cache = None if cache_dir is False else FeatureCache(None if cache_dir in (None, True) else cache_dir)
+    policy = preprocess or DEFAULT_POLICY
+    parts = []
+    for i in tqdm(range(0, len(ids), batch_size), desc="stats", unit="batch", disable=not progress):
+        batch = torch.stack([torch.from_numpy(ds.load(j, resolution, policy)).permute(2, 0, 1)
+                             for j in ids[i:i + batch_size]])
+        parts.append(extract_cached(ex, batch, cache))
+    feats = np.concatenate(parts)
+    meta = {"extractor": extractor, "weights_sha256": ex.weights_sha256, "resize": extractor_resize(ex),
+            "dataset_manifest_sha256": ds.manifest_sha256() if limit is None else "",
+            "dataset": str(dataset), "resolution": str(resolution), "preprocess": policy,
+            "smoke": "true" if ex.smoke else "false"}
+    stats = stats_from_features(feats, meta)
+    stats.path = save(stats, out)
+    return stats
+
+
+def extractor_resize(ex) -> str:
+    """The resize convention of an extractor (the built-in Inceptions resize like TF1 inside the network)."""
+    return getattr(ex, "resize_convention", "") or "legacy-tf"
+
+
+def fd_folder(folder: str | os.PathLike, ref_path: str | os.PathLike, *, convention: str = "mat",
+              smoke: bool = False, device: str = "cpu", batch_size: int = 16,
+              weights_path: str | os.PathLike | None = None, allow_download: bool = True, n_bootstrap: int = 200,
+              seed: int = 0) -> dict:
+    """FD of a folder of generated images against a reference statistics file (no ground-truth images).
+
+    The extractor, its weights and its resize convention come from the file; features of another kind are
+    refused (InputError naming the field)."""
+    import torch
+
+    from matbench import extractors
+    from matbench.feature_spaces import fd_to_reference_statistic
+    from matbench.features import get_extractor, list_images
+    from matbench.io import read_image
+    from matbench.metrics import bootstrap
+
+    ref = load(ref_path)
+    name, resize = ref.meta.get("extractor", ""), ref.meta.get("resize", "")
+    if name in extractors.names() and resize and resize != extractors.get_spec(name).native_resize:
+        ex = extractors.build(name, device, smoke, weights_path, batch_size=batch_size,
+                              allow_download=allow_download, resize_convention=resize)
+    else:
+        ex = get_extractor(name, device, smoke, weights_path, batch_size=batch_size, allow_download=allow_download)
+    ref.check(name, ex.weights_sha256, extractor_resize(ex))
+    files = list_images(folder)
+    if len(files) < 2:
+        raise InputError(f"{folder}: need at least 2 images, found {len(files)}")
+    parts, batch, shape = [], [], None
+    for iid in sorted(files):
+        im = torch.from_numpy(read_image(files[iid])).permute(2, 0, 1)
+        if batch and (im.shape != shape or len(batch) == batch_size):
+            parts.append(ex(torch.stack(batch)))
+            batch = []
+        batch.append(im)
+        shape = im.shape
+    parts.append(ex(torch.stack(batch)))
+    fake = np.concatenate(parts)
+    value = ref.fd(fake, convention)
+    lo = hi = None
+    if n_bootstrap > 0:
+        stat = fd_to_reference_statistic(ref.mu, ref.sigma_for(convention), fake, convention)
+        lo, hi = bootstrap.bootstrap_ci(stat, fake.shape[0], n_bootstrap, seed, method="bias-corrected")
+        lo, hi = max(float(lo), 0.0), float(hi)
+    return {"fd": value, "ci_low": lo, "ci_high": hi, "n": int(fake.shape[0]), "convention": convention,
+            "extractor": name, "weights_sha256": ex.weights_sha256, "resize": extractor_resize(ex),
+            "smoke": bool(ex.smoke), "reference": str(ref.path), "reference_n": ref.n,
+            "reference_dataset_manifest_sha256": ref.meta.get("dataset_manifest_sha256", ""),
+            "ci_method": "bias-corrected bootstrap, generated side resampled"}
