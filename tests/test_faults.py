@@ -70,6 +70,17 @@ def test_inpaint_outputs_and_report_links_are_readable(tmp_path: Path, umask) ->
     assert _mode(tmp_path / "report" / "img" / "im0.png") == 0o644
 
 
+def test_downloaded_weights_get_the_umask_mode(tmp_path: Path, umask) -> None:
+    from matbench.weights import WeightsFile, download
+
+    umask(0o022)
+    src = tmp_path / "src.bin"
+    src.write_bytes(b"weights")
+    entry = WeightsFile(name="t", filename="t.bin", url=src.as_uri())  # file:// through the same download path
+    dest = download(entry, tmp_path / "dl")
+    assert dest.read_bytes() == b"weights" and _mode(dest) == 0o644
+
+
 # --------------------------------------------------------------------------- disk full
 
 
