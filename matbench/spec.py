@@ -27,7 +27,7 @@ spec file. See docs/runner.md for the full key reference; examples/specs/ has a 
     name = "mat"
     weights = "weights/Places_512_FullData.pkl"
     samples = 5                      # k samples per image -> diversity (pluralistic models)
-    options = { truncation = 1.0 }
+    options = { truncation_psi = 1.0 }  # declared per model: `matbench models mat` lists them
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ class MaskSetSpec:
     kind: str | None = None  # generated ...
     path: Path | None = None  # ... or imported (a MaskSet directory)
     seed: int = 0
+    hole_range: tuple[float, float] | None = None  # MAT kinds: official RandomMask hole_range [lo, hi]
 
 
 @dataclass
@@ -122,7 +123,8 @@ class Spec:
             "n_bootstrap": self.n_bootstrap, "cache_dir": p(self.cache_dir), "source": p(self.source),
             "datasets": [{"name": d.name, "preset": d.preset, "path": p(d.path), "policy": d.policy,
                           "limit": d.limit} for d in self.datasets],
-            "masksets": [{"name": m.name, "kind": m.kind, "path": p(m.path), "seed": m.seed} for m in self.masksets],
+            "masksets": [{"name": m.name, "kind": m.kind, "path": p(m.path), "seed": m.seed,
+                          **({"hole_range": list(m.hole_range)} if m.hole_range else {})} for m in self.masksets],
             "models": [{"label": m.label, "name": m.name, "weights": p(m.weights), "smoke": m.smoke,
                         "samples": m.samples, "options": m.options, **_speed_keys(m)} for m in self.models],
         }
@@ -286,11 +288,18 @@ def _maskset(d: dict[str, Any], key: str, base: Path, where: str, seed: int, che
     path = _path(path_s, base) if path_s else None
     if check and path is not None and not path.is_dir():
         raise SpecError(f"{where}{key}.path: {path} is not a directory")
+    if check and path is not None:
+        from matbench.data.maskset import check_maskset_dir  # 0/1 masks, hole ratio 0 or 1 everywhere
+
+        check_maskset_dir(path, f"{where}{key}.path")
     name = r.str("name", kind if kind else path.name)  # type: ignore[union-attr]
     _check_name(name, f"{key}.name", where)
     ms_seed = r.int("seed", seed)
+    from matbench.data.masks import spec_hole_range
+
+    hole_range = spec_hole_range(r.get("hole_range", None), kind, f"{where}{key}.hole_range")
     r.finish()
-    return MaskSetSpec(name=name, kind=kind, path=path, seed=ms_seed)
+    return MaskSetSpec(name=name, kind=kind, path=path, seed=ms_seed, hole_range=hole_range)
 
 
 def _model(d: dict[str, Any], key: str, base: Path, where: str, check: bool) -> ModelSpec:
@@ -327,6 +336,11 @@ def _model(d: dict[str, Any], key: str, base: Path, where: str, check: bool) -> 
     channels_last = r.bool("channels_last", False)
     compile_ = r.bool("compile", False)
     batch_size = r.int("batch_size", None, minimum=1)
+    from matbench.models.options import check_options  # declared options: typos and types refused here
+
+    check_options(name, info.options, options, info.factory, prefix=f"{where}{key}.options.")
+    check_options(name, info.options, {k: v for k, v in (("weights", weights_s), ("smoke", smoke)) if v},
+                  info.factory, prefix=f"{where}{key}.")
     r.finish()
     return ModelSpec(label=label, name=name, weights=weights, smoke=smoke, samples=samples,
                      options=dict(options), key=key, precision=precision, channels_last=channels_last,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from matbench.errors import WeightsError
-from matbench.io import sha256_file
+from matbench.io import default_file_mode, sha256_file
 
 
 @dataclass(frozen=True)
@@ -232,6 +232,7 @@ def download(entry: WeightsFile, dest_dir: Path | None = None, timeout: float = 
             raise WeightsError(f"download of {entry.url}: sha256 {digest} != expected {entry.sha256}")
         if entry.hash_prefix and not digest.startswith(entry.hash_prefix):
             raise WeightsError(f"download of {entry.url}: sha256 does not start with {entry.hash_prefix}")
+        os.chmod(tmp, default_file_mode())  # mkstemp's 0600 would survive the move
         shutil.move(tmp, dest)
     except WeightsError:
         raise

@@ -281,6 +281,15 @@ def _raise(f: str, a: Entry, b: Entry) -> None:
         f"{a.record.protocol.get(f)!r} in {_describe(a)} vs {b.record.protocol.get(f)!r} in {_describe(b)}")
 
 
+def _same_name_advice(a: Entry, b: Entry) -> str:
+    """How to fix two results that share a row label: `matbench eval --name` when a name came from a folder."""
+    from_folder = [x for x in (a, b) if "model" not in x.record.job and x.record.job.get("results")]
+    if from_folder:
+        return (f"{'both are' if len(from_folder) == 2 else 'one is'} `matbench eval` output named after its results "
+                f"folder ({a.model!r}); rerun `matbench eval ... --name NAME` with a distinct name for each model")
+    return "they share a model label: give distinct labels (a spec's [[models]] label = ...) or pass only one of them"
+
+
 def build_tables(entries: Sequence[Entry], metrics: Sequence[str] | None = None) -> list[Table]:
     """Group entries into one Table per (dataset, resolution) after checking protocols.
 
@@ -304,7 +313,7 @@ def build_tables(entries: Sequence[Entry], metrics: Sequence[str] | None = None)
             key = (e.row_label, e.maskset)
             if key in t.entries:
                 raise InputError(f"two results for {e.row_label} on {dataset}/{e.maskset} @ {res}: "
-                                 f"{t.entries[key].path} and {e.path}; pass only one of them")
+                                 f"{t.entries[key].path} and {e.path}; " + _same_name_advice(t.entries[key], e))
             t.entries[key] = e
             if e.row_label not in rows:
                 rows.append(e.row_label)

@@ -478,3 +478,13 @@ def test_registry_lists_every_metric_once_and_matches_the_cli_and_spec_lists():
     assert all(g.batch is not None or g.dataset is not None for g in registry.METRIC_GLUE)
     assert {g.extractor for g in registry.METRIC_GLUE if g.extractor} <= set(registry.EXTRACTORS)
     assert [e.name for e in registry.extractors_for(["pr", "psnr"])] == ["vgg"]
+
+
+def test_bootstrap_time_is_reported_and_is_part_of_finalize():
+    ev = _cheap_evaluator()
+    rec, _ = ev.finalize(_fake_batches(30, [30]), {"model": "m"})
+    t = rec.provenance["timings_s"]
+    assert 0.0 < t["bootstrap"] <= t["finalize"] + 1e-3
+    ev0 = _cheap_evaluator()
+    ev0.n_bootstrap = 0  # no resampling: no bootstrap time
+    assert ev0.finalize(_fake_batches(30, [30]), {"model": "m"})[0].provenance["timings_s"]["bootstrap"] == 0.0

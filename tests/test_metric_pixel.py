@@ -106,3 +106,67 @@ def test_bad_inputs() -> None:
         ssim(a[:8, :8], b[:8, :8])
     with pytest.raises(ValueError, match="differ"):
         pixel_metrics_batch(to_batch(a), to_batch(b[:, :-1]))
+
+
+# --- every backend against MAT's formula, restated here on its own (cv2.filter2D with the 2-D window) -------
+
+def official_psnr_ssim_l1(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """MAT's cal_psnr_ssim_l1.py arithmetic, written out independently: HxWx3 float64, 2-D 11x11 window."""
+    x, y = a.astype(np.float64), b.astype(np.float64)
+    mse = np.mean((x - y) ** 2)
+    p = math.inf if mse == 0 else 20 * math.log10(255.0 / math.sqrt(mse))
+    g = cv2.getGaussianKernel(11, 1.5)
+    win = np.outer(g, g.transpose())
+
+    def f(z: np.ndarray) -> np.ndarray:
+        return cv2.filter2D(z, -1, win)[5:-5, 5:-5]
+
+    mu1, mu2 = f(x), f(y)
+    s11, s22, s12 = f(x**2) - mu1**2, f(y**2) - mu2**2, f(x * y) - mu1 * mu2
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    s = ((2 * mu1 * mu2 + c1) * (2 * s12 + c2)) / ((mu1**2 + mu2**2 + c1) * (s11 + s22 + c2))
+    return p, float(s.mean()), float(np.mean(np.abs(x / 255.0 - y / 255.0)))
+
+
+def _hard_pairs() -> list[tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(7)
+    out = [pair(s, h, w, noise) for s, (h, w, noise) in enumerate([(37, 45, 40), (64, 100, 5), (11, 11, 255)])]
+    # near-saturated flat areas with +-1 noise: E[x^2] - mu^2 cancels almost entirely (the float32 trap)
+    flat = np.full((48, 40, 3), 250, np.uint8)
+    out.append((flat, (flat.astype(np.int64) + rng.integers(-1, 2, flat.shape)).astype(np.uint8)))
+    out.append((flat, np.full_like(flat, 3)))  # constant vs constant
+    sm = cv2.GaussianBlur(rng.integers(0, 256, (96, 80, 3), dtype=np.uint8), (0, 0), 4)
+    hole = sm.copy()
+    hole[20:70, 10:60] = cv2.GaussianBlur(rng.integers(0, 256, (50, 50, 3), dtype=np.uint8), (0, 0), 2)
+    out += [(sm, hole), (sm, sm.copy())]  # an inpainting-like pair; identical images (PSNR inf, SSIM 1)
+    return out
+
+
+@pytest.mark.parametrize("backend", ["numba", "opencv", "torch"])
+def test_every_backend_equals_the_official_formula(backend) -> None:
+    if backend == "numba":
+        pytest.importorskip("numba")
+    for a, b in _hard_pairs():
+        got = pixel_metrics_batch(to_batch(a, b), to_batch(b, a), backend=backend)
+        want = official_psnr_ssim_l1(a, b)
+        for i in range(2):  # both orders of the same pair, in one batch
+            for k, v in zip(("psnr", "ssim", "l1"), want, strict=True):
+                if math.isinf(v):
+                    assert math.isinf(got[k][i]), (backend, k)
+                else:
+                    assert got[k][i] == pytest.approx(v, rel=1e-9, abs=1e-12), (backend, k, a.shape)
+
+
+def test_backends_agree_on_a_full_size_batch() -> None:
+    rng = np.random.default_rng(3)
+    a = cv2.GaussianBlur(rng.integers(0, 256, (3, 256, 256, 3), dtype=np.uint8).reshape(-1, 256, 3), (0, 0), 2)
+    a = a.reshape(3, 256, 256, 3)
+    b = np.clip(a.astype(np.int64) + rng.integers(-30, 31, a.shape), 0, 255).astype(np.uint8)
+    real, fake = to_batch(*a), to_batch(*b)
+    ref = [official_psnr_ssim_l1(x, y) for x, y in zip(a, b, strict=True)]
+    for backend in ("auto", "opencv"):
+        got = pixel_metrics_batch(real, fake, backend=backend)
+        for i, want in enumerate(ref):
+            assert (got["psnr"][i], got["ssim"][i], got["l1"][i]) == pytest.approx(want, rel=1e-9)
+    with pytest.raises(ValueError, match="backend"):
+        pixel_metrics_batch(real, fake, backend="fast")

@@ -39,7 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "numbers are NOT comparable with real ones")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--workers", type=int, default=2, help="DataLoader workers reading images")
+    p.add_argument("--workers", type=int, default=None, help="processes reading images (default: 1 when there "
+                   "are 2+ cores); workers + --threads never exceed the cores")
+    p.add_argument("--threads", type=int, default=None, help="compute threads (torch, OpenCV, numba, BLAS; "
+                   "default: the cores left after the workers)")
     p.add_argument("--cache-dir", metavar="DIR", help="feature cache (default $MATBENCH_CACHE/features or "
                    "~/.cache/matbench/features)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
@@ -52,6 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "if a convention differs, and put the published numbers beside ours")
     p.add_argument("--published-row", metavar="LABEL", help="which published row to compare with, e.g. 'MAT (8M)' "
                    "(default: the only row, or the one starting with the model name)")
+    p.add_argument("--name", metavar="NAME", help="the model's name in tables and leaderboards (default: the "
+                   "results folder's name, e.g. 'results')")
     p.add_argument("-o", "--out", required=True, metavar="OUT", help="output directory")
     from matbench.commands.history import add_history_options
 
@@ -72,16 +77,20 @@ def run(args: argparse.Namespace) -> int:
         raise SpecError(f"--bootstrap must be >= 0, got {args.bootstrap}")
     if args.batch_size < 1:
         raise SpecError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.workers is not None and args.workers < 0 or args.threads is not None and args.threads < 1:
+        raise SpecError(f"--workers must be >= 0 and --threads >= 1, got {args.workers} and {args.threads}")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     cache_dir = False if args.no_cache else args.cache_dir
     record = evaluate_folders(
         args.results, args.gt, masks_dir=args.masks, metrics=metrics, out_dir=args.out,
         allow_mismatch=args.allow_mismatch, mask_polarity=args.mask_polarity, workers=args.workers,
+        threads=args.threads,
         progress=sys.stderr.isatty() if args.progress is None else args.progress,
         device=device, smoke=args.smoke, cache_dir=cache_dir, fid_convention=args.fid_convention,
         lpips_net=args.lpips_net, inception=args.inception, inception_path=args.inception_path,
         vgg_path=args.vgg_path, n_bootstrap=args.bootstrap, seed=args.seed, batch_size=args.batch_size,
-        save_features=args.save_features, protocol_name=args.protocol, published_row=args.published_row)
+        name=args.name, save_features=args.save_features, protocol_name=args.protocol,
+        published_row=args.published_row)
     write_inputs(args)
     print(format_summary(record, args.out))
     if args.save_features:

@@ -60,13 +60,27 @@ class _MaskSource:
             missing = [i for i in ids if i not in self.files]
             if missing:
                 raise InputError(f"{self.dir}: no mask for {len(missing)} image(s): {_list(missing)}")
+        self.check_usable(ids)
+
+    def check_usable(self, ids: Sequence[str]) -> None:
+        """Refuse 0/1 masks and sets whose hole ratio is 0 or 1 everywhere (not a polarity mismatch later)."""
+        from matbench.data.maskset import check_masks
+
+        if self.maskset is not None:
+            self.maskset.check_usable()
+            return
+        from matbench.io import read_gray
+
+        check_masks(((self.files[i], read_gray(self.files[i])) for i in ids), self.polarity, self.dir)
 
     def hole(self, iid: str) -> np.ndarray:
         if self.maskset is not None:
             return np.asarray(self.maskset.hole(self.names.get(iid, iid)), dtype=bool)
+        from matbench.data.maskset import check_mask_levels
         from matbench.io import read_gray
 
         g = read_gray(self.files[iid])
+        check_mask_levels(g, self.files[iid], self.polarity)
         return g < 128 if self.polarity == "known=255" else g >= 128
 
 
@@ -146,14 +160,38 @@ def _collate(items: list) -> list:
 def evaluate_folders(results_dir: str | os.PathLike, gt_dir: str | os.PathLike,
                      masks_dir: str | os.PathLike | None = None, metrics: Sequence[str] | str = ALL_METRICS,
                      out_dir: str | os.PathLike = "eval_out", allow_mismatch: bool = False,
-                     mask_polarity: str | None = None, workers: int = 0, progress: bool = True,
-                     job: dict | None = None, protocol: dict | None = None, save_features: bool = False,
-                     protocol_name: str | None = None, published_row: str | None = None,
-                     **evaluator_options: Any) -> ResultRecord:
+                     mask_polarity: str | None = None, workers: int | None = 0, progress: bool = True,
+                     job: dict | None = None, protocol: dict | None = None, threads: int | None = None,
+                     name: str | None = None, save_features: bool = False, protocol_name: str | None = None,
+                     published_row: str | None = None, **evaluator_options: Any) -> ResultRecord:
     """Evaluate a folder of results against ground truths; writes metrics.json and per_image.csv (and
-    features.npz with save_features). protocol_name: refuse a run that differs from that published protocol,
-    and put its published numbers beside ours (matbench.protocols)."""
+    features.npz with save_features).
+
+    name: the model's name in tables and leaderboards (default: the results folder's name).
+    protocol_name: refuse a run that differs from that published protocol, and put its published numbers beside
+    ours (matbench.protocols).
+    workers (reading processes) and threads (compute threads) are fitted to the cores by
+    matbench.threads.plan (None: automatic); the thread pools are restored afterwards.
+    """
+    from matbench import threads as T
+
+    tp = T.plan(workers, threads)
+    with T.limited(tp.intra_op):
+        return _evaluate_folders(results_dir, gt_dir, masks_dir, metrics, out_dir, allow_mismatch, mask_polarity,
+                                 tp, progress, job, protocol, evaluator_options, name=name,
+                                 save_features=save_features, protocol_name=protocol_name,
+                                 published_row=published_row)
+
+
+def _evaluate_folders(results_dir: str | os.PathLike, gt_dir: str | os.PathLike,
+                      masks_dir: str | os.PathLike | None, metrics: Sequence[str] | str,
+                      out_dir: str | os.PathLike, allow_mismatch: bool, mask_polarity: str | None, tp: Any,
+                      progress: bool, job: dict | None, protocol: dict | None,
+                      evaluator_options: dict[str, Any], name: str | None = None, save_features: bool = False,
+                      protocol_name: str | None = None, published_row: str | None = None) -> ResultRecord:
     from tqdm import tqdm
+
+    from matbench import threads as T
 
     results_dir, gt_dir, out_dir = Path(results_dir), Path(gt_dir), Path(out_dir)
     ids, gt, res = pair_folders(results_dir, gt_dir)
@@ -170,7 +208,8 @@ def evaluate_folders(results_dir: str | os.PathLike, gt_dir: str | os.PathLike,
             "feature_extractor": ev.inception_name if ev.needs_inception else None,
             "resize": protocols.inception_resize(ev.inception_name) if ev.needs_inception else None})
     ds = _PairDataset(ids, gt, res, masks)
-    dl = torch.utils.data.DataLoader(ds, batch_size=ev.batch_size, num_workers=workers, collate_fn=_collate)
+    dl = torch.utils.data.DataLoader(ds, batch_size=ev.batch_size, num_workers=tp.workers, collate_fn=_collate,
+                                     worker_init_fn=T.worker_init if tp.workers else None)
     batches: list[BatchResult] = []
     mismatched: list[str] = []
     low_agreement: list[str] = []
@@ -208,6 +247,8 @@ def evaluate_folders(results_dir: str | os.PathLike, gt_dir: str | os.PathLike,
                     len(low_agreement), len(ids))
     job = dict(job or {"results": str(results_dir), "gt": str(gt_dir),
                        "masks": None if masks_dir is None else str(masks_dir)})
+    if name:
+        job["model"] = name  # else tables name the model after the results folder
     proto = dict(protocol or {})
     if masks is not None and masks.sha256 and "maskset_sha256" not in proto:
         proto["maskset_sha256"] = masks.sha256
@@ -219,6 +260,7 @@ def evaluate_folders(results_dir: str | os.PathLike, gt_dir: str | os.PathLike,
     record, df = ev.finalize(batches, job, proto)
     record.provenance["inputs"] = {"results": str(results_dir), "gt": str(gt_dir), "masks": job.get("masks"),
                                    "mask_polarity": mask_polarity, "mismatched": mismatched}
+    record.provenance["threads"] = tp.describe()
     if protocol_name is not None:
         from matbench import protocols
 

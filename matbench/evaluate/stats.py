@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,9 @@ import numpy as np
 import torch
 
 from matbench.results import MetricValue
+
+# seconds spent resampling, summed over the process; Evaluator.finalize reports its share as "bootstrap"
+BOOTSTRAP_CLOCK = {"s": 0.0}
 
 
 def _ci_pair(out: Any) -> tuple[float | None, float | None]:
@@ -89,7 +93,11 @@ def _bootstrap(stat: Callable[[np.ndarray], float], n: int, n_resamples: int, se
         return None, None
     from matbench.metrics import bootstrap
 
-    return _ci_pair(bootstrap.bootstrap_ci(stat, n, n_resamples, seed, method=method))
+    t0 = time.perf_counter()
+    try:
+        return _ci_pair(bootstrap.bootstrap_ci(stat, n, n_resamples, seed, method=method))
+    finally:
+        BOOTSTRAP_CLOCK["s"] += time.perf_counter() - t0
 
 
 def _mean_metric(values: np.ndarray, n_resamples: int, seed: int) -> MetricValue:
@@ -98,5 +106,7 @@ def _mean_metric(values: np.ndarray, n_resamples: int, seed: int) -> MetricValue
     if n_resamples > 0 and v.size >= 2:
         from matbench.metrics import bootstrap
 
+        t0 = time.perf_counter()
         lo, hi = _ci_pair(bootstrap.mean_ci(v, n_resamples=n_resamples, seed=seed))
+        BOOTSTRAP_CLOCK["s"] += time.perf_counter() - t0
     return MetricValue(value=float(v.mean()), ci_low=lo, ci_high=hi, n=int(v.size))

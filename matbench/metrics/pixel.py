@@ -86,9 +86,76 @@ def _check_batch(real: torch.Tensor, fake: torch.Tensor) -> None:
         raise ValueError(f"images must be larger than 10x10, got {tuple(real.shape[2:])}")
 
 
-def pixel_metrics_batch(real: torch.Tensor, fake: torch.Tensor) -> dict[str, np.ndarray]:
-    """Per-image {"psnr", "ssim", "l1"} [N] (float64) for uint8 [N, C, H, W] batches, on the tensors' device."""
+BACKENDS = ("auto", "numba", "opencv", "torch")
+
+
+def pixel_metrics_batch(real: torch.Tensor, fake: torch.Tensor, backend: str = "auto") -> dict[str, np.ndarray]:
+    """Per-image {"psnr", "ssim", "l1"} [N] (float64) for uint8 [N, C, H, W] batches.
+
+    All backends are float64 and follow the definitions above; they differ only in the order of additions.
+    "auto": CPU tensors use the fused numba kernel (matbench.metrics.pixel_cpu) when numba is installed,
+    else "opencv" (separable cv2 filtering of the whole batch); tensors on a GPU use "torch" on their device.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown pixel-metric backend {backend!r}; use one of {', '.join(BACKENDS)}")
     _check_batch(real, fake)
+    if backend == "auto":
+        from matbench.metrics import pixel_cpu
+
+        backend = "torch" if real.device.type != "cpu" else ("numba" if pixel_cpu.AVAILABLE else "opencv")
+    if backend == "torch":
+        return _batch_torch(real, fake)
+    a = real.detach().cpu().numpy()
+    b = fake.detach().cpu().numpy()
+    if backend == "numba":
+        from matbench.metrics.pixel_cpu import pixel_sums
+
+        sse, sae, ssim_sum = pixel_sums(a, b, _TAPS, _C1, _C2)
+    else:
+        sse, sae, ssim_sum = _sums_opencv(a, b)
+    n, c, h, w = a.shape
+    sse, sae, ssim_sum = (x.reshape(n, c).sum(axis=1) for x in (sse, sae, ssim_sum))
+    with np.errstate(divide="ignore"):
+        mse = sse / (c * h * w)
+        psnr_v = 20.0 * np.log10(255.0 / np.sqrt(mse))  # mse 0 -> +inf, as MAT
+    return {"psnr": psnr_v, "ssim": ssim_sum / (c * (h - 2 * _RADIUS) * (w - 2 * _RADIUS)),
+            "l1": sae / (c * h * w) / 255.0}
+
+
+def _sums_opencv(a: np.ndarray, b: np.ndarray, chunk_bytes: int = 64 << 20) -> tuple[np.ndarray, ...]:
+    """Per plane sums (as pixel_cpu.pixel_sums) with cv2.sepFilter2D on planes stacked vertically.
+
+    Stacking is exact: an output row kept after the crop only reads rows of its own plane. Planes go through
+    in chunks of about `chunk_bytes` of float64 maps, so memory stays bounded for large batches.
+    """
+    import cv2
+
+    n, c, h, w = a.shape
+    a = a.reshape(n * c, h, w)
+    b = b.reshape(n * c, h, w)
+    d = a.astype(np.int32) - b.astype(np.int32)
+    sse = (d * d).reshape(n * c, -1).sum(axis=1).astype(np.float64)  # integer sums: exact
+    sae = np.abs(d).reshape(n * c, -1).sum(axis=1).astype(np.float64)
+    k = _TAPS.reshape(-1, 1)
+    r = _RADIUS
+    step = max(1, chunk_bytes // (4 * h * w * 8))
+    ssim_sum = np.empty(n * c)
+    for i in range(0, n * c, step):
+        ai = a[i:i + step].astype(np.int32)
+        bi = b[i:i + step].astype(np.int32)
+        maps = np.empty((4, *ai.shape), np.float64)
+        maps[0], maps[1], maps[2], maps[3] = ai, bi, ai * ai + bi * bi, ai * bi
+        f = cv2.sepFilter2D(maps.reshape(-1, w), cv2.CV_64F, k, k).reshape(maps.shape)[..., r:-r, r:-r]
+        mu1, mu2, sq, ab = f
+        m12 = mu1 * mu2
+        m11 = mu1 * mu1 + mu2 * mu2
+        ssim_map = ((2 * m12 + _C1) * (2 * (ab - m12) + _C2)) / ((m11 + _C1) * (sq - m11 + _C2))
+        ssim_sum[i:i + step] = ssim_map.reshape(ssim_map.shape[0], -1).sum(axis=1)
+    return sse, sae, ssim_sum
+
+
+def _batch_torch(real: torch.Tensor, fake: torch.Tensor) -> dict[str, np.ndarray]:
+    """Depthwise float64 convolution on the tensors' device (the GPU path)."""
     with torch.no_grad():
         a = real.to(torch.float64)
         b = fake.to(torch.float64)

@@ -72,6 +72,7 @@ def prepare_maskset(m: MaskSetSpec, resolution: int, n: int, run_dir: Path) -> P
     """Generated sets are written once as MaskSet directories under RUN_DIR/masksets; imported ones are checked."""
     if m.path is None and not _have_maskset_module():
         return _hash_on_the_fly(m, resolution, n)
+    from matbench.data.masks import generator_params
     from matbench.data.maskset import MaskSet, make_maskset
 
     if m.path is not None:
@@ -87,12 +88,13 @@ def prepare_maskset(m: MaskSetSpec, resolution: int, n: int, run_dir: Path) -> P
     if out.is_dir():
         with contextlib.suppress(Exception):
             ms = MaskSet.open(out)
-        if ms is not None and len(ms.names) != n:
+        if ms is not None and (len(ms.names) != n or ms.meta.get("params", {}).get("hole_range")
+                               != generator_params(m.kind, resolution, m.hole_range).get("hole_range")):
             ms = None
         if ms is None:
             shutil.rmtree(out)
     if ms is None:
-        make_maskset(m.kind, n, resolution, m.seed, out)
+        make_maskset(m.kind, n, resolution, m.seed, out, hole_range=m.hole_range)
         ms = MaskSet.open(out)
     return PreparedMaskSet(m.name, resolution, out, ms.sha256, m.kind, m.seed)
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 
 from matbench.evaluate.hooks import DatasetContext, MetricGlue
-from matbench.evaluate.stats import _ci_pair
+from matbench.evaluate.stats import BOOTSTRAP_CLOCK, _ci_pair
 from matbench.results import MetricValue
 
 log = logging.getLogger("matbench.evaluate")
@@ -43,7 +44,9 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, nb: int, seed: int, dev
         if ind is not None and nb > 0:
             from matbench.metrics import bootstrap
 
+            t0 = time.perf_counter()
             lo, hi = _ci_pair(bootstrap.mean_ci(ind[name].astype(np.float64), n_resamples=nb, seed=seed))
+            BOOTSTRAP_CLOCK["s"] += time.perf_counter() - t0
         out[name] = MetricValue(pr[name], lo, hi, n, extra={"k": K, "features": "vgg16 fc2"})
     return out
 

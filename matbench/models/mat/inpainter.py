@@ -27,6 +27,7 @@ from matbench import seeding
 from matbench.errors import SpecError, WeightsError
 from matbench.models.base import Inpainter, Requirements, register_model
 from matbench.models.mat.network import NOISE_MODES, Generator, build_generator
+from matbench.models.options import Option
 from matbench.weights import WeightsFile, register_weights
 
 PRECISIONS = ("fp32", "tf32", "bf16")
@@ -217,7 +218,20 @@ def _resolve_weights(weights: str | Path | None, resolution: int | None) -> tupl
 
 @register_model("mat", description="MAT: Mask-Aware Transformer (CVPR 2022), our port of the official generator",
                 requires=Requirements(weights=(DEFAULT_WEIGHTS[512],), size_multiple=512, samples=True,
-                                      native_resolution=512))
+                                      native_resolution=512),
+                options=(
+                    Option("weights", "path", None, "checkpoint (.pkl / .pth / .safetensors) or registered name "
+                           "(mat-places512-fulldata, ...); default by resolution"),
+                    Option("resolution", "int", None, "network resolution (default: from the weights, else 512)",
+                           choices=(256, 512)),
+                    Option("truncation_psi", "float", 1.0, "truncation of the style vector (1 = none, as the paper)"),
+                    Option("noise_mode", "str", "const", "synthesis noise", choices=NOISE_MODES),
+                    Option("smoke", "bool", False, "deterministic random weights (outputs are meaningless)"),
+                    Option("device", "str", "cpu", "cpu, cuda, cuda:N"),
+                    Option("precision", "str", "fp32", "matmul/conv precision", choices=PRECISIONS),
+                    Option("batch_forward", "bool", False, "one forward per batch (faster; per-image randomness "
+                           "still from (seed, id))"),
+                ))
 def mat(weights: str | Path | None = None, resolution: int | None = None, truncation_psi: float = 1.0,
         noise_mode: str = "const", smoke: bool = False, device: str = "cpu", precision: str = "fp32",
         batch_forward: bool = False) -> MATInpainter:

@@ -1,0 +1,117 @@
+"""CPU thread budget: DataLoader workers plus intra-op threads never exceed the cores we may use.
+
+Oversubscription is what the system time of a CPU evaluation was made of (torch's and OpenCV's thread
+pools, numba's and the BLAS pool each sized to the machine, plus DataLoader workers each starting its own):
+idle threads spin and yield against each other. `plan` splits the cores between reading workers (one
+thread each) and the compute threads of the main process; `limited` applies the compute count to every
+pool we use (torch, OpenCV, numba, BLAS/OpenMP via threadpoolctl) and restores them afterwards;
+`worker_init` pins a DataLoader worker to one thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+
+def available_cores() -> int:
+    """CPUs this process may run on: the affinity mask, capped by a cgroup (container) CPU quota."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    try:  # cgroup v2: "max 100000" or "<quota> <period>"
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, int(int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, n)
+
+
+@dataclass(frozen=True)
+class ThreadPlan:
+    workers: int  # DataLoader worker processes, one thread each
+    intra_op: int  # compute threads of the main process
+    cores: int
+
+    def describe(self) -> dict:
+        return {"cores": self.cores, "workers": self.workers, "intra_op_threads": self.intra_op}
+
+
+def plan(workers: int | None = None, threads: int | None = None, cores: int | None = None) -> ThreadPlan:
+    """Workers + intra-op threads <= cores. None means automatic: one reading worker when there are 2 or
+    more cores (image decoding then overlaps compute), all other cores for compute. Requests that do not
+    fit are reduced (with a log line), compute threads last."""
+    cores = available_cores() if cores is None else max(1, int(cores))
+    if workers is not None and workers < 0:
+        raise ValueError(f"workers must be >= 0, got {workers}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    w = (1 if cores >= 2 else 0) if workers is None else int(workers)
+    w = min(w, cores - 1)
+    t = cores - w if threads is None else min(int(threads), cores - w)
+    if (workers is not None and w != workers) or (threads is not None and t != threads):
+        log.info("thread plan: %d worker(s) x 1 thread + %d compute thread(s) on %d core(s) (asked %s workers, "
+                 "%s threads)", w, t, cores, workers, threads)
+    return ThreadPlan(workers=w, intra_op=max(1, t), cores=cores)
+
+
+def _set_all(n: int, numba_too: bool = True) -> dict:
+    """Set every pool to n threads; returns the previous settings."""
+    import torch
+
+    prev: dict = {"torch": torch.get_num_threads()}
+    torch.set_num_threads(n)
+    with contextlib.suppress(ImportError):
+        import cv2
+
+        prev["cv2"] = cv2.getNumThreads()
+        cv2.setNumThreads(n)
+    if numba_too:
+        with contextlib.suppress(ImportError):
+            import numba
+
+            prev["numba"] = numba.get_num_threads()
+            numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    return prev
+
+
+def _restore(prev: dict) -> None:
+    import torch
+
+    torch.set_num_threads(prev["torch"])
+    if "cv2" in prev:
+        import cv2
+
+        cv2.setNumThreads(prev["cv2"])
+    if "numba" in prev:
+        import numba
+
+        numba.set_num_threads(prev["numba"])
+
+
+@contextlib.contextmanager
+def limited(n: int) -> Iterator[None]:
+    """Run the body with torch, OpenCV, numba and BLAS/OpenMP pools at n threads; restore them after."""
+    from threadpoolctl import threadpool_limits
+
+    prev = _set_all(n)
+    try:
+        with threadpool_limits(limits=n):
+            yield
+    finally:
+        _restore(prev)
+
+
+def worker_init(_worker_id: int) -> None:
+    """DataLoader worker_init_fn: one thread per pool (torch already does this for itself in workers)."""
+    from threadpoolctl import threadpool_limits
+
+    _set_all(1, numba_too=False)  # workers only decode images; starting numba's pool after fork is needless
+    threadpool_limits(limits=1)
