@@ -267,7 +267,10 @@ def _write_spec(tmp_path: Path, spec: dict) -> Path:
 
 # --------------------------------------------------------------------------- declared model options
 
-BUILTIN_MODELS = ("mat", "lama", "comodgan", "opencv-telea", "opencv-ns", "mean-fill", "precomputed")
+BUILTIN_MODELS = ("mat", "lama", "comodgan", "opencv-telea", "opencv-ns", "mean-fill", "precomputed", "migan",
+                  "diffusers")
+# Models whose factory takes `device` from the framework without declaring it.
+DEVICE_UNDECLARED = ("opencv-telea", "opencv-ns", "mean-fill", "migan", "diffusers")
 
 
 @pytest.mark.parametrize("name", BUILTIN_MODELS)
@@ -281,7 +284,7 @@ def test_every_builtin_model_declares_its_factory_options(name: str) -> None:
     assert info.options is not None, f"{name} declares no options"
     params = {k: p for k, p in inspect.signature(info.factory).parameters.items() if p.kind is p.POSITIONAL_OR_KEYWORD}
     declared = {o.name: o for o in info.options}
-    assert set(declared) == set(params) - ({"device"} if name.startswith(("opencv", "mean")) else set())
+    assert set(declared) == set(params) - ({"device"} if name in DEVICE_UNDECLARED else set())
     for k, o in declared.items():
         assert o.default == params[k].default, (name, k)
         assert o.check(o.default) is None, (name, k)

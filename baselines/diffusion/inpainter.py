@@ -40,7 +40,7 @@ PIPELINES = {
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 REQUIRES = Requirements(weights=(), size_multiple=8, samples=True, native_resolution=None)
 
-# Declared options (plain data; the model-options schema of the `faults` branch can adopt it).
+# Declared options, as module data (matbench.models.options): unknown or ill-typed options are refused.
 OPTIONS: dict[str, dict[str, Any]] = {
     "weights": {"type": "str", "default": None, "help": "hub id or local pipeline folder"},
     "model_id": {"type": "str", "default": None,
@@ -246,7 +246,7 @@ def set_scheduler(pipe: Any, scheduler: str | None) -> None:
 
 
 @register_model("diffusers", description="any diffusers inpainting pipeline (SD, SDXL, FLUX Fill; optional extra)",
-                requires=REQUIRES)
+                requires=REQUIRES, options=OPTIONS)
 def diffusers_model(weights: str | None = None, model_id: str | None = None, pipeline: str = "auto", prompt: str = "",
                     prompt_file: str | None = None, negative_prompt: str = "", steps: int = 50,
                     guidance_scale: float | None = None, strength: float = 1.0, scheduler: str | None = None,

@@ -51,7 +51,7 @@ FITS = ("pad", "resize")
 # Only the default file is required (the runner checks every listed file before a run).
 REQUIRES = Requirements(weights=(DEFAULT_WEIGHTS,), size_multiple=1, samples=False, native_resolution=512)
 
-# Declared options (plain data; the model-options schema of the `faults` branch can adopt it).
+# Declared options, as module data (matbench.models.options): unknown or ill-typed options are refused.
 OPTIONS: dict[str, dict[str, Any]] = {
     "weights": {"type": "str", "default": DEFAULT_WEIGHTS, "help": "registry name or a .pt/.safetensors path"},
     "quantize": {"type": "str", "default": "trunc", "choices": list(QUANTIZE),
@@ -158,7 +158,7 @@ def _resolve(weights: str) -> Path:
 
 
 @register_model("migan", description="MI-GAN (Picsart, ICCV 2023): light mobile inpainting GAN, our port",
-                requires=REQUIRES)
+                requires=REQUIRES, options=OPTIONS)
 def migan(weights: str = DEFAULT_WEIGHTS, smoke: bool = False, device: str = "cpu", quantize: str = "trunc",
           resolution: int = 512, fit: str = "pad") -> Inpainter:
     """MI-GAN at 512 (Places2) by default; `smoke=True` uses deterministic random weights (labelled smoke).
