@@ -5,7 +5,7 @@
 `main(argv) -> int` (dashes in SUITE become underscores), e.g. `python bench.py pipeline --json`.
 
 Runs each area's `matbench/bench/<area>.py` `run(quick, device)` that is present (masks, metrics,
-features, mat, lama, comodgan; missing ones are noted and skipped), then its own end-to-end job
+features, mat, lama, comodgan, migan; missing ones are noted and skipped), then its own end-to-end job
 (load -> masks -> model -> features/metrics -> results, through matbench.runner) with images/s and
 memory peaks, and torch-fidelity's `calculate_metrics` FID on the same images for comparison
 (same Inception weights: the released file if cached, else the same smoke weights, saved to a
@@ -27,7 +27,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-AREAS = ("masks", "metrics", "features", "mat", "lama", "comodgan")
+AREAS = ("masks", "metrics", "features", "mat", "lama", "comodgan", "migan")
 
 
 def _rss_peak_mb() -> float:

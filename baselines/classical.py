@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from matbench.models.base import Inpainter, Requirements, register_model
+from matbench.models.options import Option
 
 
 class OpenCVInpainter(Inpainter):
@@ -64,16 +65,19 @@ class MeanFillInpainter(Inpainter):
         return torch.where(hole.expand_as(images), fill, images)
 
 
-@register_model("opencv-telea", description="OpenCV Telea (fast marching) inpainting; no weights")
+RADIUS = Option("radius", "float", 3.0, "neighbourhood radius in pixels (cv2.inpaint's inpaintRadius), > 0")
+
+
+@register_model("opencv-telea", description="OpenCV Telea (fast marching) inpainting; no weights", options=(RADIUS,))
 def opencv_telea(radius: float = 3.0, **_: Any) -> Inpainter:
     return OpenCVInpainter("telea", radius)
 
 
-@register_model("opencv-ns", description="OpenCV Navier-Stokes inpainting; no weights")
+@register_model("opencv-ns", description="OpenCV Navier-Stokes inpainting; no weights", options=(RADIUS,))
 def opencv_ns(radius: float = 3.0, **_: Any) -> Inpainter:
     return OpenCVInpainter("ns", radius)
 
 
-@register_model("mean-fill", description="Mean colour of the known pixels; no weights")
+@register_model("mean-fill", description="Mean colour of the known pixels; no weights", options=())
 def mean_fill(**_: Any) -> Inpainter:
     return MeanFillInpainter()

@@ -24,6 +24,7 @@ import torch
 from matbench.errors import InputError, SpecError
 from matbench.io import read_image
 from matbench.models.base import Inpainter, Requirements, register_model
+from matbench.models.options import Option
 
 
 class PrecomputedInpainter(Inpainter):
@@ -84,7 +85,10 @@ class PrecomputedInpainter(Inpainter):
 
 
 @register_model("precomputed", description="A folder of precomputed result images, paired with inputs by id",
-                requires=Requirements())
+                requires=Requirements(),
+                options=(Option("path", "path", None, "folder of result images, paired by id; may contain '{sample}' "
+                                "(one folder per sample)"),
+                         Option("device", "str", "cpu", "device the results are moved to")))
 def precomputed(path: str | None = None, device: str = "cpu") -> Inpainter:
     """Results read from `path` (a folder; may contain '{sample}') instead of running a network."""
     if not path:

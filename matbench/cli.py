@@ -66,6 +66,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"matbench: error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:
+        from matbench.io import disk_full_error, is_disk_full
+
+        if not is_disk_full(e) or args.verbose:  # other OS errors keep their traceback (a bug to report)
+            raise
+        # A full disk outside matbench's own writers (a library's file, a log): one line, not a traceback.
+        err = disk_full_error(e.filename or ".")
+        print(f"matbench: error: {err}", file=sys.stderr)
+        return err.exit_code
     except KeyboardInterrupt:
         print("matbench: interrupted (completed work is kept; rerun to resume)", file=sys.stderr)
         return 130

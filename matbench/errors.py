@@ -22,3 +22,7 @@ class WeightsError(MatbenchError):
 
 class SpecError(MatbenchError):
     """A benchmark spec (or CLI option) is invalid; the message names the key."""
+
+
+class DiskFullError(MatbenchError):
+    """No space left (ENOSPC / EDQUOT) while writing a file; the message names the path and the space needed."""

@@ -237,6 +237,9 @@ def default_cache_dir() -> Path:
     return (Path(root) if root else Path.home() / ".cache" / "matbench") / "features"
 
 
+_WARNED_FULL: set[str] = set()  # caches already reported full in this process (warn once, not per job)
+
+
 class FeatureCache:
     """SQLite store of features keyed by (extractor key, image content sha256).
 
@@ -249,6 +252,7 @@ class FeatureCache:
     def __init__(self, directory: str | os.PathLike | None = None) -> None:
         self.dir = Path(directory) if directory is not None else default_cache_dir()
         self.path = self.dir / self.FILENAME
+        self.disabled = False  # set when the disk is full: features are then computed, not stored
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             with self._connect() as con:
@@ -256,7 +260,23 @@ class FeatureCache:
                             "dtype TEXT NOT NULL, dim INTEGER NOT NULL, data BLOB NOT NULL, "
                             "PRIMARY KEY (extractor, image))")
         except (OSError, sqlite3.Error) as e:
+            if _disk_full(e):
+                self._disable(e)
+                return
             raise InputError(f"{self.path}: cannot open the feature cache ({e})") from None
+
+    def _disable(self, e: BaseException) -> None:
+        """A full disk must not stop a run: warn once, then compute every feature without storing it."""
+        if not self.disabled and str(self.path) not in _WARNED_FULL:
+            from matbench.io import free_bytes
+
+            _WARNED_FULL.add(str(self.path))
+
+            free = free_bytes(self.dir)
+            log.warning("%s: the disk is full (%s; %s bytes free), so the feature cache is off for the rest of this "
+                        "run: features are computed but not stored (free space to cache them next time)",
+                        self.path, e, "unknown" if free is None else f"{free:,}")
+        self.disabled = True
 
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=120.0)
@@ -265,8 +285,16 @@ class FeatureCache:
 
     def get_many(self, extractor_key: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
+        if self.disabled:
+            return out
         uniq = list(dict.fromkeys(hashes))
-        con = self._connect()
+        try:
+            con = self._connect()
+        except (OSError, sqlite3.Error) as e:  # opening WAL mode writes; a full disk fails here
+            if not _disk_full(e):
+                raise
+            self._disable(e)
+            return out
         try:
             for i in range(0, len(uniq), 500):
                 chunk = uniq[i:i + 500]
@@ -279,6 +307,8 @@ class FeatureCache:
         return out
 
     def put_many(self, extractor_key: str, hashes: Sequence[str], feats: np.ndarray) -> None:
+        if self.disabled:
+            return
         rows = []
         for h, f in zip(hashes, feats, strict=True):
             f = np.asarray(f, dtype=np.float64)
@@ -286,12 +316,18 @@ class FeatureCache:
             # features come out of float32 networks; store float32 when that is lossless
             a = f32 if np.array_equal(f32.astype(np.float64), f) else f
             rows.append((extractor_key, h, a.dtype.str, a.shape[0], a.tobytes()))
-        con = self._connect()
+        con = None
         try:
-            with con:  # one transaction
+            con = self._connect()
+            with con:  # one transaction (rolled back on error, so the cache stays consistent)
                 con.executemany("INSERT OR REPLACE INTO features VALUES (?,?,?,?,?)", rows)
+        except (OSError, sqlite3.Error) as e:
+            if not _disk_full(e):
+                raise
+            self._disable(e)
         finally:
-            con.close()
+            if con is not None:
+                con.close()
 
     def count(self, extractor_key: str | None = None) -> int:
         con = self._connect()
@@ -301,6 +337,15 @@ class FeatureCache:
             return con.execute("SELECT COUNT(*) FROM features WHERE extractor=?", (extractor_key,)).fetchone()[0]
         finally:
             con.close()
+
+
+def _disk_full(e: BaseException) -> bool:
+    """sqlite's SQLITE_FULL ("database or disk is full") or an ENOSPC/EDQUOT OSError."""
+    from matbench.io import is_disk_full
+
+    if isinstance(e, sqlite3.Error):
+        return getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(e)
+    return is_disk_full(e)
 
 
 def extract_cached(extractor: FeatureExtractor, images: torch.Tensor, cache: FeatureCache | None,

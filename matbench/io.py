@@ -6,11 +6,14 @@ never leaves a half-written result behind (reruns resume from what is on disk).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,14 +22,77 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from matbench.errors import InputError
+from matbench.errors import DiskFullError, InputError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (/proc), since output threads write files."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:  # fallback: set and restore (brief, and serialised among our own writers)
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def default_file_mode() -> int:
+    """The mode a plain open(path, "w") would give a new file under the current umask (e.g. 0o644)."""
+    return 0o666 & ~current_umask()
+
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def free_bytes(path: str | os.PathLike) -> int | None:
+    """Free space (bytes) on the file system holding `path` (its nearest existing parent), or None."""
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return shutil.disk_usage(p).free
+    except OSError:
+        return None
+
+
+def disk_full_error(path: str | os.PathLike, need: int | None = None) -> DiskFullError:
+    """One-line error for a full disk: the path, the free space there and (when known) what the file needs."""
+    free = free_bytes(path)
+    have = f"{_human(free)} free there" if free is not None else "free space unknown"
+    needs = f"; this file needs about {_human(need)}" if need else ""
+    return DiskFullError(f"{path}: no space left on the device ({have}{needs}); free some space (or write to "
+                         "another disk) and rerun: completed work is kept")
+
+
+def is_disk_full(e: BaseException) -> bool:
+    return isinstance(e, OSError) and e.errno in DISK_FULL_ERRNOS
+
+
 @contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; on success it replaces `path` atomically."""
+def atomic_path(path: str | os.PathLike, size_hint: int | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; on success it replaces `path` atomically.
+
+    mkstemp creates the temporary file 0600 and the rename keeps that mode; the file is given the umask's normal
+    mode before the rename, so results (and the report's hard links to them) are readable as any file the user
+    writes would be.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
@@ -34,14 +100,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, default_file_mode())
         os.replace(tmp_path, path)
+    except OSError as e:
+        if not is_disk_full(e):
+            raise
+        written = tmp_path.stat().st_size if tmp_path.exists() else 0
+        tmp_path.unlink(missing_ok=True)  # free what the partial file took before measuring
+        raise disk_full_error(path, max(size_hint or 0, written) or None) from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    with atomic_path(path) as tmp:
+    with atomic_path(path, size_hint=len(data)) as tmp:
         tmp.write_bytes(data)
 
 
@@ -125,5 +198,5 @@ def save_png(path: str | os.PathLike, array: np.ndarray) -> None:
     """Save uint8 HxW or HxWx3 as PNG atomically."""
     if array.dtype != np.uint8:
         raise TypeError(f"save_png expects uint8, got {array.dtype}")
-    with atomic_path(path) as tmp:
+    with atomic_path(path, size_hint=array.nbytes) as tmp:  # raw size: a PNG is at most about that
         Image.fromarray(array).save(tmp, format="PNG")

@@ -27,7 +27,7 @@ spec file. See docs/runner.md for the full key reference; examples/specs/ has a 
     name = "mat"
     weights = "weights/Places_512_FullData.pkl"
     samples = 5                      # k samples per image -> diversity (pluralistic models)
-    options = { truncation = 1.0 }
+    options = { truncation_psi = 1.0 }  # declared per model: `matbench models mat` lists them
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ POLICIES = ("mat-val", "resize-crop")
 KNOWN_METRICS = ("fid", "pids", "uids", "lpips", "pr", "kid", "psnr", "ssim", "l1")  # matbench.evaluate.ALL_METRICS
 DEFAULT_METRICS = ("fid", "pids", "uids", "lpips")
 GENERALIZATION_RESOLUTIONS = (512, 1024)
+PRECISIONS = ("fp32", "tf32", "bf16")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
@@ -64,6 +65,7 @@ class MaskSetSpec:
     kind: str | None = None  # generated ...
     path: Path | None = None  # ... or imported (a MaskSet directory)
     seed: int = 0
+    hole_range: tuple[float, float] | None = None  # MAT kinds: official RandomMask hole_range [lo, hi]
 
 
 @dataclass
@@ -75,6 +77,10 @@ class ModelSpec:
     samples: int = 1
     options: dict[str, Any] = field(default_factory=dict)
     key: str = ""  # "models[i]" for messages
+    precision: str = "fp32"  # fp32 | tf32 | bf16 (autocast); known pixels stay exact in every mode
+    channels_last: bool = False
+    compile: bool = False  # torch.compile the model's networks
+    batch_size: int | None = None  # this model's batch size (default: the run's)
 
 
 @dataclass
@@ -91,8 +97,11 @@ class Spec:
     device: str = "auto"
     generalization: bool = False
     smoke: bool | str = False  # metric networks: False | True | "auto"
-    save_outputs: bool = True
+    save_outputs: str = "all"  # all | none | sample:N (a fixed, seeded sample of N ids per dataset)
     save_inputs: bool = True
+    pipeline: bool = True  # false: the stages of a batch run one after the other (the serial reference)
+    input_workers: int = 0  # threads of the input / output stages; 0 = from the available cores
+    output_workers: int = 0
     fid_convention: str = "mat"
     lpips_net: str = "alex"
     n_bootstrap: int = 200
@@ -109,14 +118,23 @@ class Spec:
             "name": self.name, "output": p(self.output), "seed": self.seed, "batch_size": self.batch_size,
             "device": self.device, "resolutions": self.resolutions, "generalization": self.generalization,
             "metrics": self.metrics, "smoke": self.smoke, "save_outputs": self.save_outputs,
-            "save_inputs": self.save_inputs, "fid_convention": self.fid_convention, "lpips_net": self.lpips_net,
+            "save_inputs": self.save_inputs, "pipeline": self.pipeline, "input_workers": self.input_workers,
+            "output_workers": self.output_workers, "fid_convention": self.fid_convention, "lpips_net": self.lpips_net,
             "n_bootstrap": self.n_bootstrap, "cache_dir": p(self.cache_dir), "source": p(self.source),
             "datasets": [{"name": d.name, "preset": d.preset, "path": p(d.path), "policy": d.policy,
                           "limit": d.limit} for d in self.datasets],
-            "masksets": [{"name": m.name, "kind": m.kind, "path": p(m.path), "seed": m.seed} for m in self.masksets],
+            "masksets": [{"name": m.name, "kind": m.kind, "path": p(m.path), "seed": m.seed,
+                          **({"hole_range": list(m.hole_range)} if m.hole_range else {})} for m in self.masksets],
             "models": [{"label": m.label, "name": m.name, "weights": p(m.weights), "smoke": m.smoke,
-                        "samples": m.samples, "options": m.options} for m in self.models],
+                        "samples": m.samples, "options": m.options, **_speed_keys(m)} for m in self.models],
         }
+
+
+def _speed_keys(m: ModelSpec) -> dict[str, Any]:
+    """A model's speed keys that differ from the defaults (so specs without them serialize as before)."""
+    keys = {"precision": m.precision, "channels_last": m.channels_last, "compile": m.compile,
+            "batch_size": m.batch_size}
+    return {k: v for k, v in keys.items() if v not in ("fp32", False, None)}
 
 
 # --------------------------------------------------------------------------- reading
@@ -173,8 +191,11 @@ def parse_spec(data: dict[str, Any], base_dir: str | Path = ".", source: Path | 
     smoke = r.get("smoke", False)
     if smoke not in (True, False, "auto"):
         raise SpecError(f"{where}smoke: must be true, false or \"auto\", got {smoke!r}")
-    save_outputs = r.bool("save_outputs", True)
+    save_outputs = _save_outputs(r.get("save_outputs", "all"), where)
     save_inputs = r.bool("save_inputs", True)
+    pipeline = r.bool("pipeline", True)
+    input_workers = r.int("input_workers", 0, minimum=0)
+    output_workers = r.int("output_workers", 0, minimum=0)
     fid_convention = r.str("fid_convention", "mat")
     if fid_convention not in ("mat", "torch-fidelity"):
         raise SpecError(f"{where}fid_convention: must be mat or torch-fidelity, got {fid_convention!r}")
@@ -207,9 +228,19 @@ def parse_spec(data: dict[str, Any], base_dir: str | Path = ".", source: Path | 
     return Spec(name=name, output=out_path, datasets=datasets, masksets=masksets, models=models,
                 resolutions=list(resolutions), metrics=list(metrics), seed=seed, batch_size=batch_size,
                 device=device, generalization=generalization, smoke=smoke, save_outputs=save_outputs,
-                save_inputs=save_inputs, fid_convention=fid_convention, lpips_net=lpips_net,
+                save_inputs=save_inputs, pipeline=pipeline, input_workers=input_workers,
+                output_workers=output_workers, fid_convention=fid_convention, lpips_net=lpips_net,
                 n_bootstrap=n_bootstrap, cache_dir=_path(cache_dir, base) if cache_dir else None,
                 source=source, raw=raw)
+
+
+def _save_outputs(v: Any, where: str) -> str:
+    """true/false (older specs) or "all" | "none" | "sample:N" -> the string form."""
+    if v is True or v is False:
+        return "all" if v else "none"
+    if isinstance(v, str) and (v in ("all", "none") or re.fullmatch(r"sample:[1-9]\d*", v)):
+        return v
+    raise SpecError(f"{where}save_outputs: must be \"all\", \"none\" or \"sample:N\" (N >= 1), got {v!r}")
 
 
 def _feature_metric(name: str) -> bool:
@@ -257,11 +288,18 @@ def _maskset(d: dict[str, Any], key: str, base: Path, where: str, seed: int, che
     path = _path(path_s, base) if path_s else None
     if check and path is not None and not path.is_dir():
         raise SpecError(f"{where}{key}.path: {path} is not a directory")
+    if check and path is not None:
+        from matbench.data.maskset import check_maskset_dir  # 0/1 masks, hole ratio 0 or 1 everywhere
+
+        check_maskset_dir(path, f"{where}{key}.path")
     name = r.str("name", kind if kind else path.name)  # type: ignore[union-attr]
     _check_name(name, f"{key}.name", where)
     ms_seed = r.int("seed", seed)
+    from matbench.data.masks import spec_hole_range
+
+    hole_range = spec_hole_range(r.get("hole_range", None), kind, f"{where}{key}.hole_range")
     r.finish()
-    return MaskSetSpec(name=name, kind=kind, path=path, seed=ms_seed)
+    return MaskSetSpec(name=name, kind=kind, path=path, seed=ms_seed, hole_range=hole_range)
 
 
 def _model(d: dict[str, Any], key: str, base: Path, where: str, check: bool) -> ModelSpec:
@@ -292,9 +330,21 @@ def _model(d: dict[str, Any], key: str, base: Path, where: str, check: bool) -> 
     for k in ("weights", "smoke", "device"):
         if k in options:
             raise SpecError(f"{where}{key}.options.{k}: set {k} on the model itself, not in options")
+    precision = r.str("precision", "fp32")
+    if precision not in PRECISIONS:
+        raise SpecError(f"{where}{key}.precision: must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    channels_last = r.bool("channels_last", False)
+    compile_ = r.bool("compile", False)
+    batch_size = r.int("batch_size", None, minimum=1)
+    from matbench.models.options import check_options  # declared options: typos and types refused here
+
+    check_options(name, info.options, options, info.factory, prefix=f"{where}{key}.options.")
+    check_options(name, info.options, {k: v for k, v in (("weights", weights_s), ("smoke", smoke)) if v},
+                  info.factory, prefix=f"{where}{key}.")
     r.finish()
     return ModelSpec(label=label, name=name, weights=weights, smoke=smoke, samples=samples,
-                     options=dict(options), key=key)
+                     options=dict(options), key=key, precision=precision, channels_last=channels_last,
+                     compile=compile_, batch_size=batch_size)
 
 
 def _check_name(name: str, key: str, where: str) -> None:

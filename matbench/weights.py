@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from matbench.errors import WeightsError
-from matbench.io import sha256_file
+from matbench.io import default_file_mode, sha256_file
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,9 @@ class WeightsFile:
     used_by: str = ""  # which model / extractor
     extra: dict = field(default_factory=dict)  # e.g. resolution, mapping depth
     dirname: str | None = None  # an unpacked folder accepted in place of the file (archives)
+    hf_repo: str | None = None  # a Hugging Face mirror (model repository) holding the file
+    hf_filename: str | None = None  # path of the file in that repository (default: filename)
+    hf_revision: str | None = None  # a pinned revision (commit) of the mirror, if known
 
 
 _REGISTRY: dict[str, WeightsFile] = {}
@@ -57,7 +60,7 @@ def _load_all() -> None:
 
     for mod in ("matbench.features", "matbench.extractors.dinov2", "matbench.extractors.clip",
                 "matbench.extractors.pt_inception", "matbench.metrics.lpips", "matbench.models.mat.inpainter",
-                "baselines.lama.inpainter", "baselines.comodgan.inpainter"):
+                "baselines.lama.inpainter", "baselines.comodgan.inpainter", "baselines.migan.inpainter"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as e:
@@ -103,6 +106,10 @@ def verify(entry: WeightsFile, path: Path) -> str:
     digest = sha256_file(path)
     if entry.sha256 and digest != entry.sha256:
         raise WeightsError(f"{path}: sha256 {digest} does not match the expected {entry.sha256} for {entry.name}")
+    recorded = None if entry.sha256 else recorded_sha256(entry.name)
+    if recorded and digest != recorded:
+        raise WeightsError(f"{path}: sha256 {digest} does not match the {recorded} recorded on first download "
+                           f"for {entry.name} ({recorded_hashes_path()})")
     if entry.hash_prefix and not digest.startswith(entry.hash_prefix):
         raise WeightsError(f"{path}: sha256 {digest[:16]}… does not start with {entry.hash_prefix} "
                            f"(the hash prefix in {entry.filename})")
@@ -110,14 +117,99 @@ def verify(entry: WeightsFile, path: Path) -> str:
 
 
 def find(name: str) -> Path | None:
-    """The first existing candidate path (file, or unpacked folder if the entry has one), or None."""
+    """The first existing candidate path (file, or unpacked folder if the entry has one), or None.
+
+    After $MATBENCH_WEIGHTS and the torch hub cache, a file fetched from the entry's Hugging Face
+    mirror is found in the Hugging Face hub cache (looked up on disk only)."""
     entry = get(name)
     for p in candidates(entry):
         if p.is_file():
             return p
         if entry.dirname and (p.parent / entry.dirname).is_dir():
             return p.parent / entry.dirname
-    return None
+    return hf_cached(entry)
+
+
+# --------------------------------------------------------------------------- Hugging Face mirrors
+
+
+def hf_cached(entry: WeightsFile) -> Path | None:
+    """The mirror's file if it is already in the Hugging Face hub cache (no network), else None."""
+    if not entry.hf_repo:
+        return None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    hit = try_to_load_from_cache(entry.hf_repo, entry.hf_filename or entry.filename,
+                                 revision=entry.hf_revision)
+    return Path(hit) if isinstance(hit, str) and Path(hit).is_file() else None
+
+
+def recorded_hashes_path() -> Path:
+    """Where sha256s recorded on first download live (entries without a published hash)."""
+    return (weights_dir() or hub_checkpoints_dir()) / "matbench-recorded-sha256.json"
+
+
+def recorded_sha256(name: str) -> str | None:
+    import json
+
+    p = recorded_hashes_path()
+    if not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text()).get(name, {}).get("sha256")
+    except (ValueError, AttributeError):
+        raise WeightsError(f"{p}: not a valid recorded-hashes file (JSON object name -> {{sha256, source}})") from None
+
+
+def record_sha256(name: str, digest: str, source: str) -> None:
+    """Remember a first download's sha256 (atomic rewrite), so later copies are checked against it."""
+    import json
+
+    p = recorded_hashes_path()
+    data = json.loads(p.read_text()) if p.is_file() else {}
+    data[name] = {"sha256": digest, "source": source}
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, p)
+
+
+def fetch_hf(entry: WeightsFile) -> tuple[Path, str]:
+    """Download the entry's file from its Hugging Face mirror into the hub cache; check or record its sha256.
+
+    Returns (path, note) where note says whether the hash was checked against a pinned or a recorded
+    value, or recorded now (first download)."""
+    if not entry.hf_repo:
+        raise WeightsError(f"weights {entry.name} has no Hugging Face mirror; "
+                           f"{'use --source official' if entry.url else entry.manual or 'get it from the authors'}")
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError:
+        raise WeightsError("fetching from Hugging Face needs huggingface_hub: pip install 'matbench[hub]'") from None
+    fname = entry.hf_filename or entry.filename
+    source = f"hf:{entry.hf_repo}/{fname}" + (f"@{entry.hf_revision}" if entry.hf_revision else "")
+    try:
+        path = Path(hf_hub_download(entry.hf_repo, fname, revision=entry.hf_revision))
+    except Exception as e:  # offline, repo gone, file renamed, no auth
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise WeightsError(f"{source}: download failed ({type(e).__name__}: {msg})") from None
+    digest = sha256_file(path)
+    expected = entry.sha256 or recorded_sha256(entry.name)
+    if expected and digest != expected:
+        kind = "pinned sha256" if entry.sha256 else f"sha256 recorded on first download ({recorded_hashes_path()})"
+        raise WeightsError(f"{path}: sha256 {digest} does not match the {kind} {expected} for {entry.name} "
+                           f"(from {source})")
+    if entry.sha256:
+        note = "sha256 matches the pinned value"
+    elif expected:
+        note = "sha256 matches the value recorded on first download"
+    else:
+        record_sha256(entry.name, digest, source)
+        note = f"no published sha256: recorded {digest} in {recorded_hashes_path()}"
+    return path, note
 
 
 def download(entry: WeightsFile, dest_dir: Path | None = None, timeout: float = 60.0) -> Path:
@@ -140,6 +232,7 @@ def download(entry: WeightsFile, dest_dir: Path | None = None, timeout: float = 
             raise WeightsError(f"download of {entry.url}: sha256 {digest} != expected {entry.sha256}")
         if entry.hash_prefix and not digest.startswith(entry.hash_prefix):
             raise WeightsError(f"download of {entry.url}: sha256 does not start with {entry.hash_prefix}")
+        os.chmod(tmp, default_file_mode())  # mkstemp's 0600 would survive the move
         shutil.move(tmp, dest)
     except WeightsError:
         raise

@@ -93,6 +93,16 @@ class Entry:
         return self.model if self.sample == 0 else f"{self.model} (sample {self.sample})"
 
     @property
+    def model_smoke(self) -> bool:
+        """The model itself ran on random weights: its output images are not real inpaintings."""
+        return smoke_sources(self.record)[0]
+
+    @property
+    def metric_smoke(self) -> bool:
+        """The metric networks were random (or stand-ins): the numbers are smoke, the images may be real."""
+        return smoke_sources(self.record)[1]
+
+    @property
     def path(self) -> Path:
         return self.record.path or self.result_dir / "metrics.json"
 
@@ -185,6 +195,16 @@ class Table:
         res = f"{self.resolution}×{self.resolution}" if self.resolution else "?"
         return f"{self.dataset} @ {res}"
 
+    def column_groups(self) -> list[tuple[str, list[str]]]:
+        """[(mask set, [metrics])] in display order; each mask set appears once."""
+        groups: list[tuple[str, list[str]]] = []
+        for ms, m in self.columns:
+            if groups and groups[-1][0] == ms:
+                groups[-1][1].append(m)
+            else:
+                groups.append((ms, [m]))
+        return groups
+
     def smoke_rows(self) -> set[str]:
         return {r for (r, _), e in self.entries.items() if e.record.smoke}
 
@@ -200,6 +220,28 @@ class Table:
             return set()
         target = max(vals.values()) if info.higher_is_better else min(vals.values())
         return {r for r, v in vals.items() if v == target}
+
+
+def smoke_sources(record: ResultRecord) -> tuple[bool, bool]:
+    """(model ran on random weights, metric networks random) for a record; both False when not smoke.
+
+    The runner records the model's own flag in provenance.weights.model.smoke and the metric networks' in
+    provenance.metric_smoke; `matbench eval` records the metric networks' in provenance.smoke and knows no
+    model. When a smoke record says neither, the smoke cannot be pinned on the metrics, so the model's
+    outputs are treated as smoke too (never show possibly random pictures as real)."""
+    if not record.smoke:
+        return False, False
+    prov = record.provenance if isinstance(record.provenance, dict) else {}
+    weights = prov.get("weights")
+    model = weights.get("model") if isinstance(weights, dict) else None
+    model_smoke = bool(model["smoke"]) if isinstance(model, dict) and "smoke" in model else None
+    metric = prov.get("metric_smoke", prov.get("smoke"))
+    metric_smoke = bool(metric) if metric is not None else None
+    if model_smoke is None:
+        model_smoke = not metric_smoke
+    if metric_smoke is None:
+        metric_smoke = not model_smoke
+    return model_smoke, metric_smoke
 
 
 def maskset_order(name: str) -> tuple[int, str]:
@@ -239,6 +281,15 @@ def _raise(f: str, a: Entry, b: Entry) -> None:
         f"{a.record.protocol.get(f)!r} in {_describe(a)} vs {b.record.protocol.get(f)!r} in {_describe(b)}")
 
 
+def _same_name_advice(a: Entry, b: Entry) -> str:
+    """How to fix two results that share a row label: `matbench eval --name` when a name came from a folder."""
+    from_folder = [x for x in (a, b) if "model" not in x.record.job and x.record.job.get("results")]
+    if from_folder:
+        return (f"{'both are' if len(from_folder) == 2 else 'one is'} `matbench eval` output named after its results "
+                f"folder ({a.model!r}); rerun `matbench eval ... --name NAME` with a distinct name for each model")
+    return "they share a model label: give distinct labels (a spec's [[models]] label = ...) or pass only one of them"
+
+
 def build_tables(entries: Sequence[Entry], metrics: Sequence[str] | None = None) -> list[Table]:
     """Group entries into one Table per (dataset, resolution) after checking protocols.
 
@@ -262,7 +313,7 @@ def build_tables(entries: Sequence[Entry], metrics: Sequence[str] | None = None)
             key = (e.row_label, e.maskset)
             if key in t.entries:
                 raise InputError(f"two results for {e.row_label} on {dataset}/{e.maskset} @ {res}: "
-                                 f"{t.entries[key].path} and {e.path}; pass only one of them")
+                                 f"{t.entries[key].path} and {e.path}; " + _same_name_advice(t.entries[key], e))
             t.entries[key] = e
             if e.row_label not in rows:
                 rows.append(e.row_label)
@@ -271,13 +322,14 @@ def build_tables(entries: Sequence[Entry], metrics: Sequence[str] | None = None)
                     t.cells[(e.row_label, e.maskset, m)] = v
         present = {m for (_, _, m) in t.cells}
         wanted = list(metrics) if metrics is not None else list(METRIC_INFO)
-        blocks = [[m for m in wanted if m in PRIMARY_METRICS and m in present],
-                  [m for m in wanted if m in SECONDARY_METRICS and m in present]]
-        for block in blocks:
-            for ms in masksets:
-                for m in block:
-                    if any((r, ms, m) in t.cells for r in rows):
-                        t.columns.append((ms, m))
+        # Each mask set's columns together (MAT Table 2's FID/P-IDS/U-IDS first, then the further metrics), so
+        # every mask set heads one contiguous group instead of one group per block.
+        order = ([m for m in wanted if m in PRIMARY_METRICS and m in present]
+                 + [m for m in wanted if m in SECONDARY_METRICS and m in present])
+        for ms in masksets:
+            for m in order:
+                if any((r, ms, m) in t.cells for r in rows):
+                    t.columns.append((ms, m))
         tables.append(t)
     return tables
 

@@ -85,6 +85,24 @@ def _bin_series(e: Entry, edges: Sequence[float] | None = None) -> dict[str, lis
     return out
 
 
+def bin_counts(e: Entry) -> list[tuple[float, float, int]]:
+    """[(lo, hi, images)] per hole-ratio bin: the record's bins, else per_image.csv binned on the default edges."""
+    if e.record.bins:
+        return [(float(b.get("lo", 0)), float(b.get("hi", 0)), int(b.get("n", 0) or 0)) for b in e.record.bins]
+    df = e.per_image()
+    if df is None or "hole_ratio" not in df.columns:
+        return []
+    edges = list(DEFAULT_EDGES)
+    hr = df["hole_ratio"].to_numpy(float)
+    hr = hr[np.isfinite(hr)]
+    idx = np.clip(np.searchsorted(edges, hr, side="right") - 1, 0, len(edges) - 2)
+    return [(edges[k], edges[k + 1], int((idx == k).sum())) for k in range(len(edges) - 1)]
+
+
+def _pct(lo: float, hi: float) -> str:
+    return f"{lo * 100:g}–{hi * 100:g}%"
+
+
 def plot_bins(entries: Sequence[Entry], root: Path) -> list[Plot]:
     groups: dict[tuple[str, str, int | None], list[Entry]] = {}
     for e in entries:
@@ -92,15 +110,36 @@ def plot_bins(entries: Sequence[Entry], root: Path) -> list[Plot]:
     plots = []
     for (ds, ms, res), group in sorted(groups.items(), key=lambda kv: (kv[0][0], maskset_order(kv[0][1]),
                                                                         kv[0][2] or 0)):
-        series = {e.row_label: _bin_series(e) for e in sorted(group, key=lambda e: e.row_label)}
+        ordered = sorted(group, key=lambda e: e.row_label)
+        series = {e.row_label: _bin_series(e) for e in ordered}
         metrics = [m for m in BIN_METRICS if any(m in s for s in series.values())]
         if not metrics:
             continue
-        ncol = min(4, len(metrics))
-        nrow = -(-len(metrics) // ncol)
+        # Images per bin (one mask set: the same for every model; the first model that has counts), and the
+        # bins that hold images but no point (the runner computes no metric on fewer than 2 images).
+        counts = next((c for c in (bin_counts(e) for e in ordered) if c), [])
+        plotted = {round(p[0], 6) for s in series.values() for pts in s.values() for p in pts}
+        hidden = [(lo, hi, n) for lo, hi, n in counts if n > 0 and round((lo + hi) / 2, 6) not in plotted]
+        panels = len(metrics) + (1 if counts else 0)
+        ncol = min(4, panels)
+        nrow = -(-panels // ncol)
         fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 2.8 * nrow), squeeze=False)
-        for ax in axes.flat[len(metrics):]:
+        for ax in axes.flat[panels:]:
             ax.set_visible(False)
+        if counts:
+            ax = axes.flat[len(metrics)]
+            hid = {(lo, hi) for lo, hi, _ in hidden}
+            for lo, hi, n in counts:
+                is_hidden = (lo, hi) in hid
+                ax.bar((lo + hi) / 2, n, width=(hi - lo) * 0.9, color="#bbbbbb" if is_hidden else "#4c78a8",
+                       hatch="//" if is_hidden else None, edgecolor="#777777" if is_hidden else None)
+                ax.annotate(f"{n}" + (" hidden" if is_hidden else ""), ((lo + hi) / 2, n), ha="center",
+                            va="bottom", fontsize=6, rotation=90 if is_hidden else 0, xytext=(0, 1),
+                            textcoords="offset points")
+            ax.set_title("images per bin")
+            ax.set_xlabel("hole ratio")
+            ax.set_xlim(0, 1)
+            ax.margins(y=0.25)
         for ax, m in zip(axes.flat, metrics, strict=False):
             for label, s in series.items():
                 pts = sorted(s.get(m, []))
@@ -116,8 +155,14 @@ def plot_bins(entries: Sequence[Entry], root: Path) -> list[Plot]:
             ax.set_xlabel("hole ratio")
             ax.set_xlim(0, 1)
         axes.flat[0].legend(fontsize=7)
-        plots.append(save(fig, root, slug("bins", ds, ms, res), f"By hole ratio — {ds} / {ms} @ {res}",
-                          "Metric per hole-ratio bin (bin centre on x); shaded band = CI where recorded."))
+        caption = "Metric per hole-ratio bin (bin centre on x); shaded band = CI where recorded."
+        if counts:
+            caption += " Images per bin: " + ", ".join(f"{_pct(lo, hi)} {n}" for lo, hi, n in counts if n) + "."
+        if hidden:
+            caption += " Not plotted: " + ", ".join(
+                f"{_pct(lo, hi)} (n={n}: " + ("fewer than 2 images, no metric computed)" if n < 2
+                                              else "no metric recorded)") for lo, hi, n in hidden) + "."
+        plots.append(save(fig, root, slug("bins", ds, ms, res), f"By hole ratio — {ds} / {ms} @ {res}", caption))
     return plots
 
 

@@ -5,11 +5,13 @@ Layout of REPORT_DIR (self-contained; no CDN; opens from file://):
     static/report.{css,js}              copied from reports/static
     plots/*.png, plots/*.svg            matplotlib figures
     img/inputs/<run>/<dataset>/<res>/<id>.png          ground truth (hard link or copy)
-    img/overlay/<run>/<dataset>/<maskset>/<res>/<id>.png   input with the hole tinted
+    img/overlay/<run>/<dataset>/<maskset>/<res>/<id>.png   input with the hole tinted (65 % magenta)
+    img/overlay-opaque/<run>/<dataset>/<maskset>/<res>/<id>.png   input with the hole solid magenta
     img/outputs/<run>-<job>/<id>.png (+ <id>_s<k>.png)     model outputs (hard link or copy)
     compare/<group>/<order>-<filter>-<page>.html       static pages, `per_page` items each
 Every comparison view (order × hole-ratio filter) is pre-rendered, so the site needs no server and
-pages stay small however many images a run has; images load lazily.
+pages stay small however many images a run has; images load lazily. Comparison cells link the original
+files, so the full-size viewer (static/report.js) shows them at full resolution.
 """
 
 from __future__ import annotations
@@ -30,14 +32,21 @@ from PIL import Image
 
 import matbench
 from matbench.results import METRIC_INFO
+from reports import intervals
 from reports import plots as plots_mod
 from reports.leaderboard import Entry, Table, build_tables, load_entries, maskset_order
-from reports.tables import SMOKE_NOTE, arrow, ci_halfwidth, fmt_value
+from reports.tables import SMOKE_NOTE, arrow, fmt_value
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 SAMPLE_RE = re.compile(r"^(?P<id>.+)_s(?P<k>\d+)$")
 OVERLAY_RGB = np.array([255, 0, 255], dtype=np.float64)
+LEADERBOARD_CHUNK = 8  # metrics per table in the narrowest leaderboard layout
+HOLE_OVERLAYS = ("tint", "opaque")  # 65 % magenta over the ground truth, or solid magenta (nothing shows through)
+MODEL_SMOKE_NOTE = ("SMOKE: some models ran on random weights (marked smoke under their images): those outputs "
+                    "are not real inpaintings, and no number here is comparable to published ones.")
+METRIC_SMOKE_NOTE = ("SMOKE metrics: computed with random metric networks or stand-ins; not comparable to "
+                     "published numbers. The output images are the models' real outputs.")
 
 
 def _env() -> jinja2.Environment:
@@ -58,8 +67,8 @@ def _place(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def _overlay(gt_path: Path, mask_path: Path, dst: Path) -> float | None:
-    """Write GT with hole pixels (mask 255 = hole) tinted magenta; returns the hole ratio."""
+def _overlay(gt_path: Path, mask_path: Path, dst: Path, alpha: float = 0.65) -> float | None:
+    """Write GT with hole pixels (mask 255 = hole) `alpha` magenta (1.0 = opaque); returns the hole ratio."""
     with Image.open(gt_path) as im:
         gt = np.asarray(im.convert("RGB"), dtype=np.float64)
     with Image.open(mask_path) as im:
@@ -69,7 +78,7 @@ def _overlay(gt_path: Path, mask_path: Path, dst: Path) -> float | None:
         _place(gt_path, dst)
         return None
     out = gt.copy()
-    out[hole] = 0.35 * gt[hole] + 0.65 * OVERLAY_RGB
+    out[hole] = (1.0 - alpha) * gt[hole] + alpha * OVERLAY_RGB
     dst.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(out.round().astype(np.uint8)).save(dst, format="PNG", compress_level=3)
     return float(hole.mean())
@@ -77,33 +86,69 @@ def _overlay(gt_path: Path, mask_path: Path, dst: Path) -> float | None:
 
 # ------------------------------------------------------------------ leaderboard view model
 
+def _smoke_note(entries: Sequence[Entry]) -> str:
+    if any(e.model_smoke for e in entries):
+        return MODEL_SMOKE_NOTE
+    return METRIC_SMOKE_NOTE if any(e.record.smoke for e in entries) else SMOKE_NOTE
+
+
 def _table_view(t: Table, index: int) -> dict[str, Any]:
-    groups: list[dict[str, Any]] = []
-    for ms, _ in t.columns:
-        if groups and groups[-1]["name"] == ms:
-            groups[-1]["span"] += 1
-        else:
-            groups.append({"name": ms, "span": 1})
-    columns = [{"maskset": ms, "label": METRIC_INFO[m].label, "arrow": arrow(m),
-                "hib": METRIC_INFO[m].higher_is_better} for ms, m in t.columns]
+    """View model of one leaderboard: mask-set groups (each once), columns, rows, interval notes."""
     smoke_rows = t.smoke_rows()
+    groups: list[dict[str, Any]] = []
+    columns: list[dict[str, Any]] = []
+    for gi, (ms, metrics) in enumerate(t.column_groups()):
+        ns = {c.n for r in t.rows for m in metrics if (c := t.cells.get((r, ms, m))) is not None}
+        # n once in the group header when every value of the mask set has the same n (the usual case).
+        groups.append({"name": ms, "span": len(metrics), "index": gi, "metrics": metrics,
+                       "n": ns.pop() if len(ns) == 1 else None})
+        for m in metrics:
+            columns.append({"maskset": ms, "metric": m, "group": gi, "label": METRIC_INFO[m].label,
+                            "arrow": arrow(m), "hib": METRIC_INFO[m].higher_is_better, "key": f"{ms}|{m}"})
+    reasons: list[str] = []
     rows = []
     for r in t.rows:
         cells = []
-        for ms, m in t.columns:
+        for col in columns:
+            ms, m = col["maskset"], col["metric"]
             mv = t.cells.get((r, ms, m))
             if mv is None or mv.value is None:
                 cells.append(None)
                 continue
-            sc = METRIC_INFO[m].scale
-            ci_title = None
-            if mv.ci_low is not None and mv.ci_high is not None:
-                ci_title = f"CI [{fmt_value(m, mv.ci_low)}, {fmt_value(m, mv.ci_high)}]"
-            cells.append({"text": fmt_value(m, mv.value), "ci": ci_halfwidth(m, mv), "n": mv.n,
-                          "best": r in t.best(ms, m), "sort": repr(mv.value * sc), "ci_title": ci_title})
+            iv = intervals.of(m, mv)
+            if iv.kind == "unsupported":
+                reasons.append(iv.reason or "")
+                title = f"no interval: recorded [{iv.lo}, {iv.hi}]; {iv.reason}"
+            elif iv.kind != "none":
+                title = f"CI [{iv.lo}, {iv.hi}]"
+            else:
+                title = None
+            cells.append({"text": fmt_value(m, mv.value), "iv": iv, "n": mv.n,
+                          "show_n": groups[col["group"]]["n"] is None, "best": r in t.best(ms, m),
+                          "sort": repr(mv.value * METRIC_INFO[m].scale), "title": title})
         rows.append({"label": r, "smoke": r in smoke_rows, "cells": cells})
+    metrics_all = list(dict.fromkeys(c["metric"] for c in columns))
+    # Narrower layouts, tried in order by static/report.js until one fits the page: one table per mask set, then
+    # (for a mask set with many metrics) chunks of at most LEADERBOARD_CHUNK metrics of one mask set.
+    levels: list[list[dict[str, Any]]] = []
+    if len(groups) > 1:
+        levels.append([{"cols": [i for i, c in enumerate(columns) if c["group"] == g["index"]],
+                        "groups": [{**g}]} for g in groups])
+    if any(g["span"] > LEADERBOARD_CHUNK for g in groups):
+        chunks = []
+        for g in groups:
+            cols = [i for i, c in enumerate(columns) if c["group"] == g["index"]]
+            k = -(-len(cols) // LEADERBOARD_CHUNK)
+            for j in range(k):
+                part = cols[j * LEADERBOARD_CHUNK:(j + 1) * LEADERBOARD_CHUNK]
+                name = g["name"] + (f" ({j + 1}/{k})" if k > 1 else "")
+                chunks.append({"cols": part, "groups": [{**g, "name": name, "span": len(part)}]})
+        levels.append(chunks)
     return {"slug": f"{index}-{plots_mod.slug(t.dataset, t.resolution)}", "title": t.title, "smoke": t.smoke,
-            "groups": groups, "columns": columns, "rows": rows}
+            "groups": groups, "columns": columns, "rows": rows, "levels": levels,
+            "whole": {"cols": list(range(len(columns))), "groups": groups},
+            "metrics": [{"name": m, "label": METRIC_INFO[m].label} for m in metrics_all],
+            "footnote": intervals.footnote(reasons) if reasons else None}
 
 
 # ------------------------------------------------------------------ comparison pages
@@ -166,7 +211,8 @@ def _page_links(page: int, pages: int, href: Any) -> list[dict[str, Any]]:
 
 
 def render_comparison(group: Sequence[Entry], out: Path, run_index: dict[Path, int], env: jinja2.Environment,
-                      per_page: int, max_images: int | None, title: str, smoke: bool) -> dict[str, Any] | None:
+                      per_page: int, max_images: int | None, title: str, smoke: bool,
+                      hole_overlay: str = "tint") -> dict[str, Any] | None:
     group = sorted(group, key=lambda e: e.row_label)
     found = [(e, *_outputs(e)) for e in group]
     if not any(main for _, main, _ in found):
@@ -208,17 +254,28 @@ def render_comparison(group: Sequence[Entry], out: Path, run_index: dict[Path, i
             rel_gt = f"img/inputs/{r}/{plots_mod.slug(e.dataset)}/{e.resolution}/{it.id}.png"
             _place(gt, out / rel_gt)
             gt_src = root + rel_gt
-            mk = e.mask_path(it.id)
-            if mk is not None:
-                rel_ov = (f"img/overlay/{r}/{plots_mod.slug(e.dataset)}/{plots_mod.slug(e.maskset)}/"
-                          f"{e.resolution}/{it.id}.png")
-                if not (out / rel_ov).exists():
-                    h = _overlay(gt, mk, out / rel_ov)
+            break
+        overlay_srcs: dict[str, str] = {}
+        for e in group:
+            gt = e.input_path(it.id)
+            mk = e.mask_path(it.id) if gt is not None else None
+            if gt is None or mk is None:
+                continue
+            r = run_index[e.run_dir]
+            for mode, alpha in (("tint", 0.65), ("opaque", 1.0)):
+                sub = "overlay" if mode == "tint" else "overlay-opaque"
+                rel = (f"img/{sub}/{r}/{plots_mod.slug(e.dataset)}/{plots_mod.slug(e.maskset)}/"
+                       f"{e.resolution}/{it.id}.png")
+                if not (out / rel).exists():
+                    h = _overlay(gt, mk, out / rel, alpha)
                     if it.hole is None:
                         it.hole = h
-                overlay_src = root + rel_ov
+                overlay_srcs[mode] = root + rel
             break
-        cells.append({"label": "input + hole", "src": overlay_src or gt_src, "note": None, "samples": []})
+        if overlay_srcs:
+            overlay_src = overlay_srcs[hole_overlay]
+        cells.append({"kind": "input", "label": "input + hole", "src": overlay_src or gt_src, "note": None,
+                      "samples": [], "overlays": overlay_srcs, "smoke": False})
         for e, main, samples in found:
             rel_dir = f"img/outputs/{run_index[e.run_dir]}-{plots_mod.slug(e.job_id)}"
             src = None
@@ -229,10 +286,15 @@ def render_comparison(group: Sequence[Entry], out: Path, run_index: dict[Path, i
             for p in samples.get(it.id, []):
                 _place(p, out / rel_dir / p.name)
                 sample_srcs.append(f"{root}{rel_dir}/{p.name}")
-            note = f"LPIPS {it.lpips[e.row_label]:.4f}" if e.row_label in it.lpips else None
-            cells.append({"label": e.row_label + (" (smoke)" if e.record.smoke else ""), "src": src, "note": note,
-                          "samples": sample_srcs})
-        cells.append({"label": "ground truth", "src": gt_src, "note": None, "samples": []})
+            # Smoke goes where it belongs: on the LPIPS number when the metric network was random, on the
+            # picture only when the model itself ran on random weights.
+            note = None
+            if e.row_label in it.lpips:
+                note = f"LPIPS {it.lpips[e.row_label]:.4f}" + (" (smoke)" if e.metric_smoke else "")
+            cells.append({"kind": "model", "label": e.row_label, "smoke": e.model_smoke, "src": src, "note": note,
+                          "samples": sample_srcs, "overlays": {}})
+        cells.append({"kind": "gt", "label": "ground truth", "src": gt_src, "note": None, "samples": [], "overlays": {},
+                      "smoke": False})
         it.cells = cells
 
     edges, labels = _bin_edges(group)
@@ -260,8 +322,9 @@ def render_comparison(group: Sequence[Entry], out: Path, run_index: dict[Path, i
             for page in range(1, pages + 1):
                 chunk = seq[(page - 1) * per_page: page * per_page]
                 html = template.render(
-                    title=title, root=root, smoke=smoke, smoke_note=SMOKE_NOTE, version=matbench.__version__,
-                    group_title=group_title, total=len(seq), page=page, pages=pages,
+                    title=title, root=root, smoke=smoke, smoke_note=_smoke_note(group), version=matbench.__version__,
+                    group_title=group_title, total=len(seq), page=page, pages=pages, resolution=e0.resolution,
+                    hole_overlay=hole_overlay, ncols=max((len(it.cells) for it in chunk), default=1),
                     items=[{"id": it.id, "hole": "?" if it.hole is None else f"{it.hole:.3f}",
                             "mean_lpips": it.mean_lpips, "cells": it.cells} for it in chunk],
                     orders=[{"label": lab, "href": fname(o, fkey, 1), "on": o == okey} for o, lab in orders],
@@ -311,10 +374,15 @@ def _read_text(p: Path) -> str:
 # ------------------------------------------------------------------ site
 
 def render_site(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, per_page: int = 50,
-                max_images: int | None = None, title: str = "matbench report") -> Path:
-    """Render the report for every result below `run_dirs` into `out_dir`; returns index.html's path."""
+                max_images: int | None = None, title: str = "matbench report", hole_overlay: str = "tint") -> Path:
+    """Render the report for every result below `run_dirs` into `out_dir`; returns index.html's path.
+
+    `hole_overlay` is the comparison pages' default hole overlay ("tint" or "opaque"; both are rendered and
+    the page can switch)."""
     if per_page < 1:
         raise ValueError(f"per_page must be >= 1, got {per_page}")
+    if hole_overlay not in HOLE_OVERLAYS:
+        raise ValueError(f"hole_overlay must be one of {', '.join(HOLE_OVERLAYS)}, got {hole_overlay!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     entries = load_entries(run_dirs)
@@ -361,7 +429,7 @@ def render_site(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
         groups.setdefault((e.dataset, e.maskset, e.resolution), []).append(e)
     comparisons = []
     for group in groups.values():
-        c = render_comparison(group, out, run_index, env, per_page, max_images, title, smoke)
+        c = render_comparison(group, out, run_index, env, per_page, max_images, title, smoke, hole_overlay)
         if c:
             comparisons.append(c)
     comparisons.sort(key=lambda c: c["sort"])
@@ -371,7 +439,7 @@ def render_site(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
     gen_files = [{"path": str(d / "generalization.json"), "text": _read_text(d / "generalization.json")}
                  for d in run_dirs_seen if (d / "generalization.json").is_file()]
     html = env.get_template("index.html.j2").render(
-        title=title, root="", smoke=smoke, smoke_note=SMOKE_NOTE, version=matbench.__version__,
+        title=title, root="", smoke=smoke, smoke_note=_smoke_note(entries), version=matbench.__version__,
         tables=[_table_view(t, i) for i, t in enumerate(tables)], plots=plots, gen_rows=gen_rows,
         gen_files=gen_files, comparisons=comparisons, runs=runs, provenance=_provenance(entries))
     index = out / "index.html"

@@ -3,7 +3,8 @@
 The inpainted outputs are real (the weight-free OpenCV / mean-fill baselines run on procedurally drawn
 images); per-image PSNR, SSIM and L1 are computed on them. Everything that needs pretrained networks
 (FID, P-IDS, U-IDS, precision, recall, per-image LPIPS) is a deterministic STAND-IN derived from those
-pixel errors, so every record is marked smoke and its provenance says so.
+pixel errors, so every record is marked smoke and its provenance says so: the metrics are smoke
+(provenance.metric_smoke), the models ran on no weights at all (provenance.weights.model.smoke is false).
 """
 
 from __future__ import annotations
@@ -113,15 +114,17 @@ def make_sample_run(run_dir: str | os.PathLike, n_images: int = 8, size: int = 6
             bins = []
             for lo in np.arange(0.0, 1.0, 0.2):
                 sel = (arr[:, 0] >= lo) & (arr[:, 0] < lo + 0.2)
-                if sel.any():
-                    bins.append({"lo": round(float(lo), 2), "hi": round(float(lo) + 0.2, 2), "n": int(sel.sum()),
-                                 "metrics": {m: MetricValue(float(arr[sel, c].mean()), None, None, int(sel.sum()))
-                                             for c, m in ((1, "lpips"), (2, "psnr"), (3, "ssim"), (4, "l1"))}})
+                # Like the runner: every bin with its count, metrics only where it holds >= 2 images.
+                bins.append({"lo": round(float(lo), 2), "hi": round(float(lo) + 0.2, 2), "n": int(sel.sum()),
+                             "metrics": {m: MetricValue(float(arr[sel, c].mean()), None, None, int(sel.sum()))
+                                         for c, m in ((1, "lpips"), (2, "psnr"), (3, "ssim"), (4, "l1"))}
+                             if sel.sum() >= 2 else {}})
             protocol = {"dataset_manifest_sha256": f"sample-{dataset}-{seed}", "maskset_sha256": f"sample-{ms}",
                         "fid_convention": "stand-in", "feature_extractor": "none", "extractor_sha256": None,
                         "n_images": n_images, "resolution": size}
             provenance = {"note": SAMPLE_NOTE, "versions": {"numpy": np.__version__, "torch": torch.__version__},
-                          "device": "cpu", "weights": {name: "none (classical)"},
+                          "device": "cpu", "metric_smoke": True,
+                          "weights": {"model": {"name": name, "smoke": False, "weights": "none (classical)"}},
                           "timings_s": {"inpaint": 0.0}, "created": "2026-01-01T00:00:00+00:00"}
             rec = ResultRecord(job={"dataset": dataset, "maskset": ms, "model": name, "resolution": size,
                                     "sample": 0},

@@ -4,7 +4,8 @@ Layout follows MAT's Table 2: one table per dataset and resolution, rows = model
 U-IDS↑ per mask set (small before large), then the further metrics (LPIPS, precision, recall, PSNR,
 SSIM, L1, ...) per mask set. Values are shown in display units (METRIC_INFO scale and digits); the best
 value of each column is bold (compared at display precision; no bold with a single row). With `ci`
-every value carries ± half the width of its confidence interval.
+every value carries its confidence interval as `reports.intervals` decides: ± half-width when symmetric,
+[lo, hi] when asymmetric, a dagger and a footnote when the sample size cannot support one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from matbench.results import METRIC_INFO, MetricValue
+from reports import intervals
 from reports.leaderboard import Table
 
 FORMATS = ("md", "latex", "csv")
@@ -44,11 +46,13 @@ def frame(table: Table) -> pd.DataFrame:
     return pd.DataFrame(data, index=pd.Index(table.rows, name="model"), columns=cols, dtype=float)
 
 
-def _cell_parts(table: Table, row: str, ms: str, m: str, ci: bool) -> tuple[str, str | None, bool] | None:
+def _cell_parts(table: Table, row: str, ms: str, m: str, ci: bool
+                ) -> tuple[str, intervals.Interval, bool] | None:
     mv = table.cells.get((row, ms, m))
     if mv is None or mv.value is None:
         return None
-    return fmt_value(m, mv.value), (ci_halfwidth(m, mv) if ci else None), row in table.best(ms, m)
+    iv = intervals.of(m, mv) if ci else intervals.Interval("none")
+    return fmt_value(m, mv.value), iv, row in table.best(ms, m)
 
 
 def _row_label(table: Table, row: str) -> str:
@@ -68,6 +72,7 @@ def to_markdown(tables: Sequence[Table], ci: bool = False) -> str:
         header = ["Model"] + [f"{ms} {METRIC_INFO[m].label}{arrow(m)}" for ms, m in t.columns]
         out.append("| " + " | ".join(header) + " |")
         out.append("|" + "|".join([":---"] + ["---:"] * len(t.columns)) + "|")
+        reasons: list[str] = []
         for r in t.rows:
             cells = [_row_label(t, r).replace("|", "\\|")]
             for ms, m in t.columns:
@@ -75,11 +80,16 @@ def to_markdown(tables: Sequence[Table], ci: bool = False) -> str:
                 if parts is None:
                     cells.append("–")
                     continue
-                val, half, best = parts
+                val, iv, best = parts
                 s = f"**{val}**" if best else val
-                cells.append(s + (f" ± {half}" if half is not None else ""))
+                if iv.reason:
+                    reasons.append(iv.reason)
+                cells.append(s + (f" {iv.text}" if iv.text else ""))
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
+        if reasons:
+            out.append(intervals.footnote(reasons))
+            out.append("")
     return "\n".join(out)
 
 
@@ -102,7 +112,7 @@ def to_latex(tables: Sequence[Table], ci: bool = False) -> str:
     """booktabs tabulars (needs \\usepackage{booktabs}); one per dataset and resolution."""
     out: list[str] = []
     for t in tables:
-        out.append(f"% {t.title}" + (f" -- {SMOKE_NOTE}" if t.smoke else ""))
+        out.append(f"% {t.title}")
         out.append(r"\begin{tabular}{l" + "c" * len(t.columns) + "}")
         out.append(r"\toprule")
         # Mask-set header: one \multicolumn per contiguous run of columns with the same mask set.
@@ -117,6 +127,7 @@ def to_latex(tables: Sequence[Table], ci: bool = False) -> str:
         out.append(" ".join(rf"\cmidrule(lr){{{a}-{b}}}" for _, a, b in runs))
         out.append("Method & " + " & ".join(latex_label(m) for _, m in t.columns) + r" \\")
         out.append(r"\midrule")
+        reasons: list[str] = []
         for r in t.rows:
             cells = [latex_escape(_row_label(t, r))]
             for ms, m in t.columns:
@@ -124,20 +135,39 @@ def to_latex(tables: Sequence[Table], ci: bool = False) -> str:
                 if parts is None:
                     cells.append("--")
                     continue
-                val, half, best = parts
+                val, iv, best = parts
                 s = rf"\textbf{{{val}}}" if best else val
-                cells.append(s + (rf"{{\scriptsize$\pm${half}}}" if half is not None else ""))
+                cells.append(s + _latex_interval(iv))
+                if iv.reason:
+                    reasons.append(iv.reason)
             out.append(" & ".join(cells) + r" \\")
         out.append(r"\bottomrule")
         out.append(r"\end{tabular}")
+        # Notes are printed text below the tabular (visible in the PDF), not % comments.
+        notes = ([r"\textbf{" + latex_escape(SMOKE_NOTE.split(":")[0]) + ":}"
+                  + latex_escape(SMOKE_NOTE.split(":", 1)[1])] if t.smoke else [])
+        if reasons:
+            notes.append(r"$^\dagger$" + latex_escape(intervals.footnote(reasons)[1:]))
+        for note in notes:
+            out.append(r"\par{\footnotesize " + note + r"\par}")
         out.append("")
     return "\n".join(out)
+
+
+def _latex_interval(iv: intervals.Interval) -> str:
+    if iv.kind == "symmetric":
+        return rf"{{\scriptsize$\pm${iv.half}}}"
+    if iv.kind == "asymmetric":
+        return rf"{{\scriptsize[{iv.lo}, {iv.hi}]}}"
+    if iv.kind == "unsupported":
+        return r"$^\dagger$"
+    return ""
 
 
 # ---------------------------------------------------------------- CSV
 
 CSV_COLUMNS = ["dataset", "resolution", "maskset", "model", "metric", "label", "value", "ci_low", "ci_high",
-               "n", "best", "smoke"]
+               "n", "best", "smoke", "ci_kind", "ci_note"]
 
 
 def long_frame(tables: Sequence[Table]) -> pd.DataFrame:
@@ -155,10 +185,17 @@ def long_frame(tables: Sequence[Table]) -> pd.DataFrame:
                 def disp(x: float | None, sc: float = sc) -> float | None:
                     return None if x is None else round(x * sc, 6)
 
+                iv = intervals.of(m, mv)
+                # An unsupported interval's bounds are left empty so no spreadsheet takes them as exact;
+                # ci_note keeps them with the reason.
+                keep = iv.kind in ("symmetric", "asymmetric")
+                note = f"recorded [{iv.lo}, {iv.hi}]; {iv.reason}" if iv.kind == "unsupported" else ""
                 recs.append({"dataset": t.dataset, "resolution": t.resolution, "maskset": ms, "model": r,
                              "metric": m, "label": METRIC_INFO[m].label, "value": disp(mv.value),
-                             "ci_low": disp(mv.ci_low), "ci_high": disp(mv.ci_high), "n": mv.n,
-                             "best": r in t.best(ms, m), "smoke": r in smoke_rows})
+                             "ci_low": disp(mv.ci_low) if keep else None,
+                             "ci_high": disp(mv.ci_high) if keep else None, "n": mv.n,
+                             "best": r in t.best(ms, m), "smoke": r in smoke_rows, "ci_kind": iv.kind,
+                             "ci_note": note})
     df = pd.DataFrame(recs, columns=CSV_COLUMNS)
     return df.astype({"n": "Int64"}) if len(df) else df
 

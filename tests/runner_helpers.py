@@ -109,6 +109,58 @@ class Killer(Inpainter):
         return self.inner(images, hole, ids, seed=seed, sample=sample)
 
 
+class Signaller(Inpainter):
+    """mean-fill that sends its own process $MATBENCH_TEST_SIGNAL (e.g. INT = Ctrl-C) on call $MATBENCH_TEST_AT,
+    or fails with a RuntimeError there when the signal is FAIL."""
+
+    name = "signaller"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = create_model("mean-fill")
+        self.n_calls = 0
+
+    def inpaint(self, images: torch.Tensor, hole: torch.Tensor, ids: Sequence[str], seed: int,
+                sample: int) -> torch.Tensor:
+        self.n_calls += 1
+        if self.n_calls == int(os.environ.get("MATBENCH_TEST_AT", "0")):
+            sig = os.environ.get("MATBENCH_TEST_SIGNAL", "INT")
+            if sig == "FAIL":
+                raise RuntimeError("simulated CUDA error: device-side assert triggered\nsecond line")
+            os.kill(os.getpid(), getattr(signal, f"SIG{sig}"))
+            import time
+
+            time.sleep(5)  # the signal arrives meanwhile
+        return self.inner(images, hole, ids, seed=seed, sample=sample)
+
+
+def signaller(**_: Any) -> Inpainter:
+    return Signaller()
+
+
+class ConvNet(Inpainter):
+    """A tiny convolutional model (one torch module attribute) for the precision / memory-format modes."""
+
+    name = "convnet"
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = torch.nn.Sequential(torch.nn.Conv2d(4, 8, 3, padding=1), torch.nn.ReLU(),
+                                       torch.nn.Conv2d(8, 3, 3, padding=1)).eval()
+
+    def inpaint(self, images: torch.Tensor, hole: torch.Tensor, ids: Sequence[str], seed: int,
+                sample: int) -> torch.Tensor:
+        x = torch.cat([images.float() / 127.5 - 1, hole.float()], dim=1)
+        y = self.net(x)
+        self.last_dtype = y.dtype
+        return ((y.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def convnet(**_: Any) -> Inpainter:
+    return ConvNet()
+
+
 def killer(**options: Any) -> Inpainter:
     return Killer(**options)
 

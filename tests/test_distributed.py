@@ -37,7 +37,7 @@ options = {{ inner = "mean-fill" }}
 
 
 def launch(args: list[str], calls: Path) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE), "MATBENCH_TEST_CALLS": str(calls)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": _pythonpath(), "MATBENCH_TEST_CALLS": str(calls)}
     p = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
 
@@ -106,7 +106,7 @@ VARIANTS = {
 
 
 def matbench(args: list[str], env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE), **(env_extra or {})}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": _pythonpath(), **(env_extra or {})}
     return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -127,7 +127,8 @@ def test_issue_done_when_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert p.returncode == 0, p.stderr[-3000:]
     assert "SMOKE MODE" in p.stderr
     # Jobs at r0: large/mean-fill, large/<variant> (killed on its 2nd batch) ...
-    p = matbench(["-m", "matbench", "run", "kill.toml", "--no-progress"], {"MATBENCH_TEST_KILL_AT": "2"})
+    # (--serial: exactly the batches before the killed one are on disk; ref and two run pipelined)
+    p = matbench(["-m", "matbench", "run", "kill.toml", "--no-progress", "--serial"], {"MATBENCH_TEST_KILL_AT": "2"})
     assert p.returncode == -9, p.stderr[-3000:]
     done = sorted(f.name for f in (tmp_path / f"kill/jobs/tiny__mat-large__{variant}__{r0}/batches").glob("*.npz"))
     assert done == ["0.npz"]
@@ -157,3 +158,8 @@ def test_issue_done_when_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     if variant == "mat":
         rec = json.loads((tmp_path / f"ref/jobs/tiny__mat-small__mat__{r0}/metrics.json").read_text())
         assert rec["smoke"] is True and rec["provenance"]["weights"]["model"]["smoke"] is True
+
+
+def _pythonpath() -> str:
+    """tests/ first, then the caller's PYTHONPATH (so the subprocess imports the same matbench as the test)."""
+    return os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])

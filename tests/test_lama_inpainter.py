@@ -105,7 +105,7 @@ def test_bad_options():
         create_model("lama", smoke=True, rounding="nearest")
     with pytest.raises(SpecError, match="not both"):
         create_model("lama", smoke=True, weights="/x")
-    with pytest.raises(SpecError, match="bad options"):
+    with pytest.raises(SpecError, match="model 'lama' has no option 'colour'"):
         create_model("lama", smoke=True, colour="red")
 
 

@@ -1,9 +1,11 @@
 """The HTML report in a real headless Chromium (Debian's chromium driven by Playwright).
 
 Loads the site from file://, requires no console errors, checks that clicking a header sorts the
-leaderboard and that every <img> (lazy ones scrolled into view) decodes. A screenshot of the
-leaderboard is kept as a test artifact: under pytest's tmp dir, in $MATBENCH_TEST_ARTIFACTS if set, and
-copied to docs/img/report.png when MATBENCH_UPDATE_SCREENSHOT=1.
+leaderboard, that the leaderboard fits 1400 px (wrapped per mask set, column chooser), that the full-size
+viewer of the comparison pages flips between outputs and ground truth at full resolution in sync, and that
+every <img> (lazy ones scrolled into view) decodes. Screenshots (leaderboard, comparison page, viewer) are
+kept under pytest's tmp dir, in $MATBENCH_TEST_ARTIFACTS if set, and copied to docs/img/ when
+MATBENCH_UPDATE_SCREENSHOT=1.
 
 Chromium is installed by scripts/test-deps.sh (`apt-get install chromium`); never `playwright install`.
 Without it these tests skip, unless MATBENCH_REQUIRE_BROWSER=1 (then they fail).
@@ -25,6 +27,7 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("MATBENCH_CHROMIUM", "/usr/bin/chromium")
+SIZE = 64  # sample images (px): the viewer must show them at their real size or an integer multiple
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -42,7 +45,7 @@ def _unavailable() -> str | None:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("browser")
-    run = make_sample_run(base / "run", n_images=7, size=48)
+    run = make_sample_run(base / "run", n_images=7, size=SIZE)
     out = base / "site"
     render_site([run], out, per_page=4, title="matbench sample report")
     return out
@@ -61,6 +64,16 @@ def browser() -> Iterator[object]:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield b
         b.close()
+
+
+def keep_screenshot(shot: Path, name: str) -> None:
+    if os.environ.get("MATBENCH_TEST_ARTIFACTS"):
+        dst = Path(os.environ["MATBENCH_TEST_ARTIFACTS"])
+        dst.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, dst / name)
+    if os.environ.get("MATBENCH_UPDATE_SCREENSHOT") == "1":
+        (ROOT / "docs" / "img").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, ROOT / "docs" / "img" / name)
 
 
 class Page:
@@ -95,7 +108,7 @@ def test_index_loads_sorts_and_screenshots(site: Path, browser: object, tmp_path
     pg.goto(site / "index.html")
     page = pg.page
     assert page.locator("#smoke-banner").is_visible()
-    table = page.locator("table.lb").first
+    table = page.locator("table.lb:visible").first
 
     def models() -> list[str]:
         return table.locator("tbody tr td:first-child").evaluate_all(
@@ -107,8 +120,8 @@ def test_index_loads_sorts_and_screenshots(site: Path, browser: object, tmp_path
 
     # Screenshot of the unsorted leaderboard (header, smoke banner, first table) before any click.
     shot = tmp_path / "report.png"
-    box = page.locator("#leaderboard table.lb").first.bounding_box()
-    page.screenshot(path=str(shot), clip={"x": 0, "y": 0, "width": 1400, "height": box["y"] + box["height"] + 16})
+    box = page.locator("#leaderboard table.lb:visible").last.bounding_box()
+    page.screenshot(path=str(shot), clip={"x": 0, "y": 0, "width": 1400, "height": box["y"] + box["height"] + 40})
     assert shot.stat().st_size > 10_000
 
     before = models()
@@ -131,14 +144,186 @@ def test_index_loads_sorts_and_screenshots(site: Path, browser: object, tmp_path
     # The sort really moved rows: the FID order differs from the alphabetical one for the sample run.
     assert asc_models != before
 
+    # Every table of the leaderboard (the parts it is wrapped into) follows the same row order.
+    orders = page.locator("table.lb").evaluate_all(
+        "ts => ts.map(t => Array.from(t.tBodies[0].rows).map(r => r.getAttribute('data-row')).join(','))")
+    assert len(set(orders)) == 1 and len(orders) == 7  # whole, 2 per mask set, 4 chunks of <= 8 metrics
+
     assert pg.check_images() >= 4  # plots
-    if os.environ.get("MATBENCH_TEST_ARTIFACTS"):
-        dst = Path(os.environ["MATBENCH_TEST_ARTIFACTS"])
-        dst.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shot, dst / "report.png")
-    if os.environ.get("MATBENCH_UPDATE_SCREENSHOT") == "1":
-        (ROOT / "docs" / "img").mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shot, ROOT / "docs" / "img" / "report.png")
+    keep_screenshot(shot, "report.png")
+    assert pg.errors == []
+
+
+VISIBLE_KEYS = """() => Array.from(document.querySelectorAll('table.lb')).filter(t => t.offsetParent !== null)
+  .flatMap(t => Array.from(t.querySelectorAll('th.sortable[data-m]')).filter(h => h.offsetParent !== null)
+  .map(h => h.getAttribute('data-key')))"""
+
+
+def test_leaderboard_fits_the_page(site: Path, browser: object) -> None:
+    """2 mask sets x 10 metrics: at 1400 px no horizontal overflow, each mask set heads one group, every column
+    still shown; wider windows get the whole table; the column chooser hides metrics everywhere."""
+    pg = Page(browser, width=1400)
+    pg.goto(site / "index.html")
+    page = pg.page
+    all_keys = page.locator("table.lb-all th.sortable[data-m]").evaluate_all(
+        "hs => hs.map(h => h.getAttribute('data-key'))")
+    assert len(all_keys) >= 19
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1400
+    visible = page.locator("table.lb:visible")
+    assert visible.count() == 2  # wrapped: one table per mask set
+    for i in range(visible.count()):
+        t = visible.nth(i)
+        assert t.evaluate("t => t.getBoundingClientRect().right") <= 1400
+        assert t.evaluate("t => t.parentElement.scrollWidth <= t.parentElement.clientWidth")
+        groups = t.locator("tr.group th[data-g]").evaluate_all("hs => hs.map(h => h.textContent.split(' ')[0])")
+        assert groups == [["mat-small"], ["mat-large"]][i]
+    assert sorted(page.evaluate(VISIBLE_KEYS)) == sorted(all_keys)  # nothing dropped to make it fit
+    assert page.locator(".lb-wrapnote").is_visible()
+
+    # A wide window shows the whole table: one header row naming each mask set once.
+    page.set_viewport_size({"width": 2600, "height": 900})
+    page.wait_for_timeout(300)  # the resize handler is debounced
+    assert page.locator("table.lb:visible").count() == 1
+    assert page.locator("table.lb-all").is_visible()
+    assert page.locator("table.lb-all tr.group th[data-g]").evaluate_all(
+        "hs => hs.map(h => h.textContent.split(' ')[0])") == ["mat-small", "mat-large"]
+
+    # Column chooser: keep FID / P-IDS / U-IDS; the whole table then fits 1400 px again.
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.wait_for_timeout(300)
+    page.locator("details.cols summary").first.click()
+    for cb in page.locator(".cols input[data-m]").all():
+        if cb.get_attribute("data-m") not in ("fid", "pids", "uids"):
+            cb.uncheck()
+    assert page.locator("table.lb:visible").count() == 1 and page.locator("table.lb-all").is_visible()
+    assert sorted(page.evaluate(VISIBLE_KEYS)) == sorted(k for k in all_keys if k.split("|")[1] in
+                                                         ("fid", "pids", "uids"))
+    assert page.locator("table.lb-all tr.group th[data-g]").evaluate_all("hs => hs.map(h => h.colSpan)") == [3, 3]
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1400
+    assert pg.errors == []
+
+
+def test_leaderboard_with_every_metric_fits(tmp_path: Path, browser: object) -> None:
+    """Every metric matbench knows (79 with the feature-space ones), on two mask sets, with [lo, hi] intervals (the
+    widest cells): at 1400 px split into chunks of one mask set, nothing dropped, no horizontal overflow."""
+    from matbench.results import METRIC_INFO
+    from reports.sample import synthetic_record, write_job
+
+    d = tmp_path / "run"
+    for model in ("mat", "lama", "comodgan-long-name"):
+        for ms in ("mat-small", "mat-large"):
+            write_job(d, synthetic_record("places", ms, model, {m: (0.2345, 0.1111, 0.2999) for m in METRIC_INFO}))
+    render_site([d], tmp_path / "site")
+    pg = Page(browser, width=1400)
+    pg.goto(tmp_path / "site" / "index.html")
+    page = pg.page
+    n_cols = page.locator("table.lb-all th.sortable[data-m]").count()
+    assert n_cols == 2 * len(METRIC_INFO)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1400
+    for t in page.locator("table.lb:visible").all():
+        assert t.evaluate("t => t.parentElement.scrollWidth <= t.parentElement.clientWidth")
+    assert len(page.evaluate(VISIBLE_KEYS)) == n_cols
+    assert pg.errors == []
+
+
+def test_full_size_viewer_flips_in_sync(site: Path, browser: object, tmp_path: Path) -> None:
+    pg = Page(browser, width=1400)
+    group = sorted((site / "compare").iterdir())[0]
+    pg.goto(group / "worst-all-0001.html")
+    page = pg.page
+    pg.check_images()
+    page.evaluate("window.scrollTo(0, 0)")
+    # The cells use the page width: 5 per row (input, 3 models, ground truth) across the content box.
+    row = page.locator(".item .row").first
+    rb = row.bounding_box()
+    cells = row.locator(":scope > .cell > img.full")
+    assert cells.count() == 5
+    last = cells.nth(4).bounding_box()
+    assert last["x"] + last["width"] >= rb["x"] + rb["width"] - 2 and rb["width"] >= 1300
+    assert cells.nth(0).bounding_box()["width"] >= 240
+    shot = tmp_path / "compare.png"
+    page.screenshot(path=str(shot))
+    keep_screenshot(shot, "compare.png")
+
+    item = page.locator(".item").first
+    seq = item.locator("img.full").evaluate_all("is => is.map(i => i.getAttribute('src'))")
+    mains = item.locator(".row > .cell > img.full").evaluate_all("is => is.map(i => i.getAttribute('src'))")
+    assert len(seq) == 7 and len(mains) == 5  # + the first model's two pluralistic samples
+    viewer, vimg = page.locator("#viewer"), page.locator("#viewer .vimg")
+
+    def state() -> dict:
+        return page.evaluate("""() => { const i = document.querySelector('#viewer .vimg'),
+            b = document.querySelector('#viewer .vbody');
+            return {src: i.getAttribute('src'), nw: i.naturalWidth, w: i.getBoundingClientRect().width,
+                    sx: b.scrollLeft, sy: b.scrollTop}; }""")
+
+    def wait_src(src: str) -> dict:
+        page.wait_for_function("s => { const i = document.querySelector('#viewer .vimg');"
+                               " return i.getAttribute('src') === s && i.complete && i.naturalWidth > 0; }", arg=src)
+        return state()
+
+    cells.nth(1).click()  # first model's output
+    assert viewer.is_visible()
+    st = wait_src(mains[1])
+    # Full resolution: the file's own pixels at an integer zoom (the largest that fits, at least 1:1).
+    assert st["nw"] == SIZE and st["w"] % SIZE == 0 and st["w"] >= SIZE
+    shot = tmp_path / "compare-viewer.png"
+    page.screenshot(path=str(shot))
+    keep_screenshot(shot, "compare-viewer.png")
+
+    # Zoom in past the window, scroll to a corner region, then flip: same zoom, same region.
+    page.set_viewport_size({"width": 900, "height": 700})
+    for _ in range(16):
+        page.keyboard.press("+")
+    page.evaluate("() => { const b = document.querySelector('#viewer .vbody'); b.scrollLeft = 60; "
+                  "b.scrollTop = 50; }")
+    before = state()
+    assert before["w"] == 16 * SIZE and before["sx"] == 60 and before["sy"] == 50
+    page.keyboard.press("ArrowRight")
+    after = wait_src(mains[2])
+    assert (after["w"], after["sx"], after["sy"]) == (before["w"], 60, 50)
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    assert wait_src(seq[0])["sx"] == 60  # the input
+    page.keyboard.press("5")
+    assert wait_src(mains[4]) == {**after, "src": mains[4]}  # ground truth, same place
+    page.keyboard.press("1")
+    wait_src(mains[0])
+    # h: the opaque hole overlay, in the viewer and on the page.
+    opaque = item.locator("img.full").first.get_attribute("data-overlay-opaque")
+    page.keyboard.press("h")
+    wait_src(opaque)
+    page.keyboard.press("h")
+    # Down: the next image on the page, same cell (the input).
+    page.keyboard.press("ArrowDown")
+    nxt = page.locator(".item").nth(1).locator("img.full").first.get_attribute("src")
+    wait_src(nxt)
+    # s: every cell side by side at the same zoom, full resolution; scrolling one pane scrolls them all.
+    page.keyboard.press("s")
+    side = page.locator("#viewer .vside")
+    assert side.is_visible() and not page.locator("#viewer .vbody").is_visible()
+    page.wait_for_function("Array.from(document.querySelectorAll('#viewer .vside img'))"
+                           ".every(i => i.complete && i.naturalWidth > 0 && i.style.width)")
+    panes = page.evaluate("""() => Array.from(document.querySelectorAll('#viewer .vside img')).map(i =>
+        [i.getAttribute('src'), i.naturalWidth, i.getBoundingClientRect().width])""")
+    row2 = page.locator(".item").nth(1).locator(".row > .cell > img.full").evaluate_all(
+        "is => is.map(i => i.getAttribute('src'))")
+    assert [p[0] for p in panes] == row2  # the second image's five cells
+    assert {(p[1], p[2]) for p in panes} == {(SIZE, 16 * SIZE)}
+    page.evaluate("() => { const s = document.querySelector('#viewer .vside .vscroll'); s.scrollLeft = 40; "
+                  "s.scrollTop = 30; }")
+    page.wait_for_function("Array.from(document.querySelectorAll('#viewer .vside .vscroll'))"
+                           ".every(s => s.scrollLeft === 40 && s.scrollTop === 30)")
+    page.keyboard.press("s")
+    assert not side.is_visible() and page.locator("#viewer .vbody").is_visible()
+    page.keyboard.press("Escape")
+    assert not viewer.is_visible()
+    # Keyboard only: Tab to an image, Enter opens the viewer on it.
+    page.locator(".item").first.locator("img.full").nth(3).focus()
+    page.keyboard.press("Enter")
+    assert viewer.is_visible()
+    wait_src(seq[3])
+    assert vimg.count() == 1
     assert pg.errors == []
 
 
@@ -198,4 +383,9 @@ def test_report_of_a_real_runner_run(tmp_path: Path, browser: object) -> None:
     pg.page.wait_for_load_state("load")
     assert pg.page.locator(".item").count() == 2
     assert pg.check_images() == 2 * 4  # input+hole, two outputs, ground truth
+    # The runner records that the weight-free models ran for real and only the metric networks were smoke:
+    # the smoke label sits on the LPIPS numbers, not on the pictures.
+    labels = pg.page.locator(".cell .label").all_inner_texts()
+    assert labels and not any("SMOKE" in x for x in labels)
+    assert sum("(smoke)" in x for x in labels) == 2 * 2
     assert pg.errors == []

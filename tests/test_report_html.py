@@ -60,10 +60,14 @@ def test_index_has_leaderboard_ci_n_best_and_smoke_banner(sample: tuple[Path, Pa
     run, out = sample
     html = (out / "index.html").read_text()
     assert 'id="smoke-banner"' in html and "SMOKE" in html
-    # MAT Table 2 order: small before large, FID/P-IDS/U-IDS first.
-    heads = re.findall(r'<th class="sortable"[^>]*>([^<]*)</th>', html)
-    assert heads[:7] == ["Model", "FID↓", "P-IDS (%)↑", "U-IDS (%)↑", "FID↓", "P-IDS (%)↑", "U-IDS (%)↑"]
-    assert html.index(">mat-small<") < html.index(">mat-large<")
+    # One group per mask set, small before large, each in MAT Table 2 order (FID/P-IDS/U-IDS first).
+    whole = html[html.index('<table class="lb lb-all"'):]
+    whole = whole[:whole.index("</table>")]
+    heads = re.findall(r'<th class="sortable"[^>]*>([^<]*)</th>', whole)
+    per_ms = ["FID↓", "P-IDS (%)↑", "U-IDS (%)↑", "LPIPS↓", "Precision↑", "Recall↑", "PSNR↑", "SSIM↑", "L1↓"]
+    assert heads[:10] == ["Model", *per_ms]
+    assert heads[11:20] == per_ms  # heads[10]: diversity (first model only) closes the mat-small group
+    assert whole.index(">mat-small") < whole.index(">mat-large")
     # Best FID on mat-small is bold (class best) and is the lower of the two models' values.
     fids = {m: json.loads((run / "jobs" / f"sample-shapes-mat-small-{m}-32" / "metrics.json").read_text())
             ["metrics"]["fid"] for m in ("opencv-telea", "mean-fill")}
@@ -71,7 +75,7 @@ def test_index_has_leaderboard_ci_n_best_and_smoke_banner(sample: tuple[Path, Pa
     v = fids[best]
     assert f'<td class="best" data-v="{v["value"]!r}" title="CI [' in html
     assert f"± {(v['ci_high'] - v['ci_low']) / 2:.2f}" in html
-    assert f"n={N_IMAGES}" in html
+    assert f'<span class="gn">n={N_IMAGES}</span>' in html  # once per mask set: every value has the same n
     # Provenance panel: protocol hashes, versions, run.json.
     assert "protocol.maskset_sha256" in html and "sample-mat-large" in html and "provenance.versions.torch" in html
     assert "run.json" in html
@@ -157,6 +161,92 @@ def test_overlay_tints_only_the_hole(sample: tuple[Path, Path]) -> None:
     assert hole.any() and (o[~hole] == gt[~hole]).all()
     expected = np.round(0.35 * gt[hole] + 0.65 * np.array([255, 0, 255])).astype(np.uint8)
     assert np.abs(o[hole].astype(int) - expected).max() <= 1
+    # The opaque overlay: solid magenta in the hole (nothing of the ground truth shows through), GT elsewhere.
+    (op,) = list((out / "img" / "overlay-opaque").rglob("mat-large/32/00000.png"))
+    o = np.asarray(Image.open(op).convert("RGB"))
+    assert (o[hole] == [255, 0, 255]).all() and (o[~hole] == gt[~hole]).all()
+
+
+def test_hole_overlay_option_and_full_size_cells(sample: tuple[Path, Path], tmp_path: Path) -> None:
+    run, tinted = sample
+    g = _group_dir(tinted, "mat-large")
+    page = (g / "worst-all-0001.html").read_text()
+    # Both overlays are referenced by the input cell; the default (tint) is its src.
+    m = re.search(r'<img class="full" src="([^"]+)"[^>]*data-overlay-tint="([^"]+)" data-overlay-opaque="([^"]+)"',
+                  page)
+    assert m and m[1] == m[2] and "/overlay/" in m[2] and "/overlay-opaque/" in m[3]
+    assert (g / m[3]).resolve().is_file()
+    # Cells carry the image's real size (the viewer shows it 1:1) and are reachable by keyboard.
+    assert re.search(r'<img class="full" [^>]*width="32" height="32" tabindex="0"', page)
+    assert 'id="viewer"' in page
+    out = tmp_path / "site"
+    assert main(["report", str(run), "-o", str(out), "--per-page", str(PER_PAGE), "--max-images", "2",
+                 "--hole-overlay", "opaque"]) == 0
+    page = (_group_dir(out, "mat-large") / "worst-all-0001.html").read_text()
+    m = re.search(r'<img class="full" src="([^"]+)"[^>]*data-overlay-opaque="([^"]+)"', page)
+    assert m and m[1] == m[2] and 'data-default="opaque"' in page
+
+
+def test_smoke_labels_the_metrics_not_the_pictures(sample: tuple[Path, Path], tmp_path: Path) -> None:
+    """The sample run's models are real (classical) and only its metric networks are stand-ins: the LPIPS under
+    each picture says smoke, the picture does not. A model on random weights gets the badge on its pictures."""
+    run, out = sample
+    page = (_group_dir(out, "mat-large") / "worst-all-0001.html").read_text()
+    assert re.search(r"LPIPS \d\.\d{4} \(smoke\)", page)
+    labels = re.findall(r'<div class="label">(.*?)</div>', page)
+    assert labels and not any("SMOKE" in x or "(smoke)" in x.split("<br>")[0] for x in labels)
+    assert "The output images are the models&#39; real outputs" in page
+
+    d = tmp_path / "r"
+    make_sample_run(d, n_images=2, size=16, models=("opencv-telea", "mean-fill"), masksets=("mat-large",), samples=0)
+    metrics = d / "jobs" / "sample-shapes-mat-large-mean-fill-16" / "metrics.json"
+    rec = json.loads(metrics.read_text())
+    rec["provenance"]["weights"]["model"]["smoke"] = True  # as the runner records a model built with smoke=True
+    metrics.write_text(json.dumps(rec))
+    site = tmp_path / "site"
+    render_site([d], site)
+    page = next((site / "compare").rglob("worst-all-0001.html")).read_text()
+    labels = re.findall(r'<div class="label">(.*?)</div>', page)
+    assert [x.split("<br>")[0] for x in labels if "SMOKE" in x] == [
+        'mean-fill <span class="badge-smoke" title="this model ran on random weights: not a real inpainting">'
+        'SMOKE</span>'] * 2
+    assert "some models ran on random weights" in page
+
+
+def test_smoke_sources_from_runner_eval_and_unknown_records() -> None:
+    from reports.leaderboard import smoke_sources
+
+    rec = synthetic_record("places", "mat-large", "mat", {"fid": 1.0}, smoke=True)
+    rec.provenance = {"metric_smoke": True, "weights": {"model": {"name": "mat", "smoke": False}}}  # runner
+    assert smoke_sources(rec) == (False, True)
+    rec.provenance = {"metric_smoke": False, "weights": {"model": {"name": "mat", "smoke": True}}}
+    assert smoke_sources(rec) == (True, False)
+    rec.provenance = {"smoke": True, "weights": {"inception": {}}}  # matbench eval --smoke: no model ran here
+    assert smoke_sources(rec) == (False, True)
+    rec.provenance = {}  # smoke, but nothing says where: the pictures are not claimed to be real
+    assert smoke_sources(rec) == (True, False)
+    rec.smoke = False
+    assert smoke_sources(rec) == (False, False)
+
+
+def test_leaderboard_intervals_and_groups_in_html(tmp_path: Path) -> None:
+    d = tmp_path / "r"
+    for model, kid in (("mat", (-0.04873, -0.04873, -0.04873)), ("lama", (0.01, 0.005, 0.02))):
+        write_job(d, synthetic_record("places", "mat-small", model, {"fid": (10.0, 9.2, 10.3), "kid": kid}, n=8))
+        write_job(d, synthetic_record("places", "mat-large", model, {"fid": (12.0, 11.0, 13.0), "kid": kid}, n=8))
+    render_site([d], tmp_path / "site")
+    html = (tmp_path / "site" / "index.html").read_text()
+    whole = html[html.index('<table class="lb lb-all"'):]
+    whole = whole[:whole.index("</table>")]
+    # Each mask set heads exactly one group (the old layout repeated "mat-small | mat-large" per metric block).
+    assert re.findall(r'<th colspan="(\d+)" data-g="\d+">([\w-]+)', whole) == [("2", "mat-small"), ("2", "mat-large")]
+    assert "<span class=\"ci\">[9.20, 10.30]</span>" in whole  # asymmetric: bounds, not ± half-width
+    assert "<span class=\"ci\">± 1.00</span>" in whole  # symmetric
+    assert whole.count("no CI †") == 2 and "[-48.73, -48.73]</span>" not in whole
+    assert 'title="no interval: recorded [-48.73, -48.73]; zero-width interval' in whole
+    assert "† No confidence interval shown: zero-width interval (every resample gave the same value): n = 8" in html
+    # The per-mask-set tables that replace the whole one when it does not fit hold the same cells.
+    assert html.count('<table class="lb lb-part"') == 2
 
 
 def test_records_only_real_results_generalization(tmp_path: Path) -> None:
@@ -230,3 +320,28 @@ def test_max_images_keeps_the_worst(sample: tuple[Path, Path], tmp_path: Path) -
     assert parse(g / "worst-all-0001.html").items == parse(g_full / "worst-all-0001.html").items[:2]
     assert not (g / "worst-all-0002.html").exists()
     assert "(worst 2 only)" in (out / "index.html").read_text()
+
+
+def test_bin_plot_counts_images_and_names_hidden_bins(tmp_path: Path) -> None:
+    """Runner bins: metrics only where a bin holds >= 2 images. The plot shows every bin's count and says which
+    bins it leaves out (they used to vanish, so a mask set could read as a single dot)."""
+    from reports.leaderboard import load_entries
+    from reports.plots import bin_counts, plot_bins
+
+    d = tmp_path / "r"
+    rec = synthetic_record("places", "mat-large", "mat", {"fid": 1.0}, n=6)
+    lp = synthetic_record("places", "mat-large", "mat", {"lpips": 0.3}).metrics["lpips"]
+    rec.bins = [{"lo": 0.0, "hi": 0.1, "label": "0-10%", "n": 0, "metrics": {}},
+                {"lo": 0.1, "hi": 0.2, "label": "10-20%", "n": 1, "metrics": {}},
+                {"lo": 0.2, "hi": 0.3, "label": "20-30%", "n": 4, "metrics": {"lpips": lp}},
+                {"lo": 0.3, "hi": 0.4, "label": "30-40%", "n": 1, "metrics": {}}]
+    write_job(d, rec)
+    (e,) = load_entries([d])
+    assert bin_counts(e) == [(0.0, 0.1, 0), (0.1, 0.2, 1), (0.2, 0.3, 4), (0.3, 0.4, 1)]
+    (p,) = plot_bins([e], tmp_path / "site")
+    assert "Images per bin: 10–20% 1, 20–30% 4, 30–40% 1." in p.caption
+    assert ("Not plotted: 10–20% (n=1: fewer than 2 images, no metric computed), "
+            "30–40% (n=1: fewer than 2 images, no metric computed).") in p.caption
+    assert (tmp_path / "site" / p.png).stat().st_size > 1000
+    render_site([d], tmp_path / "site2")
+    assert "Not plotted: 10–20% (n=1" in (tmp_path / "site2" / "index.html").read_text()

@@ -19,6 +19,7 @@ HERE = Path(__file__).resolve().parent
 
 SPEC = """
 output = "{out}"
+pipeline = false  # exact: the batches before the killed one are on disk (pipelined: tests/test_pipeline.py)
 batch_size = 3
 resolutions = [32]
 smoke = true
@@ -38,7 +39,7 @@ options = {{ inner = "mean-fill" }}
 
 
 def run_script(spec: Path, env_extra: dict[str, str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE), **env_extra}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": _pythonpath(), **env_extra}
     return subprocess.run([sys.executable, str(HERE / "runner_helpers.py"), str(spec)], env=env,
                           capture_output=True, text=True, timeout=300)
 
@@ -83,3 +84,8 @@ def test_kill_and_resume_gives_identical_numbers(tmp_path: Path) -> None:
     assert prov["batches"]["computed"] == [2, 3] and prov["batches"]["resumed"] == 2
     info = json.loads((rd / "run.json").read_text())
     assert info["status"] == "complete" and info["resumed"] is True
+
+
+def _pythonpath() -> str:
+    """tests/ first, then the caller's PYTHONPATH (so the subprocess imports the same matbench as the test)."""
+    return os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])

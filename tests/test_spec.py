@@ -107,12 +107,12 @@ def test_bad_toml_names_the_file(tree: Path) -> None:
 def test_parse_dict_and_to_json_roundtrip(tree: Path) -> None:
     data = {"output": "o", "seed": 3, "datasets": [{"path": "imgs", "name": "d", "limit": 4}],
             "masksets": [{"kind": "mat-small"}],
-            "models": [{"name": "opencv-ns", "smoke": True, "samples": 1, "options": {"truncation": 0.5}}]}
+            "models": [{"name": "mat", "smoke": True, "samples": 1, "options": {"truncation_psi": 0.5}}]}
     s = parse_spec(data, base_dir=tree)
     j = s.to_json()
     assert j["seed"] == 3 and j["masksets"][0]["seed"] == 3  # mask seed defaults to the run seed
-    assert j["models"][0] == {"label": "opencv-ns", "name": "opencv-ns", "weights": None, "smoke": True, "samples": 1,
-                              "options": {"truncation": 0.5}}
+    assert j["models"][0] == {"label": "mat", "name": "mat", "weights": None, "smoke": True, "samples": 1,
+                              "options": {"truncation_psi": 0.5}}
     assert j["datasets"][0]["limit"] == 4
 
 

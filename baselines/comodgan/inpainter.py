@@ -29,6 +29,7 @@ from matbench import weights as wreg
 from matbench.errors import InputError, SpecError, WeightsError
 from matbench.io import sha256_file
 from matbench.models.base import Inpainter, Requirements, register_model
+from matbench.models.options import Option
 from matbench.models.statecheck import check_state_dict
 
 _MANUAL = ("open {url} in a browser (or wget it, as download/{script} of zengxianyu/co-mod-gan-pytorch does; "
@@ -82,8 +83,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling refusals, truncated files, HTML pages saved as .pth, ...
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise WeightsError(f"{path}: cannot load as a CoModGAN state_dict ({type(e).__name__}: {msg})") from None
+        from matbench.models.statecheck import torch_load_error
+
+        raise torch_load_error(path, e, "CoModGAN state_dict") from None  # without torch's unsafe advice
     if not isinstance(sd, Mapping) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise WeightsError(f"{path}: expected a plain state_dict (name -> tensor) of the port's Generator, "
                            f"got {type(sd).__name__}")
@@ -236,6 +238,16 @@ def _resolve_weights(weights: str) -> Path:
     "comodgan",
     description="CoModGAN generator (port of the official TF weights via zengxianyu/co-mod-gan-pytorch)",
     requires=REQUIRES,
+    options=(
+        Option("weights", "path", DEFAULT_WEIGHTS, "registered name (comodgan-places2-512, comodgan-ffhq-512, "
+               "comodgan-ffhq-1024) or a .pth / .safetensors path"),
+        Option("smoke", "bool", False, "deterministic random weights (outputs are meaningless)"),
+        Option("device", "str", "cpu", "cpu, cuda, cuda:N"),
+        Option("dropout", "str", "official", "official: on at inference with a seeded keep mask; off: the port's "
+               "eval()", choices=DROPOUT_MODES),
+        Option("quantize", "str", "round", "round: official metrics; trunc: run_generator.py", choices=QUANTIZE_MODES),
+        Option("resolution", "int", 512, "only for smoke weights (a weights file sets its own); a power of two"),
+    ),
 )
 def comodgan(weights: str = DEFAULT_WEIGHTS, smoke: bool = False, device: str = "cpu", dropout: str = "official",
              quantize: str = "round", resolution: int = 512) -> Inpainter:

@@ -130,7 +130,8 @@ class RestrictedUnpickler(pickle.Unpickler):
             return _standin(module, name)
         raise UnsafeCheckpointError(
             f"{self.source}: refusing to load: the pickle references the global {module}.{name}, "
-            "which is not on the LaMa checkpoint allowlist (nothing from the file was executed)"
+            "which is not on the LaMa checkpoint allowlist (a global outside it could run code when loaded; "
+            "nothing from the file was executed)"
         )
 
 

@@ -20,6 +20,7 @@ from torch import nn
 from matbench import weights as weights_registry
 from matbench.errors import SpecError, WeightsError
 from matbench.models.base import Inpainter, Requirements, register_model
+from matbench.models.options import Option
 from matbench.weights import WeightsFile, register_weights
 
 from .checkpoint import LamaCheckpoint, build_generator, load_lama
@@ -42,6 +43,8 @@ BIG_LAMA_WEIGHTS = register_weights(WeightsFile(
             "big-lama/models/best.ckpt) and pass the folder"),
     used_by="lama",
     dirname="big-lama",
+    hf_repo="smartywu/big-lama",  # the same file the official URL serves, fetched through huggingface_hub
+    hf_filename="big-lama.zip",
     extra={"unpack": "zip: big-lama/config.yaml + big-lama/models/best.ckpt (read directly from the zip)",
            "best_ckpt_bytes": 410046389,
            "best_ckpt_sha256_reported": "fccb7adf…5d423 (third-party report; full hash unknown)"},
@@ -233,7 +236,14 @@ def load_lama_inpainter(weights: str | os.PathLike | None = None, smoke: bool = 
 
 
 @register_model("lama", description="Big LaMa (FFC ResNet, Suvorov et al. 2022); official predict-path conventions",
-                requires=REQUIREMENTS)
+                requires=REQUIREMENTS,
+                options=(
+                    Option("weights", "path", None, "big-lama folder, big-lama.zip, best.ckpt or 'big-lama'"),
+                    Option("smoke", "bool", False, "deterministic random weights (outputs are meaningless)"),
+                    Option("device", "str", "cpu", "cpu, cuda, cuda:N"),
+                    Option("rounding", "str", "official", "float -> uint8 conversion", choices=ROUNDING),
+                    Option("batch_size", "int", 8, "images per forward pass"),
+                ))
 def lama(weights: str | os.PathLike | None = None, smoke: bool = False, device: str = "cpu",
          rounding: str = "official", batch_size: int = 8) -> Inpainter:
     """Big LaMa. Options: weights (big-lama folder/zip/best.ckpt or 'big-lama'), smoke, device, rounding."""

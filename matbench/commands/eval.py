@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from matbench.results import METRIC_INFO, ResultRecord
+from matbench.results import METRIC_INFO, MetricValue, ResultRecord
 
 # kept in sync with matbench.evaluate (not imported here so `matbench --help` stays light)
 ALL_METRICS = ("fid", "pids", "uids", "lpips", "pr", "kid", "psnr", "ssim", "l1")
@@ -55,6 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "if a convention differs, and put the published numbers beside ours")
     p.add_argument("--published-row", metavar="LABEL", help="which published row to compare with, e.g. 'MAT (8M)' "
                    "(default: the only row, or the one starting with the model name)")
+    p.add_argument("--name", metavar="NAME", help="the model's name in tables and leaderboards (default: the "
+                   "results folder's name, e.g. 'results')")
     p.add_argument("-o", "--out", required=True, metavar="OUT", help="output directory")
     from matbench.commands.history import add_history_options
 
@@ -87,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
         device=device, smoke=args.smoke, cache_dir=cache_dir, fid_convention=args.fid_convention,
         lpips_net=args.lpips_net, inception=args.inception, inception_path=args.inception_path,
         vgg_path=args.vgg_path, n_bootstrap=args.bootstrap, seed=args.seed, batch_size=args.batch_size,
-        save_features=args.save_features, protocol_name=args.protocol, published_row=args.published_row)
+        name=args.name, save_features=args.save_features, protocol_name=args.protocol,
+        published_row=args.published_row)
     write_inputs(args)
     print(format_summary(record, args.out))
     if args.save_features:
@@ -124,8 +127,8 @@ def format_summary(record: ResultRecord, out: str) -> str:
     for name, mv in record.metrics.items():
         info = METRIC_INFO.get(name)
         scale, digits, label = (info.scale, info.digits, info.label) if info else (1.0, 4, name)
-        ci = ""
-        if mv.ci_low is not None and mv.ci_high is not None:
+        ci = _no_ci(name, mv) if info else ""
+        if not ci and mv.ci_low is not None and mv.ci_high is not None:
             ci = f"  [{mv.ci_low * scale:.{digits}f}, {mv.ci_high * scale:.{digits}f}]"
         pub = (mv.extra or {}).get("published")
         if pub:  # --protocol: the source's number beside ours
@@ -135,3 +138,12 @@ def format_summary(record: ResultRecord, out: str) -> str:
         lines.append(f"  {label:<18} {mv.value * scale:.{digits}f}{ci}")
     lines.append(f"wrote {out}/metrics.json and {out}/per_image.csv")
     return "\n".join(lines)
+
+
+def _no_ci(name: str, mv: MetricValue) -> str:
+    """'  no CI (reason)' for an interval the sample cannot support (zero width, n < 2), never shown as exact;
+    reports.intervals decides, as for the tables and the HTML report."""
+    from reports.intervals import interval
+
+    iv = interval(name, mv.value, mv.ci_low, mv.ci_high, mv.n)
+    return f"  no CI ({iv.reason})" if iv.kind == "unsupported" else ""

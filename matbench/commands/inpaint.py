@@ -56,16 +56,25 @@ def _parse_value(v: str) -> Any:
 
 
 def model_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Options for create_model, `--option` values typed by the model's declared options (checked there)."""
+    from matbench.models.base import get_model_info
+    from matbench.models.options import check_options, parse_cli_options
+
     opts: dict[str, Any] = {"device": args.device}
     if args.weights:
         opts["weights"] = args.weights
     if args.smoke:
         opts["smoke"] = True
+    raw: dict[str, str] = {}
     for item in args.option:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise SpecError(f"--option {item!r} must look like KEY=VALUE")
-        opts[key.strip()] = _parse_value(value.strip())
+        raw[key.strip()] = value.strip()
+    info = get_model_info(args.model)
+    if raw:
+        opts.update(parse_cli_options(args.model, info.options, raw, _parse_value))
+    check_options(args.model, info.options, opts, info.factory)  # before any image is read
     return opts
 
 
@@ -98,6 +107,19 @@ class MaskSource:
                 raise InputError(f"{self.path}: {len(missing)} images have no mask file with the same name "
                                  f"(e.g. {', '.join(missing[:3])})")
         self.polarity = polarity
+        self.check(ids)
+
+    def check(self, ids: list[str]) -> None:
+        """Refuse 0/1 masks and sets whose hole ratio is 0 or 1 everywhere before any output is written."""
+        from matbench.data.maskset import check_masks
+
+        if self.maskset is not None:
+            self.maskset.check_usable()
+            return
+        from matbench.io import read_gray
+
+        check_masks(((self.files.source_name(i), read_gray(self.files.source_name(i))) for i in ids),
+                    self.polarity, self.path)
 
     def hole(self, image_id: str, shape: tuple[int, int]) -> np.ndarray:
         if self.maskset is not None:
@@ -105,10 +127,12 @@ class MaskSource:
             hole = self.maskset.hole(name)
             where = str(self.maskset.path_of(name))
         else:
+            from matbench.data.maskset import check_mask_levels
             from matbench.io import read_gray
 
             where = self.files.source_name(image_id)
             gray = read_gray(where)
+            check_mask_levels(gray, where, self.polarity)
             hole = gray < 128 if self.polarity == "known=255" else gray >= 128
         if hole.shape != shape:
             raise InputError(f"{where}: mask is {hole.shape[1]}x{hole.shape[0]}, image {image_id!r} is "
@@ -125,9 +149,10 @@ def run(args: argparse.Namespace) -> int:
         raise SpecError("--batch-size must be >= 1")
     if args.samples < 1:
         raise SpecError("--samples must be >= 1")
+    options = model_options(args)
     ds = Dataset.open(args.images)
     masks = MaskSource(args.masks, args.mask_polarity, ds.ids)
-    model = create_model(args.model, **model_options(args))
+    model = create_model(args.model, **options)
     if getattr(model, "smoke", False):
         log.warning("model %s runs on random (smoke) weights: outputs are not real inpaintings", args.model)
     if args.samples > 1 and not model.requires.samples:

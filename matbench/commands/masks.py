@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument("--res", type=int, default=512, help="square resolution (default 512)")
     m.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     m.add_argument("--names-from", metavar="DATASET", help="name masks by this dataset's ids (sorted order)")
+    m.add_argument("--hole-range", nargs=2, type=float, metavar=("LO", "HI"),
+                   help="MAT kinds: keep masks with LO < hole ratio < HI, as the official RandomMask(s, "
+                        "hole_range=[LO, HI]) (default 0 1)")
     m.add_argument("-o", "--output", required=True, help="output folder")
     m.set_defaults(func=_make)
 
@@ -57,9 +60,11 @@ def _make(args: argparse.Namespace) -> int:
         n = len(names)
     if n is None or n <= 0:
         raise SpecError("--n must be a positive number of masks (or give --names-from DATASET)")
-    ms = make_maskset(args.kind, n, args.res, args.seed, args.output, names=names, progress=True)
+    ms = make_maskset(args.kind, n, args.res, args.seed, args.output, names=names, progress=True,
+                      hole_range=args.hole_range)
     r = ms.hole_ratios()
-    print(f"{args.output}: {len(ms):,} {args.kind} masks at {args.res}x{args.res}, "
+    hr = f" in hole range {args.hole_range[0]:g}..{args.hole_range[1]:g}" if args.hole_range else ""
+    print(f"{args.output}: {len(ms):,} {args.kind} masks{hr} at {args.res}x{args.res}, "
           f"seeds {args.seed}..{args.seed + n - 1}, mean hole ratio {r.mean():.4f}, maskset sha256 {ms.sha256}")
     return 0
 

@@ -13,7 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "models", help="list the available models, their requirements and weights status",
         description="Lists built-in models and plugins registered through the 'matbench.models' entry-point group. "
                     "Weights are looked up without downloading: $MATBENCH_WEIGHTS/<file>, then the torch hub cache.")
-    p.add_argument("name", nargs="?", help="only this model (a registered name, entry point or pkg.mod:factory)")
+    p.add_argument("name", nargs="?", help="only this model, with its options (a registered name, entry point or "
+                   "pkg.mod:factory)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 
@@ -44,6 +45,8 @@ def describe(info: Any) -> dict[str, Any]:
         "requires": {"weights": list(req.weights), "size_multiple": req.size_multiple, "samples": req.samples,
                      "native_resolution": req.native_resolution},
         "weights": _weights_rows(tuple(req.weights)),
+        # declared options (name, type, default, help, choices); None when a plugin declares none
+        "options": None if info.options is None else [o.to_json() for o in info.options],
     }
 
 
@@ -65,7 +68,10 @@ def broken_entry_points(listed: set[str]) -> list[dict[str, str]]:
     return out
 
 
-def format_text(models: list[dict[str, Any]], broken: list[dict[str, str]]) -> str:
+def format_text(models: list[dict[str, Any]], broken: list[dict[str, str]], options: bool = False) -> str:
+    """Text listing; `options`: also each model's declared options (`matbench models NAME`)."""
+    from matbench.models.options import format_options
+
     lines = []
     for m in models:
         r = m["requires"]
@@ -81,6 +87,8 @@ def format_text(models: list[dict[str, Any]], broken: list[dict[str, str]]) -> s
             head = "    weights: " if i == 0 else "             "
             where = f" ({w['path']})" if w["path"] else ""
             lines.append(f"{head}{w['name']}: {w['status']}{where}")
+        if options:
+            lines += format_options(m["options"])
     for b in broken:
         lines.append(f"{b['name']}  [entry-point, NOT LOADABLE]  {b['value']}: {b['error']}")
     lines.append("missing weights: `matbench weights list` says where to get them; models with weights also run "
@@ -101,5 +109,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"models": models, "broken_entry_points": broken}, indent=2))
     else:
-        print(format_text(models, broken))
+        print(format_text(models, broken, options=bool(args.name)))
     return 0

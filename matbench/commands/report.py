@@ -26,7 +26,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from reports.render import render_site
 
     index = render_site(args.run_dirs, args.output, per_page=args.per_page, max_images=args.max_images,
-                        title=args.title)
+                        title=args.title, hole_overlay=args.hole_overlay)
     print(f"report written: {index}")
     return 0
 
@@ -97,6 +97,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-images", type=int, default=None,
                    help="at most this many images per comparison (worst first); default all")
     p.add_argument("--title", default="matbench report")
+    p.add_argument("--hole-overlay", choices=("tint", "opaque"), default="tint",
+                   help="comparison pages' default hole overlay: 65%% magenta over the ground truth (tint) or solid "
+                        "magenta (opaque); both are rendered and the page can switch (default tint)")
     p.set_defaults(func=cmd_report)
     from matbench.commands.report_extras import add_report_options, add_table_options  # trend, user study
 

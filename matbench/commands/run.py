@@ -28,6 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--restart", action="store_true",
                    help="discard stored jobs whose configuration differs from the spec (default: refuse)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--serial", action="store_true",
+                   help="run the stages of each batch one after the other (spec: pipeline = false); same results")
+    p.add_argument("--workers", metavar="IN[,OUT]",
+                   help="threads of the input and output stages (default: from the available cores)")
     p.set_defaults(func=run_command)
 
 
@@ -45,6 +49,10 @@ def run_command(args: argparse.Namespace) -> int:
         spec.batch_size = args.batch_size
     if args.smoke:
         spec.smoke = True
+    if args.serial:
+        spec.pipeline = False
+    if args.workers:
+        spec.input_workers, spec.output_workers = _workers(args.workers)
     if args.dry_run:
         print(dry_run(spec))
         return 0
@@ -56,6 +64,19 @@ def run_command(args: argparse.Namespace) -> int:
         append_after(args, [spec.output], "run")
         print(f"run directory: {spec.output}  (matbench report {spec.output} -o REPORT_DIR)")
     return 0
+
+
+def _workers(text: str) -> tuple[int, int]:
+    from matbench.errors import SpecError
+
+    parts = text.split(",")
+    try:
+        vals = [int(x) for x in parts]
+    except ValueError:
+        vals = []
+    if len(vals) not in (1, 2) or min(vals) < 1:
+        raise SpecError(f"--workers: expected N or IN,OUT (positive integers), got {text!r}")
+    return vals[0], vals[-1]
 
 
 def summary_table(info: dict) -> str:

@@ -22,6 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pf = sub.add_parser("fetch", help="download missing files from their official URLs (hash-checked)")
     pf.add_argument("name", nargs="?", help="only this entry (default: every entry with a URL)")
     pf.add_argument("--dest", metavar="DIR", help="target directory (default $MATBENCH_WEIGHTS or the hub cache)")
+    pf.add_argument("--source", choices=("official", "hf"), default=None,
+                    help="official URL, or the Hugging Face mirror (into the HF hub cache; sha256 checked if "
+                         "pinned, else recorded on first download). Default: official if it has a URL, else hf")
     pf.set_defaults(func=cmd_fetch)
     pc = sub.add_parser("convert", help="convert an official MAT .pkl checkpoint to .safetensors")
     pc.add_argument("src", metavar="SRC.pkl")
@@ -43,6 +46,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     for e in _entries(args.name):
         st, path = W.status(e.name)
         source = e.url or (e.manual or "no public URL")
+        if e.hf_repo:
+            source += f" | mirror hf:{e.hf_repo}/{e.hf_filename or e.filename}"
         rows.append((e.name, e.filename, st, str(path) if path else "-", source))
     widths = [max(len(r[i]) for r in rows + [("NAME", "FILE", "STATUS", "PATH", "")]) for i in range(4)]
     print(f"{'NAME':<{widths[0]}}  {'FILE':<{widths[1]}}  {'STATUS':<{widths[2]}}  {'PATH':<{widths[3]}}  URL / HOW")
@@ -81,16 +86,36 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     from matbench import weights as W
+    from matbench.errors import WeightsError
 
     dest = Path(args.dest) if args.dest else None
     failed = 0
     for e in _entries(args.name):
         found = W.find(e.name)
-        if found is not None:
+        source = args.source or ("official" if e.url or not e.hf_repo else "hf")
+        # a copy already in the HF cache still goes through fetch_hf: its hash is checked or recorded
+        if found is not None and not (source == "hf" and found == W.hf_cached(e)):
             print(f"{e.name}: present at {found}")
             continue
+        if source == "hf":
+            if not e.hf_repo:
+                if args.name:
+                    raise WeightsError(f"weights {e.name} has no Hugging Face mirror; "
+                                       + ("use --source official" if e.url else e.manual or "get it from the authors"))
+                continue  # fetching every mirror: entries without one are not this command's business
+            try:
+                path, note = W.fetch_hf(e)
+            except WeightsError as err:
+                if args.name:
+                    raise
+                print(f"{e.name}: {err}")
+                failed += 1
+                continue
+            print(f"{e.name}: fetched from hf:{e.hf_repo} to {path} ({note})")
+            continue
         if not e.url:
-            print(f"{e.name}: no direct URL; {e.manual or 'obtain it from the authors'}")
+            print(f"{e.name}: no direct URL; {e.manual or 'obtain it from the authors'}"
+                  + (f" (or --source hf: mirror {e.hf_repo})" if e.hf_repo else ""))
             failed += 1 if args.name else 0
             continue
         try:

@@ -115,13 +115,50 @@ def _mat_brush(rng: np.random.RandomState, max_tries: int, s: int) -> np.ndarray
     return layer
 
 
+MAX_REDRAWS = 100_000  # the official loop never gives up; a range no mask reaches would hang it
+
+
+def check_hole_range(kind: str, hole_range: Any) -> tuple[float, float]:
+    """Validate `RandomMask(s, hole_range=[lo, hi])` for a MAT kind: 0 <= lo < hi <= 1, and lo + hi large enough
+    that every official `randint(int(n * (lo + hi)))` has a positive bound (the official code raises otherwise)."""
+    if kind not in _MAT_SETTINGS:
+        raise SpecError(f"hole_range exists only for MAT kinds ({', '.join(_MAT_SETTINGS)}), not {kind!r}")
+    try:
+        lo, hi = (float(x) for x in hole_range)
+    except (TypeError, ValueError):
+        raise SpecError(f"hole_range must be two numbers [lo, hi], got {hole_range!r}") from None
+    if not 0.0 <= lo < hi <= 1.0:
+        raise SpecError(f"hole_range [{lo}, {hi}] must satisfy 0 <= lo < hi <= 1")
+    coef = min(lo + hi, 1.0)
+    need = max(1.0 / n for n in _MAT_SETTINGS[kind])
+    if any(int(n * coef) < 1 for n in _MAT_SETTINGS[kind]):
+        raise SpecError(f"hole_range [{lo}, {hi}]: {kind} needs lo + hi >= {need:.3f} (the official generator draws "
+                        f"randint(int(n * (lo + hi))) for n in {_MAT_SETTINGS[kind]}, which fails below that)")
+    return lo, hi
+
+
+def spec_hole_range(value: Any, kind: str | None, key: str) -> tuple[float, float] | None:
+    """A spec's `hole_range = [lo, hi]` for a generated mask set, validated (SpecError naming `key`)."""
+    if value is None:
+        return None
+    if kind is None:
+        raise SpecError(f"{key}: only for generated masks (kind = ...), not a path")
+    if not isinstance(value, list) or len(value) != 2 or not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) for x in value):
+        raise SpecError(f"{key}: must be [lo, hi] (two numbers), got {value!r}")
+    try:
+        return check_hole_range(kind, value)
+    except SpecError as e:
+        raise SpecError(f"{key}: {e}") from None
+
+
 def _mat_mask(rng: np.random.RandomState, kind: str, s: int,
               hole_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
     """One MAT mask from `rng` as bool hole (True = hole)."""
     n_half, n_full, n_brush = _MAT_SETTINGS[kind]
     lo, hi = hole_range
     coef = min(lo + hi, 1.0)
-    while True:
+    for _ in range(MAX_REDRAWS):
         known = np.ones((s, s), dtype=bool)
         for n_max, size in ((int(n_half * coef), s // 2), (int(n_full * coef), s)):
             for _ in range(rng.randint(n_max)):
@@ -134,6 +171,8 @@ def _mat_mask(rng: np.random.RandomState, kind: str, s: int,
         if hole_ratio <= lo or hole_ratio >= hi:
             continue  # official: discard and redraw from the same stream
         return ~known
+    raise SpecError(f"{kind} at {s}px: no mask with hole ratio in ({lo}, {hi}) after {MAX_REDRAWS:,} draws; "
+                    "widen hole_range")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -217,24 +256,28 @@ def _lama_mask(rng: np.random.RandomState, kind: str, s: int) -> np.ndarray:
 # Public API
 
 
-def generate_mask(kind: str, resolution: int, seed: int) -> np.ndarray:
+def generate_mask(kind: str, resolution: int, seed: int, hole_range: Any = None) -> np.ndarray:
     """One mask as bool (R, R), True = hole.
 
-    MAT kinds equal the official ``RandomMask(R)`` after ``np.random.seed(seed)`` (bit-exact); the global numpy
-    random state is not used.
+    MAT kinds equal the official ``RandomMask(R, hole_range=[lo, hi])`` after ``np.random.seed(seed)`` (bit-exact;
+    default range [0, 1]); the global numpy random state is not used. `hole_range` is for MAT kinds only.
     """
     _check(kind, resolution)
     rng = np.random.RandomState(int(seed))
     if kind in _MAT_SETTINGS:
-        return _mat_mask(rng, kind, int(resolution))
+        hr = (0.0, 1.0) if hole_range is None else check_hole_range(kind, hole_range)
+        return _mat_mask(rng, kind, int(resolution), hr)
+    if hole_range is not None:
+        check_hole_range(kind, hole_range)  # raises: not a MAT kind
     return _lama_mask(rng, kind, int(resolution))
 
 
-def generate_masks(kind: str, resolution: int, n: int, base_seed: int = 0) -> Iterator[np.ndarray]:
+def generate_masks(kind: str, resolution: int, n: int, base_seed: int = 0,
+                   hole_range: Any = None) -> Iterator[np.ndarray]:
     """`n` masks; mask i comes from seed ``base_seed + i`` so it never depends on n or on how work is split."""
     _check(kind, resolution)
     for i in range(int(n)):
-        yield generate_mask(kind, resolution, base_seed + i)
+        yield generate_mask(kind, resolution, base_seed + i, hole_range)
 
 
 def generate_mask_sequence(kind: str, resolution: int, n: int, seed: int = 0) -> Iterator[np.ndarray]:
@@ -251,18 +294,21 @@ def generate_mask_sequence(kind: str, resolution: int, n: int, seed: int = 0) ->
         yield _mat_mask(rng, kind, int(resolution))
 
 
-def generator_params(kind: str, resolution: int) -> dict[str, Any]:
+def generator_params(kind: str, resolution: int, hole_range: Any = None) -> dict[str, Any]:
     """Parameters recorded in maskset.json for provenance."""
     _check(kind, resolution)
     if kind in _MAT_SETTINGS:
+        hr = [0.0, 1.0] if hole_range is None else list(check_hole_range(kind, hole_range))
         n_half, n_full, n_brush = _MAT_SETTINGS[kind]
         return {
             "reference": "fenglinglwb/MAT datasets/" + ("mask_generator_512.py" if kind == "mat-large"
                                                         else "mask_generator_512_small.py"),
             "box_fills_half": n_half, "box_fills_full": n_full, "brush_strokes": n_brush,
-            "brush_vertices": [4, 18], "brush_width": [12, 48], "hole_range": [0.0, 1.0],
+            "brush_vertices": [4, 18], "brush_width": [12, 48], "hole_range": hr,
             "seeding": "np.random.RandomState(seed + index) per mask (= official RandomMask after np.random.seed)",
         }
+    if hole_range is not None:
+        check_hole_range(kind, hole_range)  # raises: not a MAT kind
     return {
         "reference": "advimman/lama MixedMaskGenerator, configs/data_gen/random_" + kind.split("-")[1] + "_*.yaml",
         **lama_config(kind, resolution),

@@ -19,6 +19,7 @@ import io as _io
 import json
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -135,10 +136,15 @@ class MaskSet:
         if levels.shape != (self.resolution, self.resolution):
             raise InputError(f"{path}: mask is {levels.shape[1]}x{levels.shape[0]}, the mask set says "
                              f"{self.resolution}x{self.resolution}")
+        check_mask_levels(levels, path, self.polarity)
         bad = ~np.isin(levels, (0, 255))
         if bad.any():
             raise InputError(f"{path}: mask has values other than 0 and 255 (e.g. {int(levels[bad][0])})")
         return (levels == 0) if self.polarity == "known=255" else (levels == 255)
+
+    def check_usable(self) -> None:
+        """Refuse a set of 0/1 masks or one whose hole ratio is 0 or 1 everywhere (see `check_masks`)."""
+        check_masks(((self.path_of(n), _read_levels(self.path_of(n))) for n in self.names), self.polarity, self.root)
 
     def hole_ratios(self) -> np.ndarray:
         """Hole ratio per mask, as recorded in maskset.json (float64, in `names` order)."""
@@ -165,6 +171,58 @@ class MaskSet:
             except OSError:
                 bad.append(e["name"])
         return bad
+
+
+FIX_01 = ("rescale the files to 0/255, or import them with `matbench masks import SRC -o DIR --polarity P "
+          "--binarize 1` (value >= 1 counts as 255) and use that mask set")
+
+
+def check_mask_levels(levels: np.ndarray, where: str | os.PathLike, polarity: str) -> None:
+    """Refuse one mask file stored as 0/1 instead of 0/255 (InputError naming it and the fix).
+
+    Read with a 128 threshold such a file is all hole (known=255) or all known (hole=255): the model silently
+    changes every pixel or none. A 0/255 mask never holds the value 1, so max == 1 means values {0, 1}.
+    """
+    if levels.size and int(levels.max()) == 1:
+        reads = "all hole" if polarity == "known=255" else "all known (nothing to inpaint)"
+        raise InputError(f"{where}: mask holds only the values 0 and 1 (a 0/1 mask saved as 8-bit, not 0/255), so "
+                         f"with polarity {polarity} every pixel reads as {reads}; {FIX_01}")
+
+
+def check_masks(masks: Iterable[tuple[str | os.PathLike, np.ndarray]], polarity: str,
+                source: str | os.PathLike) -> None:
+    """Refuse masks no model can use, before any work: 0/1 files, or a set whose hole ratio is 0 or 1 everywhere.
+
+    `masks` yields (file, uint8 levels) lazily; `polarity` says what 255 means (files are thresholded at 128, as
+    every reader does). Reading stops at the first mask with 0 < hole ratio < 1, so a usable set costs one file.
+    Call it where masks are read: `inpaint`, `eval`, and spec validation for `run`.
+    """
+    if polarity not in POLARITIES:
+        raise SpecError(f"mask polarity {polarity!r} must be one of {', '.join(POLARITIES)}")
+    n = n_full = 0
+    for where, levels in masks:
+        check_mask_levels(levels, where, polarity)
+        hole = levels < 128 if polarity == "known=255" else levels >= 128
+        ratio = float(hole.mean()) if hole.size else 0.0
+        if 0.0 < ratio < 1.0:
+            return
+        n += 1
+        n_full += ratio == 1.0
+    if n == 0:
+        return
+    what = ("all hole (hole ratio 1: every pixel missing)" if n_full == n else
+            "hole-free (hole ratio 0: nothing to inpaint)" if n_full == 0 else "all hole or hole-free (ratio 0 or 1)")
+    raise InputError(f"{source}: every one of the {n:,} masks is {what} with polarity {polarity}; check the "
+                     "polarity (known=255: white = known, MAT; hole=255: white = hole, LaMa), or rescale 0/1 masks "
+                     "to 0/255 / import them with `matbench masks import --binarize T`")
+
+
+def check_maskset_dir(path: str | os.PathLike, key: str) -> None:
+    """Spec validation of a mask set path (so `run` and `--dry-run` refuse it up front): SpecError naming `key`."""
+    try:
+        MaskSet.open(path).check_usable()
+    except InputError as e:
+        raise SpecError(f"{key}: {e}") from None
 
 
 def _read_levels(path: Path) -> np.ndarray:
@@ -201,8 +259,11 @@ def _write_set(out_dir: Path, meta: dict[str, Any], holes, names: list[str]) -> 
 
 
 def make_maskset(kind: str, n: int, resolution: int, seed: int, out_dir: str | os.PathLike,
-                 names: list[str] | None = None, progress: bool = False) -> MaskSet:
-    """Generate `n` masks (mask i from seed+i) into `out_dir`; named by `names` (e.g. dataset ids) or 000000.."""
+                 names: list[str] | None = None, progress: bool = False, hole_range: Any = None) -> MaskSet:
+    """Generate `n` masks (mask i from seed+i) into `out_dir`; named by `names` (e.g. dataset ids) or 000000..
+
+    `hole_range` [lo, hi] (MAT kinds): the official `RandomMask(s, hole_range=[lo, hi])`, recorded in maskset.json.
+    """
     if kind not in MASK_KINDS:
         raise SpecError(f"mask kind {kind!r} is unknown (choose from {', '.join(MASK_KINDS)})")
     if names is None:
@@ -210,7 +271,7 @@ def make_maskset(kind: str, n: int, resolution: int, seed: int, out_dir: str | o
     elif len(names) != n:
         raise SpecError(f"{len(names)} names given for {n} masks")
     _check_names(names)
-    meta = {"format": MASKSET_FORMAT, "generator": kind, "params": generator_params(kind, resolution),
+    meta = {"format": MASKSET_FORMAT, "generator": kind, "params": generator_params(kind, resolution, hole_range),
             "seed": int(seed), "seeding": "mask i (position in the name list) from seed + i",
             "resolution": int(resolution)}
     idx = range(len(names))
@@ -218,7 +279,7 @@ def make_maskset(kind: str, n: int, resolution: int, seed: int, out_dir: str | o
         from tqdm import tqdm
 
         idx = tqdm(idx, desc=f"masks {kind}", unit="mask", disable=None)  # disable=None: only on a terminal
-    holes = (generate_mask(kind, resolution, seed + i) for i in idx)
+    holes = (generate_mask(kind, resolution, seed + i, hole_range) for i in idx)
     return _write_set(Path(out_dir), meta, holes, names)
 
 

@@ -60,13 +60,27 @@ class _MaskSource:
             missing = [i for i in ids if i not in self.files]
             if missing:
                 raise InputError(f"{self.dir}: no mask for {len(missing)} image(s): {_list(missing)}")
+        self.check_usable(ids)
+
+    def check_usable(self, ids: Sequence[str]) -> None:
+        """Refuse 0/1 masks and sets whose hole ratio is 0 or 1 everywhere (not a polarity mismatch later)."""
+        from matbench.data.maskset import check_masks
+
+        if self.maskset is not None:
+            self.maskset.check_usable()
+            return
+        from matbench.io import read_gray
+
+        check_masks(((self.files[i], read_gray(self.files[i])) for i in ids), self.polarity, self.dir)
 
     def hole(self, iid: str) -> np.ndarray:
         if self.maskset is not None:
             return np.asarray(self.maskset.hole(self.names.get(iid, iid)), dtype=bool)
+        from matbench.data.maskset import check_mask_levels
         from matbench.io import read_gray
 
         g = read_gray(self.files[iid])
+        check_mask_levels(g, self.files[iid], self.polarity)
         return g < 128 if self.polarity == "known=255" else g >= 128
 
 
@@ -147,13 +161,15 @@ def evaluate_folders(results_dir: str | os.PathLike, gt_dir: str | os.PathLike,
                      masks_dir: str | os.PathLike | None = None, metrics: Sequence[str] | str = ALL_METRICS,
                      out_dir: str | os.PathLike = "eval_out", allow_mismatch: bool = False,
                      mask_polarity: str | None = None, workers: int | None = 0, progress: bool = True,
-                     job: dict | None = None, protocol: dict | None = None, save_features: bool = False,
-                     protocol_name: str | None = None, published_row: str | None = None, threads: int | None = None,
-                     **evaluator_options: Any) -> ResultRecord:
+                     job: dict | None = None, protocol: dict | None = None, threads: int | None = None,
+                     name: str | None = None, save_features: bool = False, protocol_name: str | None = None,
+                     published_row: str | None = None, **evaluator_options: Any) -> ResultRecord:
     """Evaluate a folder of results against ground truths; writes metrics.json and per_image.csv (and
-    features.npz with save_features). protocol_name: refuse a run that differs from that published protocol,
-    and put its published numbers beside ours (matbench.protocols).
+    features.npz with save_features).
 
+    name: the model's name in tables and leaderboards (default: the results folder's name).
+    protocol_name: refuse a run that differs from that published protocol, and put its published numbers beside
+    ours (matbench.protocols).
     workers (reading processes) and threads (compute threads) are fitted to the cores by
     matbench.threads.plan (None: automatic); the thread pools are restored afterwards.
     """
@@ -162,16 +178,17 @@ def evaluate_folders(results_dir: str | os.PathLike, gt_dir: str | os.PathLike,
     tp = T.plan(workers, threads, device=str(evaluator_options.get("device", "cpu")))
     with T.limited(tp.intra_op):
         return _evaluate_folders(results_dir, gt_dir, masks_dir, metrics, out_dir, allow_mismatch, mask_polarity,
-                                 tp, progress, job, protocol, save_features, protocol_name, published_row,
-                                 evaluator_options)
+                                 tp, progress, job, protocol, evaluator_options, name=name,
+                                 save_features=save_features, protocol_name=protocol_name,
+                                 published_row=published_row)
 
 
 def _evaluate_folders(results_dir: str | os.PathLike, gt_dir: str | os.PathLike,
                       masks_dir: str | os.PathLike | None, metrics: Sequence[str] | str,
                       out_dir: str | os.PathLike, allow_mismatch: bool, mask_polarity: str | None, tp: Any,
-                      progress: bool, job: dict | None, protocol: dict | None, save_features: bool,
-                      protocol_name: str | None, published_row: str | None,
-                      evaluator_options: dict[str, Any]) -> ResultRecord:
+                      progress: bool, job: dict | None, protocol: dict | None,
+                      evaluator_options: dict[str, Any], name: str | None = None, save_features: bool = False,
+                      protocol_name: str | None = None, published_row: str | None = None) -> ResultRecord:
     from tqdm import tqdm
 
     from matbench import threads as T
@@ -230,6 +247,8 @@ def _evaluate_folders(results_dir: str | os.PathLike, gt_dir: str | os.PathLike,
                     len(low_agreement), len(ids))
     job = dict(job or {"results": str(results_dir), "gt": str(gt_dir),
                        "masks": None if masks_dir is None else str(masks_dir)})
+    if name:
+        job["model"] = name  # else tables name the model after the results folder
     proto = dict(protocol or {})
     if masks is not None and masks.sha256 and "maskset_sha256" not in proto:
         proto["maskset_sha256"] = masks.sha256

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from matbench.errors import MatbenchError, SpecError
+from matbench.models.options import Option, as_options, check_options, declared
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ class ModelInfo:
     description: str = ""
     requires: Requirements = field(default_factory=Requirements)
     source: str = "builtin"  # builtin | entry-point | reference
+    options: tuple[Option, ...] | None = None  # declared options (matbench.models.options); None: not declared
 
 
 _MODELS: dict[str, ModelInfo] = {}
@@ -119,14 +121,20 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "baselines.lama.inpainter",
     "baselines.comodgan.inpainter",
     "baselines.precomputed",
+    "baselines.migan.inpainter",
+    "baselines.diffusion.inpainter",
 )
 _loaded_builtins = False
 
 
 def register_model(
-    name: str, *, description: str = "", requires: Requirements | None = None
+    name: str, *, description: str = "", requires: Requirements | None = None,
+    options: Any = None,
 ) -> Callable[[Callable[..., Inpainter]], Callable[..., Inpainter]]:
-    """Decorator: register `factory(**options) -> Inpainter` under `name`."""
+    """Decorator: register `factory(**options) -> Inpainter` under `name`, with its declared `options`
+    (Option objects, or module data {name: {type, default, help, choices}}; see matbench.models.options)."""
+    if options is not None:
+        options = as_options(options, f"model {name!r} options")
     if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise ValueError(f"invalid model name {name!r}")
 
@@ -138,7 +146,10 @@ def register_model(
             factory=factory,
             description=description or (inspect.getdoc(factory) or "").split("\n")[0],
             requires=requires or Requirements(),
+            options=tuple(options) if options is not None else declared(factory),
         )
+        if options is not None:
+            factory.options = tuple(options)  # type: ignore[attr-defined]  # same place a plugin puts them
         return factory
 
     return deco
@@ -191,7 +202,8 @@ def get_model_info(name: str) -> ModelInfo:
         factory = _load_reference(eps[name])
         info = _MODELS.get(name) or ModelInfo(name=name, factory=factory, source="entry-point",
                                               requires=getattr(factory, "requires", Requirements()),
-                                              description=(inspect.getdoc(factory) or "").split("\n")[0])
+                                              description=(inspect.getdoc(factory) or "").split("\n")[0],
+                                              options=declared(factory))
         info.source = "entry-point"
         _MODELS[name] = info
         return info
@@ -199,7 +211,7 @@ def get_model_info(name: str) -> ModelInfo:
         factory = _load_reference(name)
         return ModelInfo(name=name, factory=factory, source="reference",
                          requires=getattr(factory, "requires", Requirements()),
-                         description=(inspect.getdoc(factory) or "").split("\n")[0])
+                         description=(inspect.getdoc(factory) or "").split("\n")[0], options=declared(factory))
     known = sorted(set(_MODELS) | set(eps))
     raise SpecError(f"unknown model {name!r}; known models: {', '.join(known)} "
                     "(or give 'package.module:factory')")
@@ -208,6 +220,7 @@ def get_model_info(name: str) -> ModelInfo:
 def create_model(name: str, **options: Any) -> Inpainter:
     """Build a model by name with its options (e.g. weights=PATH, smoke=True, device='cuda')."""
     info = get_model_info(name)
+    check_options(name, info.options, options, info.factory)  # typos and wrong types, before a slow build
     try:
         model = info.factory(**options)
     except TypeError as e:

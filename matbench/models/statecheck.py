@@ -33,3 +33,34 @@ def check_state_dict(state: Mapping[str, Any], reference: Mapping[str, Any], wha
     parts = state_dict_problems(state, reference)
     if parts:
         raise WeightsError(f"{source}: tensors do not match {what}: " + "; ".join(parts))
+
+
+def torch_load_error(path: Any, e: BaseException, what: str) -> WeightsError:
+    """A one-line error for a failed `torch.load(..., weights_only=True)`, without torch's advice.
+
+    torch's refusal message recommends retrying with the unsafe loader, which would run the code the file carries;
+    we say instead what was refused and why. Refusals come back as `RefusedPickleError` (a WeightsError).
+    """
+    import pickle
+    import re
+
+    text = str(e)
+    weights_only_refusal = isinstance(e, pickle.UnpicklingError) and "weights only load failed" in text.lower()
+    m = re.search(r"GLOBAL ([\w.]+)", text)
+    if weights_only_refusal and (m or re.search(r"reduce|unsupported class", text, re.IGNORECASE)):
+        ref = f"the global {m.group(1)}" if m else "a callable (not a tensor or plain data)"
+        return RefusedPickleError(
+            f"{path}: refused: this {what} file is a pickle that references {ref}, which can run code when loaded; "
+            "matbench loads only tensors and plain data from pickles (nothing from the file was executed). "
+            "Use a .safetensors file or a plain state dict from a source you trust")
+    if weights_only_refusal:  # not a pickle torch can read (an HTML page saved as .pth, a truncated file)
+        detail = re.search(r"WeightsUnpickler error:\s*(.+?)\s*(?:\n\n|Check the documentation|$)", text, re.DOTALL)
+        why = detail.group(1).strip() if detail else "unreadable pickle"
+        return WeightsError(f"{path}: cannot load as a {what}: not a torch weights file ({why})")
+    # Other failures: keep torch's first sentence, never a sentence about weights_only.
+    first = next((s for s in re.split(r"(?<=\.)\s+|\n", text.strip()) if s and "weights_only" not in s), "")
+    return WeightsError(f"{path}: cannot load as a {what} ({type(e).__name__}{': ' + first if first else ''})")
+
+
+class RefusedPickleError(WeightsError):
+    """A weights file whose pickle needs code (a global that is not a tensor type) was refused unexecuted."""

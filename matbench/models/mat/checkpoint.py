@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from matbench.errors import WeightsError
-from matbench.models.statecheck import check_state_dict
+from matbench.models.statecheck import RefusedPickleError, check_state_dict, torch_load_error
 
 # --------------------------------------------------------------------------- inert stand-ins
 
@@ -312,8 +312,14 @@ def flatten_module(obj: Any, prefix: str = "", attrs: bool = False) -> dict[str,
     return out
 
 
-def read_snapshot(path: str | Path, attrs: bool = False) -> dict[str, Any]:
-    """Every entry of a snapshot pickle; network entries flattened to {name: tensor}, others as plain data."""
+_CODE_KEY = "__carried_code__"
+
+
+def read_snapshot(path: str | Path, attrs: bool = False, keep_code: bool = False) -> dict[str, Any]:
+    """Every entry of a snapshot pickle; network entries flattened to {name: tensor}, others as plain data.
+
+    keep_code=True adds the names of classes whose source code the file carries under `_CODE_KEY`.
+    """
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -326,8 +332,12 @@ def read_snapshot(path: str | Path, attrs: bool = False) -> dict[str, Any]:
     if not isinstance(snap, dict):
         raise WeightsError(f"{path}: snapshot is a {type(snap).__name__}, expected a dict with 'G_ema'")
     out: dict[str, Any] = {}
+    code: list[str] = []
     for k, v in snap.items():
+        _carried_code(v, code)
         out[k] = flatten_module(v, attrs=attrs) if _module_state(v) is not None else v
+    if keep_code:
+        out[_CODE_KEY] = code
     return out
 
 
@@ -373,18 +383,50 @@ def load_state(path: str | Path) -> dict[str, torch.Tensor]:
     if suffix in (".pth", ".pt", ".bin") or zipfile.is_zipfile(path):
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as e:
-            raise UnsafeCheckpointError(f"{path}: torch.load(weights_only=True) refused it: {e}") from None
-        except Exception as e:
-            raise WeightsError(f"{path}: not a readable torch state dict ({type(e).__name__}: {e})") from None
+        except Exception as e:  # torch's refusal text advises the unsafe loader: reworded, never passed on
+            err = torch_load_error(path, e, "MAT state dict")
+            raise (UnsafeCheckpointError(str(err)) if isinstance(err, RefusedPickleError) else err) from None
         return _plain_state(obj, str(path))
-    snap = read_snapshot(path)
+    snap, code = _read_snapshot_and_code(path)
     if "G_ema" not in snap:
+        if code:
+            raise _code_refusal(path, code, "and no generator ('G_ema')")
         raise WeightsError(f"{path}: snapshot has no 'G_ema' (keys: {', '.join(map(str, snap))})")
     g = snap["G_ema"]
     if not isinstance(g, dict):
         raise WeightsError(f"{path}: 'G_ema' is not a network")
+    if code and not any(isinstance(k, str) and k.startswith(("mapping.", "synthesis.")) for k in g):
+        # The file's payload is its code, not weights: say so rather than list hundreds of missing tensors.
+        raise _code_refusal(path, code, f"and no generator weights ({len(g)} tensors in 'G_ema')")
     return {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in g.items()}
+
+
+def _read_snapshot_and_code(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """read_snapshot plus the classes whose Python source (module_src) the file carries."""
+    snap = read_snapshot(path, keep_code=True)
+    return snap, snap.pop(_CODE_KEY, [])
+
+
+def _code_refusal(path: Path, code: list[str], what: str) -> UnsafeCheckpointError:
+    classes = ", ".join(sorted(set(code))[:4]) + (" …" if len(set(code)) > 4 else "")
+    return UnsafeCheckpointError(
+        f"{path}: refused: this StyleGAN-persistence pickle carries Python source code (module_src for {classes}) "
+        f"{what}; the official loader would execute that code, matbench never does (nothing from the file was "
+        "executed). It is not a MAT checkpoint: do not open it with the official code")
+
+
+def _carried_code(obj: Any, out: list[str], depth: int = 0) -> list[str]:
+    """Class names of persistent objects (recursively, through their sub-modules) that carry module_src."""
+    if depth > 200:
+        return out
+    if isinstance(obj, PersistentObject):
+        if obj.module_src_sha256 is not None:
+            out.append(obj.class_name)
+    st = _module_state(obj)
+    if st is not None:
+        for child in (st.get("_modules") or {}).values():
+            _carried_code(child, out, depth + 1)
+    return out
 
 
 def load_generator(path: str | Path, resolution: int | None = None, mapping_layers: int | None = None,

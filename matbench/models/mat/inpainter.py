@@ -27,6 +27,7 @@ from matbench import seeding
 from matbench.errors import SpecError, WeightsError
 from matbench.models.base import Inpainter, Requirements, register_model
 from matbench.models.mat.network import NOISE_MODES, Generator, build_generator
+from matbench.models.options import Option
 from matbench.weights import WeightsFile, register_weights
 
 PRECISIONS = ("fp32", "tf32", "bf16")
@@ -51,6 +52,9 @@ RELEASED = {
     "mat-ffhq512": ("FFHQ_512.pkl", 512, "FFHQ"),
 }
 DEFAULT_WEIGHTS = {512: "mat-places512-fulldata", 256: "mat-celebahq256"}
+# Hugging Face mirrors users point to when the OneDrive links fail (fenglinglwb/MAT#132); the file name
+# inside the mirror is assumed to be the release's own (not checked here: no network).
+HF_MIRRORS = {"mat-places512-fulldata": ("Icar/mat_places512_full", "Places_512_FullData.pkl")}
 
 for _name, (_file, _res, _data) in RELEASED.items():
     register_weights(WeightsFile(
@@ -61,6 +65,8 @@ for _name, (_file, _res, _data) in RELEASED.items():
         manual=_MANUAL.format(link=_FFHQ_LINK if _file.startswith("FFHQ") else _ONEDRIVE, file=_file),
         used_by="mat",
         extra={"resolution": _res, "mapping_layers": 8, "trained_on": _data, "format": "torch_utils.persistence pkl"},
+        hf_repo=HF_MIRRORS.get(_name, (None, None))[0],
+        hf_filename=HF_MIRRORS.get(_name, (None, None))[1],
     ))
 
 
@@ -212,7 +218,20 @@ def _resolve_weights(weights: str | Path | None, resolution: int | None) -> tupl
 
 @register_model("mat", description="MAT: Mask-Aware Transformer (CVPR 2022), our port of the official generator",
                 requires=Requirements(weights=(DEFAULT_WEIGHTS[512],), size_multiple=512, samples=True,
-                                      native_resolution=512))
+                                      native_resolution=512),
+                options=(
+                    Option("weights", "path", None, "checkpoint (.pkl / .pth / .safetensors) or registered name "
+                           "(mat-places512-fulldata, ...); default by resolution"),
+                    Option("resolution", "int", None, "network resolution (default: from the weights, else 512)",
+                           choices=(256, 512)),
+                    Option("truncation_psi", "float", 1.0, "truncation of the style vector (1 = none, as the paper)"),
+                    Option("noise_mode", "str", "const", "synthesis noise", choices=NOISE_MODES),
+                    Option("smoke", "bool", False, "deterministic random weights (outputs are meaningless)"),
+                    Option("device", "str", "cpu", "cpu, cuda, cuda:N"),
+                    Option("precision", "str", "fp32", "matmul/conv precision", choices=PRECISIONS),
+                    Option("batch_forward", "bool", False, "one forward per batch (faster; per-image randomness "
+                           "still from (seed, id))"),
+                ))
 def mat(weights: str | Path | None = None, resolution: int | None = None, truncation_psi: float = 1.0,
         noise_mode: str = "const", smoke: bool = False, device: str = "cpu", precision: str = "fp32",
         batch_forward: bool = False) -> MATInpainter:

@@ -1,0 +1,1 @@
+"""Diffusion inpainting through the `diffusers` library (optional extra: pip install matbench[diffusion])."""

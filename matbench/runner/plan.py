@@ -1,0 +1,105 @@
+"""Planning: which jobs a spec makes, their batching, which weights are missing, and `--dry-run`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from matbench import weights as weights_mod
+from matbench.errors import MatbenchError, WeightsError
+from matbench.spec import DatasetSpec, MaskSetSpec, ModelSpec, Spec
+
+
+@dataclass(frozen=True)
+class Job:
+    dataset: DatasetSpec
+    maskset: MaskSetSpec
+    model: ModelSpec
+    resolution: int
+
+    @property
+    def id(self) -> str:
+        return job_id(self.dataset.name, self.maskset.name, self.model.label, self.resolution)
+
+    def describe(self) -> dict[str, Any]:
+        return {"dataset": self.dataset.name, "maskset": self.maskset.name, "model": self.model.label,
+                "model_name": self.model.name, "resolution": self.resolution, "sample": 0}
+
+
+def job_id(dataset: str, maskset: str, model: str, resolution: int) -> str:
+    return f"{dataset}__{maskset}__{model}__{resolution}"
+
+
+def plan_jobs(spec: Spec) -> list[Job]:
+    """Every (dataset, resolution, mask set, model) combination, in a fixed order."""
+    return [Job(d, m, mo, r) for d in spec.datasets for r in spec.resolutions
+            for m in spec.masksets for mo in spec.models]
+
+
+def job_batch_size(spec: Spec, job: Job) -> int:
+    """The model's own batch size if its spec sets one, else the run's (the unit of resume and sharding)."""
+    return getattr(job.model, "batch_size", None) or spec.batch_size
+
+
+def missing_weights(spec: Spec) -> list[str]:
+    """One line per model whose weights are neither given, found in the cache, nor smoke."""
+    out = []
+    for m in spec.models:
+        if m.weights is not None or m.smoke:
+            continue
+        from matbench.models.base import get_model_info
+
+        for w in get_model_info(m.name).requires.weights:
+            try:
+                entry = weights_mod.get(w)
+            except WeightsError:
+                out.append(f"{m.key} ({m.label}): weights {w!r} are not registered")
+                continue
+            if weights_mod.find(w) is None:
+                how = f"download from {entry.url}" if entry.url else (entry.manual or "obtain from the authors")
+                out.append(f"{m.key} ({m.label}): {entry.filename} not found ({how}; or set weights = PATH, "
+                           "or smoke = true)")
+    return out
+
+
+def _dataset_counts(spec: Spec) -> dict[str, int | str]:
+    from matbench.runner.inputs import open_dataset
+
+    counts: dict[str, int | str] = {}
+    for d in spec.datasets:
+        try:
+            n = len(open_dataset(d).ids)
+            counts[d.name] = min(n, d.limit) if d.limit else n
+        except MatbenchError as e:
+            counts[d.name] = f"unreadable: {e}"
+        except ImportError:
+            counts[d.name] = "?"
+    return counts
+
+
+def dry_run(spec: Spec) -> str:
+    """What would run: jobs, image counts (per job and in total), missing weights. Touches no outputs."""
+    from matbench.runner.state import STATE_FILE, job_dir, read_json
+
+    lines = [f"run {spec.name!r} -> {spec.output}", f"device {spec.device}, batch size {spec.batch_size}, "
+             f"resolutions {spec.resolutions}" + (" (generalization table)" if spec.generalization else ""),
+             f"metrics: {', '.join(spec.metrics)}; metric networks: "
+             + {True: "SMOKE (random weights)", False: "released weights", "auto": "auto"}[spec.smoke]]
+    counts = _dataset_counts(spec)
+    total = 0
+    lines.append("jobs:")
+    for job in plan_jobs(spec):
+        n = counts[job.dataset.name]
+        state = read_json(job_dir(spec.output, job.id) / STATE_FILE)
+        status = f"  [{state.get('status')} on disk]" if state else ""
+        if isinstance(n, int):
+            total += n * job.model.samples
+            extra = f" x {job.model.samples} samples" if job.model.samples > 1 else ""
+            lines.append(f"  {job.id}: {n} images{extra}{status}")
+        else:
+            lines.append(f"  {job.id}: {n}{status}")
+    lines.append(f"total: {len(plan_jobs(spec))} jobs, {total} model evaluations (images x samples)")
+    missing = missing_weights(spec)
+    lines.append("missing weights: " + ("none" if not missing else ""))
+    lines += [f"  {m}" for m in missing]
+    return "\n".join(lines)
