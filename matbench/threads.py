@@ -44,17 +44,24 @@ class ThreadPlan:
         return {"cores": self.cores, "workers": self.workers, "intra_op_threads": self.intra_op}
 
 
-def plan(workers: int | None = None, threads: int | None = None, cores: int | None = None) -> ThreadPlan:
-    """Workers + intra-op threads <= cores. None means automatic: one reading worker when there are 2 or
-    more cores (image decoding then overlaps compute), all other cores for compute. Requests that do not
-    fit are reduced (with a log line), compute threads last."""
+def plan(workers: int | None = None, threads: int | None = None, cores: int | None = None,
+         device: str = "cpu") -> ThreadPlan:
+    """Workers + intra-op threads <= cores. None means automatic. On the CPU the networks are the work and
+    decoding a 512² PNG costs little next to an image's network passes (figures in docs/evaluation.md), so
+    a worker only pays off from 3 cores (one worker, the rest compute; with 1-2 cores images are read
+    inline and every core computes). With a GPU, reading is the bottleneck: up to 4 workers, at least one
+    core left for the main process. Requests that do not fit are reduced (with a log line), compute
+    threads last."""
     cores = available_cores() if cores is None else max(1, int(cores))
     if workers is not None and workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
-    w = (1 if cores >= 2 else 0) if workers is None else int(workers)
-    w = min(w, cores - 1)
+    if workers is None:
+        on_gpu = not str(device).startswith("cpu")
+        w = min(4, cores - 1) if on_gpu else (1 if cores >= 3 else 0)
+    else:
+        w = min(int(workers), cores - 1)
     t = cores - w if threads is None else min(int(threads), cores - w)
     if (workers is not None and w != workers) or (threads is not None and t != threads):
         log.info("thread plan: %d worker(s) x 1 thread + %d compute thread(s) on %d core(s) (asked %s workers, "

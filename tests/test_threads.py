@@ -12,8 +12,9 @@ from matbench import threads as T
 @pytest.mark.parametrize("cores", [1, 2, 3, 8, 64])
 @pytest.mark.parametrize("workers", [None, 0, 1, 2, 16])
 @pytest.mark.parametrize("threads", [None, 1, 4, 100])
-def test_plan_never_exceeds_the_cores(cores, workers, threads):
-    p = T.plan(workers, threads, cores=cores)
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_plan_never_exceeds_the_cores(cores, workers, threads, device):
+    p = T.plan(workers, threads, cores=cores, device=device)
     assert p.workers >= 0 and p.intra_op >= 1 and p.cores == cores
     assert p.workers + p.intra_op <= max(cores, 1)
     if workers is not None and workers < cores:
@@ -23,9 +24,12 @@ def test_plan_never_exceeds_the_cores(cores, workers, threads):
 
 
 def test_plan_defaults_and_errors():
-    assert (T.plan(cores=2).workers, T.plan(cores=2).intra_op) == (1, 1)
-    assert (T.plan(cores=1).workers, T.plan(cores=1).intra_op) == (0, 1)
-    assert (T.plan(cores=16).workers, T.plan(cores=16).intra_op) == (1, 15)
+    def wt(**kw):
+        p = T.plan(**kw)
+        return p.workers, p.intra_op
+
+    assert wt(cores=1) == (0, 1) and wt(cores=2) == (0, 2) and wt(cores=3) == (1, 2) and wt(cores=16) == (1, 15)
+    assert wt(cores=16, device="cuda:0") == (4, 12) and wt(cores=2, device="cuda") == (1, 1)
     with pytest.raises(ValueError, match="workers"):
         T.plan(-1)
     with pytest.raises(ValueError, match="threads"):

@@ -39,8 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "numbers are NOT comparable with real ones")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--workers", type=int, default=None, help="processes reading images (default: 1 when there "
-                   "are 2+ cores); workers + --threads never exceed the cores")
+    p.add_argument("--workers", type=int, default=None, help="processes reading images (default on CPU: 1 from 3 "
+                   "cores, else 0; with a GPU: up to 4); workers + --threads never exceed the cores")
     p.add_argument("--threads", type=int, default=None, help="compute threads (torch, OpenCV, numba, BLAS; "
                    "default: the cores left after the workers)")
     p.add_argument("--cache-dir", metavar="DIR", help="feature cache (default $MATBENCH_CACHE/features or "

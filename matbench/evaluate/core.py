@@ -31,6 +31,8 @@ from matbench.evaluate.registry import (
 from matbench.evaluate.stats import BOOTSTRAP_CLOCK, _mean_metric
 from matbench.results import PROTOCOL_FIELDS, MetricValue, ResultRecord
 
+CPU_NET_BATCH = 2
+
 
 class Evaluator:
     """Computes per-batch quantities and final dataset metrics for one (model, dataset, mask set) job."""
@@ -40,7 +42,8 @@ class Evaluator:
                  lpips_net: str = "alex", inception: str = "inception-v3-compat",
                  inception_path: str | os.PathLike | None = None, n_bootstrap: int = 200, seed: int = 0,
                  batch_size: int = 16, vgg_path: str | os.PathLike | None = None, pair_tol: float = PAIR_TOL,
-                 kid_subsets: int = 100, kid_subset_size: int = 1000, allow_download: bool = True) -> None:
+                 kid_subsets: int = 100, kid_subset_size: int = 1000, allow_download: bool = True,
+                 net_batch: int | None = None) -> None:
         self.metrics = parse_metrics(metrics)
         if fid_convention not in ("mat", "torch-fidelity"):
             raise InputError(f"unknown FID convention {fid_convention!r}; use mat or torch-fidelity")
@@ -57,6 +60,11 @@ class Evaluator:
         self.n_bootstrap = int(n_bootstrap)
         self.seed = int(seed)
         self.batch_size = int(batch_size)
+        # Images per network call (LPIPS, feature extractors). On the CPU a few images already keep every
+        # core busy and each extra image costs tens of MB of activations, so the default stays small there.
+        on_cpu = self.device.startswith("cpu")
+        self.net_batch = int(net_batch) if net_batch else (min(self.batch_size, CPU_NET_BATCH) if on_cpu
+                                                           else self.batch_size)
         self.pair_tol = float(pair_tol)
         self.kid_subsets = int(kid_subsets)
         self.kid_subset_size = int(kid_subset_size)

@@ -175,7 +175,7 @@ def evaluate_folders(results_dir: str | os.PathLike, gt_dir: str | os.PathLike,
     """
     from matbench import threads as T
 
-    tp = T.plan(workers, threads)
+    tp = T.plan(workers, threads, device=str(evaluator_options.get("device", "cpu")))
     with T.limited(tp.intra_op):
         return _evaluate_folders(results_dir, gt_dir, masks_dir, metrics, out_dir, allow_mismatch, mask_polarity,
                                  tp, progress, job, protocol, evaluator_options, name=name,

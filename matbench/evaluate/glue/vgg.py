@@ -8,7 +8,7 @@ from matbench.evaluate.hooks import ExtractorGlue
 def build(ev):
     from matbench.features import get_extractor
 
-    return get_extractor("vgg16", ev.device, ev.smoke, ev.vgg_path, batch_size=ev.batch_size,
+    return get_extractor("vgg16", ev.device, ev.smoke, ev.vgg_path, batch_size=ev.net_batch,
                          allow_download=ev.allow_download)
 
 
