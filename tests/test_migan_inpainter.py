@@ -37,7 +37,7 @@ def test_smoke_padding_known_pixels_and_batch_independence():
 def test_bad_options():
     with pytest.raises(SpecError, match="quantize"):
         create_model("migan", smoke=True, quantize="floor")
-    with pytest.raises(SpecError, match="256 or 512"):
+    with pytest.raises(SpecError, match="one of 256, 512"):
         create_model("migan", smoke=True, resolution=128)
     with pytest.raises(SpecError, match="fit"):
         create_model("migan", smoke=True, fit="crop")
