@@ -152,7 +152,7 @@ def test_issue_done_when_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             b = json.loads((tmp_path / other / "jobs" / job / "metrics.json").read_text())
             assert set(a["metrics"]) == {"fid", "pids", "uids", "lpips", "l1"}
             # MAT on CPU, batch recomputed in a fresh process after the kill: one output value was seen to
-            # differ by one level (float rounding of the first call of a new process; see docs/runner.md).
+            # differ by one level (float rounding, root cause open; see docs/runner.md "Resume").
             same = _nearly_equal if (variant == "mat" and other == "kill") else (lambda x, y: x == y)
             assert same(a["metrics"], b["metrics"]), (other, job)
             assert same(a["bins"], b["bins"]) and a["protocol"] == b["protocol"]
