@@ -13,6 +13,9 @@ spec file. See docs/runner.md for the full key reference; examples/specs/ has a 
     generalization = false           # true: every job at 512 and 1024, plus the delta table
     metrics = ["fid", "pids", "uids", "lpips"]
     smoke = false                    # metric networks on random weights: false | true | "auto"
+    inception = "inception-v3-compat"  # FID/IDS/KID backend: inception-v3-compat | inception-nvidia | pt-inception
+    protocol = "mat-places512-large" # optional: a published protocol (matbench protocols); a differing run is refused
+    save_features = false            # true: jobs/<job>/features.npz ({extractor}.real / .fake, per_image.csv order)
 
     [[datasets]]
     preset = "places365-val"         # places365-val | celeba-hq-val | folder
@@ -28,6 +31,7 @@ spec file. See docs/runner.md for the full key reference; examples/specs/ has a 
     weights = "weights/Places_512_FullData.pkl"
     samples = 5                      # k samples per image -> diversity (pluralistic models)
     options = { truncation_psi = 1.0 }  # declared per model: `matbench models mat` lists them
+    published_row = "MAT (8M)"       # with protocol: the published row to put beside this model's numbers
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ KNOWN_METRICS = ("fid", "pids", "uids", "lpips", "pr", "kid", "psnr", "ssim", "l
 DEFAULT_METRICS = ("fid", "pids", "uids", "lpips")
 GENERALIZATION_RESOLUTIONS = (512, 1024)
 PRECISIONS = ("fp32", "tf32", "bf16")
+INCEPTIONS = ("inception-v3-compat", "inception-nvidia", "pt-inception")  # matbench.evaluate.Evaluator(inception=)
+DEFAULT_INCEPTION = INCEPTIONS[0]
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
@@ -81,6 +87,7 @@ class ModelSpec:
     channels_last: bool = False
     compile: bool = False  # torch.compile the model's networks
     batch_size: int | None = None  # this model's batch size (default: the run's)
+    published_row: str | None = None  # with the spec's protocol: the published row beside this model's numbers
 
 
 @dataclass
@@ -106,6 +113,9 @@ class Spec:
     lpips_net: str = "alex"
     n_bootstrap: int = 200
     cache_dir: Path | None = None
+    inception: str = DEFAULT_INCEPTION  # the Inception backend of FID/IDS/KID
+    protocol: str | None = None  # a published protocol (matbench.protocols) the run must follow
+    save_features: bool = False  # jobs/<job>/features.npz
     source: Path | None = None  # the spec file, if any
     raw: dict[str, Any] = field(default_factory=dict)  # the TOML as read (for provenance)
 
@@ -126,8 +136,16 @@ class Spec:
             "masksets": [{"name": m.name, "kind": m.kind, "path": p(m.path), "seed": m.seed,
                           **({"hole_range": list(m.hole_range)} if m.hole_range else {})} for m in self.masksets],
             "models": [{"label": m.label, "name": m.name, "weights": p(m.weights), "smoke": m.smoke,
-                        "samples": m.samples, "options": m.options, **_speed_keys(m)} for m in self.models],
+                        "samples": m.samples, "options": m.options, **_speed_keys(m),
+                        **({"published_row": m.published_row} if m.published_row else {})} for m in self.models],
+            **_evaluation_keys(self),
         }
+
+
+def _evaluation_keys(spec: Spec) -> dict[str, Any]:
+    """inception / protocol / save_features when not the defaults (specs without them serialize as before)."""
+    keys = {"inception": spec.inception, "protocol": spec.protocol, "save_features": spec.save_features}
+    return {k: v for k, v in keys.items() if v not in (DEFAULT_INCEPTION, None, False)}
 
 
 def _speed_keys(m: ModelSpec) -> dict[str, Any]:
@@ -204,6 +222,11 @@ def parse_spec(data: dict[str, Any], base_dir: str | Path = ".", source: Path | 
         raise SpecError(f"{where}lpips_net: must be alex or vgg, got {lpips_net!r}")
     n_bootstrap = r.int("n_bootstrap", 200, minimum=0)
     cache_dir = r.str("cache_dir", None)
+    inception = r.str("inception", DEFAULT_INCEPTION)
+    if inception not in INCEPTIONS:
+        raise SpecError(f"{where}inception: must be one of {', '.join(INCEPTIONS)}, got {inception!r}")
+    protocol = r.str("protocol", None)
+    save_features = r.bool("save_features", False)
 
     datasets = [_dataset(d, f"datasets[{i}]", base, where, check_paths)
                 for i, d in enumerate(r.tables("datasets"))]
@@ -225,13 +248,53 @@ def parse_spec(data: dict[str, Any], base_dir: str | Path = ".", source: Path | 
     out_path = Path(out)
     if not out_path.is_absolute() and output is None:
         out_path = base / out_path
-    return Spec(name=name, output=out_path, datasets=datasets, masksets=masksets, models=models,
+    spec = Spec(name=name, output=out_path, datasets=datasets, masksets=masksets, models=models,
                 resolutions=list(resolutions), metrics=list(metrics), seed=seed, batch_size=batch_size,
                 device=device, generalization=generalization, smoke=smoke, save_outputs=save_outputs,
                 save_inputs=save_inputs, pipeline=pipeline, input_workers=input_workers,
                 output_workers=output_workers, fid_convention=fid_convention, lpips_net=lpips_net,
                 n_bootstrap=n_bootstrap, cache_dir=_path(cache_dir, base) if cache_dir else None,
-                source=source, raw=raw)
+                inception=inception, protocol=protocol, save_features=save_features, source=source, raw=raw)
+    check_protocol(spec, where)
+    return spec
+
+
+def check_protocol(spec: Spec, where: str = "", n_images: dict[str, int] | None = None,
+                   mask_kinds: dict[str, str | None] | None = None) -> None:
+    """Refuse a spec that names a protocol but differs from it, naming each differing key. What parsing knows is
+    checked here; `n_images` (dataset name -> images) and `mask_kinds` (imported mask sets: the generator in
+    their maskset.json) once the inputs are read (`matbench run`, `--dry-run`)."""
+    for i, m in enumerate(spec.models):
+        if m.published_row is not None and spec.protocol is None:
+            raise SpecError(f"{where}models[{i}].published_row: set protocol = \"NAME\" too (the row is one of "
+                            "that protocol's published rows)")
+    if spec.protocol is None:
+        return
+    from matbench import protocols as P
+    from matbench.evaluate.registry import INCEPTION_METRICS
+
+    try:
+        p = P.get(spec.protocol)
+    except SpecError as e:
+        raise SpecError(f"{where}protocol: {e}") from None
+    checks: list[tuple[str, dict[str, Any]]] = [("fid_convention", {"fid_convention": spec.fid_convention})]
+    if INCEPTION_METRICS & set(spec.metrics):
+        checks.append(("inception", {"feature_extractor": spec.inception,
+                                     "resize": P.inception_resize(spec.inception)}))
+    checks += [("resolutions", {"resolution": r}) for r in spec.resolutions]
+    for i, ms in enumerate(spec.masksets):
+        kind = ms.kind if ms.kind is not None else (mask_kinds or {}).get(ms.name)
+        checks.append((f"masksets[{i}]" + (".kind" if ms.kind is not None else ".path"), {"mask_kind": kind}))
+    for i, d in enumerate(spec.datasets):
+        if n_images is not None and d.name in n_images:
+            checks.append((f"datasets[{i}]", {"n_images": n_images[d.name]}))
+    diffs = [f"{key}: {phrase}" for key, run in checks for phrase in P.differences(p, run)]
+    for i, m in enumerate(spec.models):
+        if m.published_row is not None and m.published_row not in p.published:
+            diffs.append(f"models[{i}].published_row: {m.published_row!r} is not published by {p.name} "
+                         f"({', '.join(map(repr, p.published)) or 'no rows'})")
+    if diffs:
+        raise SpecError(f"{where}the run does not follow protocol {p.name}:\n  " + "\n  ".join(diffs))
 
 
 def _save_outputs(v: Any, where: str) -> str:
@@ -336,6 +399,7 @@ def _model(d: dict[str, Any], key: str, base: Path, where: str, check: bool) -> 
     channels_last = r.bool("channels_last", False)
     compile_ = r.bool("compile", False)
     batch_size = r.int("batch_size", None, minimum=1)
+    published_row = r.str("published_row", None)
     from matbench.models.options import check_options  # declared options: typos and types refused here
 
     check_options(name, info.options, options, info.factory, prefix=f"{where}{key}.options.")
@@ -344,7 +408,7 @@ def _model(d: dict[str, Any], key: str, base: Path, where: str, check: bool) -> 
     r.finish()
     return ModelSpec(label=label, name=name, weights=weights, smoke=smoke, samples=samples,
                      options=dict(options), key=key, precision=precision, channels_last=channels_last,
-                     compile=compile_, batch_size=batch_size)
+                     compile=compile_, batch_size=batch_size, published_row=published_row)
 
 
 def _check_name(name: str, key: str, where: str) -> None:

@@ -41,6 +41,9 @@ def test_compare_difference_and_interval():
     assert c["diff"] == pytest.approx(0.14) and c["inside_ci"] is True
     assert P.compare(1.96, 2.5, 2.2, 2.8)["inside_ci"] is False
     assert P.compare(1.96, 2.5, None, None)["inside_ci"] is None
+    # a zero-width interval (all resamples equal) is no evidence of agreement, even when it sits on the value
+    assert P.compare(0.0, 0.0, 0.0, 0.0)["inside_ci"] is None
+    assert P.compare(0.0, 0.0, 0.0, 1e-9)["inside_ci"] is True
 
 
 def test_protocols_command_lists_presets(capsys):

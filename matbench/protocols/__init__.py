@@ -80,8 +80,13 @@ def check(name: str, run: dict[str, Any]) -> Protocol:
 
 
 def compare(published: float, value: float, ci_low: float | None, ci_high: float | None) -> dict[str, Any]:
-    """Published value beside ours: difference (ours - published) and whether it lies inside our interval."""
-    inside = None if ci_low is None or ci_high is None else bool(ci_low <= published <= ci_high)
+    """Published value beside ours: difference (ours - published) and whether it lies inside our interval.
+    No interval, or a zero-width one (every bootstrap resample gave the same value, e.g. P-IDS 0 on few images),
+    says nothing about agreement: inside_ci is None then, not a hit."""
+    if ci_low is None or ci_high is None or not ci_high > ci_low:
+        inside = None
+    else:
+        inside = bool(ci_low <= published <= ci_high)
     return {"published": published, "diff": value - published, "inside_ci": inside}
 
 

@@ -23,7 +23,7 @@ from matbench.runner.pipeline import Workers, plan_workers
 from matbench.runner.plan import missing_weights, plan_jobs
 from matbench.runner.records import initial_run_json, update_job_in_run_json
 from matbench.runner.state import LOG_FILE, RUN_FILE, RunLock, load_batch_result
-from matbench.spec import Spec
+from matbench.spec import Spec, check_protocol
 
 log = logging.getLogger("matbench.runner")
 
@@ -103,6 +103,9 @@ def _run(spec: Spec, opts: RunOptions, run_dir: Path, device: str, dist: DistCon
     if missing:
         raise WeightsError("missing model weights:\n  " + "\n  ".join(missing))
     facts = _prepare_on_rank0(spec, run_dir, dist, lock)
+    if spec.protocol:  # now that the inputs are read: image counts, imported mask sets; before any job runs
+        check_protocol(spec, _where(spec), {k: len(v.ids) for k, v in facts["datasets"].items()},
+                       {name: p.origin for (name, _), p in facts["masksets"].items()})
     prepare_s = time.perf_counter() - t_run
     evaluator, metric_smoke = make_evaluator(spec, device, opts.evaluator_factory)
     if metric_smoke:
@@ -140,6 +143,10 @@ def _run(spec: Spec, opts: RunOptions, run_dir: Path, device: str, dist: DistCon
         _finish(spec, run_dir, info, records, prepare_s, t_run)
     dist.barrier()
     return info if dist.is_main else {}
+
+
+def _where(spec: Spec) -> str:
+    return f"{spec.source}: " if spec.source else ""
 
 
 def _set_status(info: dict[str, Any], run_dir: Path, dist: DistContext, status: str) -> None:

@@ -33,6 +33,7 @@ class PreparedMaskSet:
     sha256: str
     kind: str | None
     seed: int
+    origin: str | None = None  # imported sets: the generator named in maskset.json (protocol checks)
 
 
 def open_dataset(d: DatasetSpec) -> Any:
@@ -82,7 +83,8 @@ def prepare_maskset(m: MaskSetSpec, resolution: int, n: int, run_dir: Path) -> P
                             f"the run needs {resolution}px (add a mask set per resolution or use kind =)")
         if len(ms.names) < n:
             raise SpecError(f"masksets[{m.name}].path: {m.path} has {len(ms.names)} masks for {n} images")
-        return PreparedMaskSet(m.name, resolution, Path(m.path), ms.sha256, None, m.seed)
+        return PreparedMaskSet(m.name, resolution, Path(m.path), ms.sha256, None, m.seed,
+                               origin=(ms.meta or {}).get("generator"))
     out = run_dir / "masksets" / m.name / str(resolution)
     ms = None
     if out.is_dir():

@@ -21,7 +21,15 @@ from matbench.runner.models import build_model, model_provenance
 from matbench.runner.pipeline import JobContext, Timer, Workers, run_batches
 from matbench.runner.plan import Job, job_batch_size
 from matbench.runner.records import add_diversity, device_name, write_job_record
-from matbench.runner.state import batch_done, check_job_state, job_dir, job_fingerprint, load_finished, write_state
+from matbench.runner.state import (
+    batch_done,
+    check_job_state,
+    job_dir,
+    job_fingerprint,
+    load_finished,
+    read_json,
+    write_state,
+)
 from matbench.spec import Spec
 
 log = logging.getLogger("matbench.runner")
@@ -77,7 +85,8 @@ def run_job(rc: RunContext, job: Job, ds: PreparedDataset, pms: PreparedMaskSet)
     """Run (or resume, or skip) one job; its record on rank 0, None elsewhere."""
     spec, dist = rc.spec, rc.dist
     fp = job_fingerprint(spec, job, ds, pms, rc.metric_smoke)
-    done = check_job_state(rc.run_dir, job, fp, rc.opts.restart) if dist.is_main else None
+    done = check_job_state(rc.run_dir, job, fp, rc.opts.restart) and _record_current(rc, job) \
+        if dist.is_main else None
     done = dist.broadcast(done)
     ranges = batch_ranges(len(ds.ids), job_batch_size(spec, job))
     mine = shard(len(ranges), dist.rank, dist.world_size)
@@ -101,6 +110,25 @@ def run_job(rc: RunContext, job: Job, ds: PreparedDataset, pms: PreparedMaskSet)
     if not dist.is_main:
         return None
     return _finalize(jr, gathered, t_job)
+
+
+def _record_current(rc: RunContext, job: Job) -> bool:
+    """Whether a complete job's files carry what the spec asks beyond the numbers (its protocol and published
+    row, features.npz); if not, the job is finalized again from its batch records (no image is recomputed)."""
+    from matbench.feature_spaces import FEATURES_FILE
+
+    jd = job_dir(rc.run_dir, job.id)
+    proto = (read_json(jd / METRICS_FILE) or {}).get("protocol", {}) or {}
+    why = []
+    if proto.get("protocol") != rc.spec.protocol:
+        why.append(f"protocol {proto.get('protocol')!r} -> {rc.spec.protocol!r}")
+    elif rc.spec.protocol and job.model.published_row and proto.get("published_row") != job.model.published_row:
+        why.append(f"published_row {proto.get('published_row')!r} -> {job.model.published_row!r}")
+    if rc.spec.save_features and not (jd / FEATURES_FILE).is_file():
+        why.append(f"{FEATURES_FILE} asked for")
+    if why:
+        log.info("job %s: complete on disk; finalized again from its batches (%s)", job.id, "; ".join(why))
+    return not why
 
 
 def _n_evals(jr: JobRun, ks: list[int]) -> int:
@@ -184,6 +212,8 @@ def _finalize(jr: JobRun, gathered: list[Any], t_job: float) -> ResultRecord:
         or model_provenance(job.model, None, rc.weights_hashes)  # all resumed: described without running it
     protocol = {"dataset_manifest_sha256": ds.manifest_sha256, "maskset_sha256": pms.sha256,
                 "fid_convention": rc.spec.fid_convention, "n_images": len(ds.ids), "resolution": job.resolution}
+    if pms.kind or pms.origin:
+        protocol["mask_kind"] = pms.kind or pms.origin
     t0 = time.perf_counter()
     record, per_image = rc.evaluator.finalize([r[1] for r in results], job.describe(), protocol)
     stage_s["finalize"] += time.perf_counter() - t0
@@ -194,6 +224,13 @@ def _finalize(jr: JobRun, gathered: list[Any], t_job: float) -> ResultRecord:
     record.smoke = bool(record.smoke or rc.metric_smoke or model_prov.get("smoke"))
     computed = sorted(k for g in gathered for k in g["computed"])
     record.provenance.update(_provenance(jr, record, model_prov, stage_s, computed, t_job))
+    if rc.spec.protocol:
+        from matbench import protocols
+
+        protocols.check(rc.spec.protocol, protocols.run_fields(record))  # the conventions the record states
+        protocols.annotate(record, rc.spec.protocol, job.model.published_row)
+    if rc.spec.save_features:  # before state.json says complete: a job is complete with all its files
+        _save_features(jr, len(per_image))
     write_job_record(job_dir(rc.run_dir, job.id), record, per_image,
                      {"n_batches": len(jr.ranges), "batch_size": job_batch_size(rc.spec, job), "fingerprint": jr.fp})
     n = len(ds.ids) * job.model.samples
@@ -201,6 +238,17 @@ def _finalize(jr: JobRun, gathered: list[Any], t_job: float) -> ResultRecord:
     log.info("job %s: %d images in %.1f s (%.2f img/s); %s", job.id, n, wall, n / max(wall, 1e-9),
              ", ".join(f"{k}={v.value:.4g}" for k, v in record.metrics.items()))
     return record
+
+
+def _save_features(jr: JobRun, n_rows: int) -> None:
+    from matbench.feature_spaces import save_features
+
+    ev = jr.rc.evaluator
+    feats = getattr(ev, "last_features", None)
+    if feats is None:
+        raise MatbenchError(f"job {jr.job.id}: save_features = true, but the evaluator "
+                            f"({type(ev).__name__}) keeps no features")
+    save_features(job_dir(jr.rc.run_dir, jr.job.id), feats, getattr(ev, "inception_name", "inception"), n_rows)
 
 
 def _provenance(jr: JobRun, record: ResultRecord, model_prov: dict, stage_s: dict[str, float],

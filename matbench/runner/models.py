@@ -108,7 +108,7 @@ def default_evaluator(spec: Spec, device: str, smoke: bool) -> Any:
 
     return Evaluator(spec.metrics, device=device, smoke=smoke, cache_dir=spec.cache_dir,
                      fid_convention=spec.fid_convention, lpips_net=spec.lpips_net, n_bootstrap=spec.n_bootstrap,
-                     seed=spec.seed, batch_size=spec.batch_size)
+                     seed=spec.seed, batch_size=spec.batch_size, inception=spec.inception)
 
 
 def _probe_batch() -> tuple[list[str], torch.Tensor, torch.Tensor, torch.Tensor]:

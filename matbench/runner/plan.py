@@ -77,6 +77,20 @@ def _dataset_counts(spec: Spec) -> dict[str, int | str]:
     return counts
 
 
+def _imported_kinds(spec: Spec) -> dict[str, str | None]:
+    """The generator each imported mask set names in its maskset.json (None when it names none)."""
+    from matbench.data.maskset import MaskSet
+
+    out: dict[str, str | None] = {}
+    for m in spec.masksets:
+        if m.path is not None:
+            try:
+                out[m.name] = (MaskSet.open(m.path).meta or {}).get("generator")
+            except MatbenchError:
+                out[m.name] = None
+    return out
+
+
 def dry_run(spec: Spec) -> str:
     """What would run: jobs, image counts (per job and in total), missing weights. Touches no outputs."""
     from matbench.runner.state import STATE_FILE, job_dir, read_json
@@ -99,6 +113,16 @@ def dry_run(spec: Spec) -> str:
         else:
             lines.append(f"  {job.id}: {n}{status}")
     lines.append(f"total: {len(plan_jobs(spec))} jobs, {total} model evaluations (images x samples)")
+    if spec.protocol:
+        from matbench.spec import check_protocol
+
+        check_protocol(spec, f"{spec.source}: " if spec.source else "",
+                       {k: v for k, v in counts.items() if isinstance(v, int)}, _imported_kinds(spec))
+        rows = {m.label: m.published_row for m in spec.models if m.published_row}
+        lines.append(f"protocol: {spec.protocol} (conventions checked"
+                     + (f"; published rows: {rows})" if rows else ")"))
+    if spec.save_features:
+        lines.append("save_features: jobs/<job>/features.npz")
     missing = missing_weights(spec)
     lines.append("missing weights: " + ("none" if not missing else ""))
     lines += [f"  {m}" for m in missing]

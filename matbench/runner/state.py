@@ -16,7 +16,7 @@ from matbench.results import METRICS_FILE
 from matbench.runner.inputs import PreparedDataset, PreparedMaskSet
 from matbench.runner.models import model_modes
 from matbench.runner.plan import Job, job_batch_size
-from matbench.spec import Spec
+from matbench.spec import DEFAULT_INCEPTION, Spec
 
 log = logging.getLogger("matbench.runner")
 
@@ -103,6 +103,9 @@ def job_fingerprint(spec: Spec, job: Job, ds: PreparedDataset, ms: PreparedMaskS
         "resolution": job.resolution, "seed": spec.seed, "batch_size": job_batch_size(spec, job),
         "metrics": spec.metrics, "metric_smoke": metric_smoke, "fid_convention": spec.fid_convention,
         "lpips_net": spec.lpips_net, "n_bootstrap": spec.n_bootstrap,
+        # the Inception backend, only when not the default (older run directories stay valid)
+        **({"inception": spec.inception} if getattr(spec, "inception", DEFAULT_INCEPTION) != DEFAULT_INCEPTION
+           else {}),
     }
 
 
