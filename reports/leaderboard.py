@@ -344,6 +344,30 @@ class LeaderboardRow:
 GroupKey = tuple[str, str, int | None]  # (dataset, maskset, resolution)
 
 
+def overlapping_leader(rows: Sequence[LeaderboardRow], metric: str) -> list[str]:
+    """Row labels (after #1) whose `metric` interval overlaps #1's: their order against #1 is not established.
+    Rows without a usable interval (none, or zero width) are left out: nothing can be said of them."""
+    def span(row: LeaderboardRow) -> tuple[float, float] | None:
+        mv = row.values.get(metric)
+        if mv is None or mv.value is None or mv.ci_low is None or mv.ci_high is None:
+            return None
+        if mv.ci_high - mv.ci_low <= 1e-12 * max(1.0, abs(mv.value)):
+            return None
+        return float(mv.ci_low), float(mv.ci_high)
+
+    if not rows:
+        return []
+    top = span(rows[0])
+    if top is None:
+        return []
+    out = []
+    for row in rows[1:]:
+        s = span(row)
+        if s is not None and s[0] <= top[1] and top[0] <= s[1]:
+            out.append(row.entry.row_label)
+    return out
+
+
 def leaderboard(entries: Sequence[Entry], sort_by: str = "fid") -> dict[GroupKey, list[LeaderboardRow]]:
     """Ranked rows per (dataset, mask set, resolution), best `sort_by` first (missing values last)."""
     if sort_by not in METRIC_INFO:

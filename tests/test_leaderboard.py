@@ -26,6 +26,23 @@ def test_merges_runs_and_ranks(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     assert "| 1 | mat | 100 | 2.90 | 10.00 |" in out and "| 3 | comodgan | 100 | – | 5.00 |" in out
 
 
+def test_intervals_shown_and_rows_not_separated_from_the_leader(tmp_path: Path, capsys) -> None:
+    d = tmp_path / "r"
+    write_job(d, synthetic_record("places", "mat-large", "mat", {"fid": (2.90, 2.80, 3.00), "pids": (0.1, 0.1, 0.1)}))
+    write_job(d, synthetic_record("places", "mat-large", "lama", {"fid": (3.05, 2.95, 3.15)}))  # overlaps mat's
+    write_job(d, synthetic_record("places", "mat-large", "comodgan", {"fid": (3.50, 3.40, 3.60)}))  # clear of it
+    write_job(d, synthetic_record("places", "mat-large", "telea", {"fid": 2.95}))  # no interval: nothing said
+    assert main(["leaderboard", str(d), "--metrics", "fid,pids"]) == 0
+    out = capsys.readouterr().out
+    assert "| 1 | mat | 100 | 2.90 ± 0.10 | 10.00 † |" in out and "| 3 | lama | 100 | 3.05 ± 0.10 | – |" in out
+    assert "| 2 | telea | 100 | 2.95 | – |" in out
+    assert "† No confidence interval shown: zero-width interval" in out
+    assert "FID interval of lama overlaps #1's" in out and "comodgan overlaps" not in out
+    assert main(["leaderboard", str(d), "--metrics", "fid", "--no-ci"]) == 0
+    out = capsys.readouterr().out
+    assert "| 1 | mat | 100 | 2.90 |" in out and "±" not in out and "overlaps" not in out
+
+
 @pytest.mark.parametrize("field,value", [
     ("dataset_manifest_sha256", "other-manifest"), ("maskset_sha256", "other-masks"), ("fid_convention", "clean"),
     ("feature_extractor", "inception-tf"), ("extractor_sha256", "zzz"), ("n_images", 99)])

@@ -44,7 +44,8 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from matbench.results import METRIC_INFO
-    from reports.leaderboard import leaderboard, load_entries
+    from reports import intervals
+    from reports.leaderboard import leaderboard, load_entries, overlapping_leader
     from reports.tables import fmt_value
 
     entries = load_entries(args.run_dirs)
@@ -58,14 +59,30 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
                                          for m in metrics] + ["Run"]
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "|".join(["---:", ":---", "---:"] + ["---:"] * len(metrics) + [":---"]) + "|")
+        reasons: list[str] = []
         for row in rows:
             e = row.entry
             n = max((v.n for v in row.values.values()), default=0)
-            vals = [fmt_value(m, row.values[m].value) if m in row.values and row.values[m].value is not None
-                    else "–" for m in metrics]
+            vals = []
+            for m in metrics:
+                mv = row.values.get(m)
+                if mv is None or mv.value is None:
+                    vals.append("–")
+                    continue
+                iv = intervals.of(m, mv) if args.ci else intervals.Interval("none")
+                if iv.reason:
+                    reasons.append(iv.reason)
+                vals.append(f"{fmt_value(m, mv.value)} {iv.text}".rstrip())
             label = e.row_label + (" (smoke)" if e.record.smoke else "")
             lines.append("| " + " | ".join([str(row.rank), label, str(n)] + vals + [str(e.run_dir)]) + " |")
         lines.append("")
+        if args.ci:
+            if reasons:
+                lines += [intervals.footnote(reasons), ""]
+            close = overlapping_leader(rows, args.sort)
+            if close:
+                lines += [f"Not separated from #1 at 95 %: the {METRIC_INFO[args.sort].label} interval of "
+                          f"{', '.join(close)} overlaps #1's, so their order against #1 is not established.", ""]
     _write("\n".join(lines), args.output)
     return 0
 
@@ -124,6 +141,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lb.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     lb.add_argument("--sort", default="fid", help="metric to rank by (default fid)")
     lb.add_argument("--metrics", help="comma-separated metrics to show (default: all present)")
+    lb.add_argument("--ci", action=argparse.BooleanOptionalAction, default=True,
+                    help="95%% intervals beside the values and which rows #1 is not separated from (default on)")
     lb.add_argument("-o", "--output", help="write Markdown to this file instead of stdout")
     lb.set_defaults(func=cmd_leaderboard)
 

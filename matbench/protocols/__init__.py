@@ -83,7 +83,8 @@ def compare(published: float, value: float, ci_low: float | None, ci_high: float
     """Published value beside ours: difference (ours - published) and whether it lies inside our interval.
     No interval, or a zero-width one (every bootstrap resample gave the same value, e.g. P-IDS 0 on few images),
     says nothing about agreement: inside_ci is None then, not a hit."""
-    if ci_low is None or ci_high is None or not ci_high > ci_low:
+    # zero width as reports.intervals judges it
+    if ci_low is None or ci_high is None or ci_high - ci_low <= 1e-12 * max(1.0, abs(value)):
         inside = None
     else:
         inside = bool(ci_low <= published <= ci_high)

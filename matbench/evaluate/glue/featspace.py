@@ -21,7 +21,7 @@ def _builder(name: str):
         from matbench.features import get_extractor
 
         path = (getattr(ev, "feature_weights", None) or {}).get(name)
-        return get_extractor(name, ev.device, ev.smoke, path, batch_size=ev.batch_size,
+        return get_extractor(name, ev.device, ev.smoke, path, batch_size=ev.net_batch,
                              allow_download=ev.allow_download)
 
     return build
