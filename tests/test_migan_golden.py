@@ -132,3 +132,20 @@ def test_release_file_roundtrip_and_strictness(tmp_path):
     torch.save({"state": 1}, p)
     with pytest.raises(WeightsError, match="plain state_dict"):
         load_generator(p)
+
+
+class _Payload:  # a pickled object whose loading would run code with weights_only=False
+    def __reduce__(self):
+        return (print, ("executed",))
+
+
+def test_pickled_code_refused_with_the_release_hint(tmp_path, capsys) -> None:
+    from matbench.models.statecheck import RefusedPickleError
+
+    torch.save({"synthesis.b8.conv.weight": _Payload()}, tmp_path / "evil.pt")
+    with pytest.raises(RefusedPickleError, match=r"evil\.pt: refused: .*nothing from the file was executed.*"
+                                                 r"expected migan_\*\.pt from the official release"):
+        load_generator(tmp_path / "evil.pt")
+    assert "executed" not in capsys.readouterr().out
+    with pytest.raises(WeightsError, match="MI-GAN state_dict file does not exist"):
+        load_generator(tmp_path / "absent.pt")

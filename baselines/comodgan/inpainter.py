@@ -30,7 +30,7 @@ from matbench.errors import InputError, SpecError, WeightsError
 from matbench.io import sha256_file
 from matbench.models.base import Inpainter, Requirements, register_model
 from matbench.models.options import Option
-from matbench.models.statecheck import check_state_dict
+from matbench.models.statecheck import check_state_dict, read_plain_state_dict
 
 _MANUAL = ("open {url} in a browser (or wget it, as download/{script} of zengxianyu/co-mod-gan-pytorch does; "
            "weights converted from the official TF release) and save it as {filename} (no sha256 is published, "
@@ -72,27 +72,7 @@ QUANTIZE_MODES = ("round", "trunc")
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A state_dict from a `.pth` (torch.load weights_only, no code executed) or `.safetensors` file."""
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: CoModGAN weights file does not exist")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            sd: Any = load_file(str(path), device="cpu")
-        else:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # unpickling refusals, truncated files, HTML pages saved as .pth, ...
-        from matbench.models.statecheck import torch_load_error
-
-        raise torch_load_error(path, e, "CoModGAN state_dict") from None  # without torch's unsafe advice
-    if not isinstance(sd, Mapping) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise WeightsError(f"{path}: expected a plain state_dict (name -> tensor) of the port's Generator, "
-                           f"got {type(sd).__name__}")
-    sd = {str(k): v for k, v in sd.items()}
-    if sd and all(k.startswith("module.") for k in sd):  # saved from DataParallel
-        sd = {k[len("module."):]: v for k, v in sd.items()}
-    return sd
+    return read_plain_state_dict(path, "CoModGAN state_dict")
 
 
 def infer_config(sd: Mapping[str, torch.Tensor]) -> dict[str, int]:

@@ -10,38 +10,18 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from matbench.errors import WeightsError
-from matbench.models.statecheck import check_state_dict
+from matbench.models.statecheck import check_state_dict, read_plain_state_dict
 
 from .network import MIGANGenerator
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: MI-GAN weights file does not exist")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            sd: Any = load_file(str(path), device="cpu")
-        else:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # refused pickles, truncated files, an HTML page saved as .pt, a TorchScript archive
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise WeightsError(f"{path}: cannot load as an MI-GAN state_dict ({type(e).__name__}: {msg}); "
-                           "expected migan_*.pt from the official release (not the traced or ONNX export)") from None
-    if not isinstance(sd, Mapping) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise WeightsError(f"{path}: expected a plain state_dict (name -> tensor) of the MI-GAN generator, "
-                           f"got {type(sd).__name__}")
-    sd = {str(k): v for k, v in sd.items()}
-    if sd and all(k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
-    return sd
+    return read_plain_state_dict(path, "MI-GAN state_dict",
+                                 "expected migan_*.pt from the official release (not the traced or ONNX export)")
 
 
 def infer_resolution(sd: Mapping[str, torch.Tensor], source: str = "MI-GAN weights") -> int:

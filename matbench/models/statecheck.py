@@ -64,3 +64,33 @@ def torch_load_error(path: Any, e: BaseException, what: str) -> WeightsError:
 
 class RefusedPickleError(WeightsError):
     """A weights file whose pickle needs code (a global that is not a tensor type) was refused unexecuted."""
+
+
+def read_plain_state_dict(path: Any, what: str, hint: str = "") -> dict[str, Any]:
+    """A plain state dict (name -> tensor) from a `.pth`/`.pt` (torch.load with weights_only: no code from the file
+    runs) or `.safetensors` file; keys saved from DataParallel lose their `module.` prefix. `what` names the
+    network in errors ("CoModGAN state_dict"); `hint` says which file was expected."""
+    from pathlib import Path
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: {what} file does not exist")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            sd: Any = load_file(str(path), device="cpu")
+        else:
+            sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # refused pickles, truncated files, an HTML page saved as .pth, a TorchScript archive
+        err = torch_load_error(path, e, what)  # without torch's advice to load unsafely
+        raise type(err)(f"{err}{'; ' + hint if hint else ''}") from None
+    if not isinstance(sd, Mapping) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise WeightsError(f"{path}: expected a plain state_dict (name -> tensor) of the {what}, "
+                           f"got {type(sd).__name__}" + (f"; {hint}" if hint else ""))
+    sd = {str(k): v for k, v in sd.items()}
+    if sd and all(k.startswith("module.") for k in sd):  # saved from DataParallel
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    return sd
