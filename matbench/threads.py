@@ -69,10 +69,34 @@ def plan(workers: int | None = None, threads: int | None = None, cores: int | No
     return ThreadPlan(workers=w, intra_op=max(1, t), cores=cores)
 
 
+def start_numba_keeping_torch() -> None:
+    """Start numba's threading layer (once per process) without changing torch's thread count.
+
+    numba's OpenMP layer, when it starts, resets the OpenMP thread count it shares with torch to
+    NUMBA_NUM_THREADS (every core) unless torch's count was set in this process (seen with
+    OMP_NUM_THREADS=1). Started lazily by the first parallel kernel, it changed torch's count in the middle
+    of a run: torch work before the first PSNR/SSIM batch ran on one thread count and after it on another,
+    and a model's float sums (so, rarely, an output level) depended on which came first: a batch recomputed
+    after a resume differed from the first run."""
+    import torch
+
+    n = torch.get_num_threads()
+    try:
+        import numba
+
+        numba.get_num_threads()  # starts the layer if it has not started
+    except ImportError:
+        return
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
 def _set_all(n: int, numba_too: bool = True) -> dict:
     """Set every pool to n threads; returns the previous settings."""
     import torch
 
+    if numba_too:
+        start_numba_keeping_torch()  # before reading torch's count: starting numba would change it
     prev: dict = {"torch": torch.get_num_threads()}
     torch.set_num_threads(n)
     with contextlib.suppress(ImportError):

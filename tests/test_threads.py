@@ -51,3 +51,33 @@ def test_limited_sets_every_pool_and_restores_it():
         else:
             assert numba.get_num_threads() == 1
     assert (torch.get_num_threads(), cv2.getNumThreads()) == before
+
+
+def _fresh_python(code: str, **env: str) -> str:
+    import os
+    import subprocess
+    import sys
+
+    full = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS")}
+    p = subprocess.run([sys.executable, "-c", code], env={**full, **env}, capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return p.stdout.strip()
+
+
+def test_starting_numba_keeps_torchs_thread_count() -> None:
+    """numba's OpenMP layer resets the OpenMP thread count it shares with torch when it starts (once per
+    process, at the first parallel kernel; seen with OMP_NUM_THREADS=1): torch work before and after the first
+    PSNR/SSIM batch then ran on different thread counts. Only a fresh process shows it. The thread plan's
+    `limited` must hold whether or not numba has started."""
+    pytest.importorskip("numba")
+    code = ("import torch\nfrom matbench.evaluate import Evaluator\n"
+            "a = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)\n"
+            "h = torch.zeros(2, 1, 32, 32, dtype=torch.bool); h[..., 8:20, 8:20] = True\n"
+            "ev = Evaluator(['psnr', 'ssim', 'l1'], smoke=True, cache_dir=False)\n"
+            "ev.process_batch(['a', 'b'], a, a.flip(0), h)\n"
+            "print(torch.get_num_threads())")
+    assert _fresh_python(code, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="2") == "1"
+    code = ("import torch\nfrom matbench import threads as T\ntorch.set_num_threads(2)\n"
+            "with T.limited(1):\n    print(torch.get_num_threads())\nprint(torch.get_num_threads())")
+    assert _fresh_python(code, NUMBA_NUM_THREADS="2").split() == ["1", "2"]

@@ -95,6 +95,9 @@ def pixel_sums(a: np.ndarray, b: np.ndarray, taps: np.ndarray, c1: float, c2: fl
     """Per plane (N*C): sum of squared differences, sum of absolute differences, sum of the SSIM map."""
     global _compiled
     if _compiled is None:
+        from matbench.threads import start_numba_keeping_torch
+
+        start_numba_keeping_torch()  # else the kernel's first launch resets torch's thread count
         # compiled on first use and cached on disk (numba's cache), so `import matbench` stays light
         # reassoc/contract: lets the row loops vectorise and use FMA; every cancellation-prone difference
         # (E[x²] - mu²) stays in float64 either way, so results move by ~1e-14 relative (tests check 1e-9)
