@@ -89,6 +89,12 @@ def _feature_space_metrics() -> None:
 _feature_space_metrics()
 
 
+def zero_width(value: float, lo: float, hi: float) -> bool:
+    """An interval too narrow to say anything (every bootstrap resample or KID subset gave the same value):
+    never shown as exact, never evidence that a published value agrees with ours."""
+    return hi - lo <= 1e-12 * max(1.0, abs(value))
+
+
 @dataclass
 class MetricValue:
     value: float

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from matbench.results import METRIC_INFO, MetricValue
+from matbench.results import METRIC_INFO, MetricValue, zero_width
 
 DAGGER = "†"
 # Sides differing by more than this fraction of the width make an interval asymmetric.
@@ -59,7 +59,7 @@ def interval(metric: str, value: float | None, lo: float | None, hi: float | Non
     if n is not None and n < 2:
         return Interval("unsupported", lo_s, hi_s, reason=f"n = {n_s} image cannot support an interval")
     width = hi - lo
-    if width <= 1e-12 * max(1.0, abs(value)):
+    if zero_width(value, lo, hi):
         return Interval("unsupported", lo_s, hi_s, reason=(
             f"zero-width interval (every resample gave the same value): n = {n_s} images cannot support one"))
     below, above = value - lo, hi - value

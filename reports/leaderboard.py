@@ -346,14 +346,15 @@ GroupKey = tuple[str, str, int | None]  # (dataset, maskset, resolution)
 
 def overlapping_leader(rows: Sequence[LeaderboardRow], metric: str) -> list[str]:
     """Row labels (after #1) whose `metric` interval overlaps #1's: their order against #1 is not established.
-    Rows without a usable interval (none, or zero width) are left out: nothing can be said of them."""
+    Rows without a usable interval (as reports.intervals judges it: none, zero width, n < 2) are left out:
+    nothing can be said of them."""
+    from reports import intervals
+
     def span(row: LeaderboardRow) -> tuple[float, float] | None:
         mv = row.values.get(metric)
-        if mv is None or mv.value is None or mv.ci_low is None or mv.ci_high is None:
+        if intervals.of(metric, mv).kind not in ("symmetric", "asymmetric"):
             return None
-        if mv.ci_high - mv.ci_low <= 1e-12 * max(1.0, abs(mv.value)):
-            return None
-        return float(mv.ci_low), float(mv.ci_high)
+        return float(mv.ci_low), float(mv.ci_high)  # type: ignore[union-attr, arg-type]
 
     if not rows:
         return []

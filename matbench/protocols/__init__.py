@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from matbench.errors import SpecError
+from matbench.results import zero_width
 
 PRESETS_FILE = Path(__file__).with_name("presets.toml")
 DESCRIPTION_FIELDS = ("dataset", "masks", "extractor", "resize", "fid", "sampling", "deviation")
@@ -83,8 +84,7 @@ def compare(published: float, value: float, ci_low: float | None, ci_high: float
     """Published value beside ours: difference (ours - published) and whether it lies inside our interval.
     No interval, or a zero-width one (every bootstrap resample gave the same value, e.g. P-IDS 0 on few images),
     says nothing about agreement: inside_ci is None then, not a hit."""
-    # zero width as reports.intervals judges it
-    if ci_low is None or ci_high is None or ci_high - ci_low <= 1e-12 * max(1.0, abs(value)):
+    if ci_low is None or ci_high is None or zero_width(value, ci_low, ci_high):
         inside = None
     else:
         inside = bool(ci_low <= published <= ci_high)
