@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -199,6 +200,20 @@ def main(argv: list[str]) -> int:
                                                               batch_loader=StandinBatch.load, progress=False)
     run(spec, opts)
     return 0
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """A child test process's environment: tests/ first on PYTHONPATH (these helpers, and the caller's matbench
+    after it), one OpenMP thread, plus `extra`."""
+    here = str(Path(__file__).resolve().parent)
+    return {**os.environ, "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")]), **extra}
+
+
+def run_spec_script(spec: Path, env_extra: dict[str, str]) -> subprocess.CompletedProcess:
+    """This file as a script on SPEC (the stand-in evaluator) in a child process."""
+    return subprocess.run([sys.executable, str(Path(__file__).resolve()), str(spec)],
+                          env=subprocess_env(**env_extra), capture_output=True, text=True, timeout=300)
 
 
 if __name__ == "__main__":

@@ -4,12 +4,12 @@ batches sharded by index (batch k on rank k % 2)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from runner_helpers import subprocess_env
 from test_runner import make_images
 
 HERE = Path(__file__).resolve().parent
@@ -37,7 +37,7 @@ options = {{ inner = "mean-fill" }}
 
 
 def launch(args: list[str], calls: Path) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": _pythonpath(), "MATBENCH_TEST_CALLS": str(calls)}
+    env = subprocess_env(MATBENCH_TEST_CALLS=str(calls))
     p = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
 
@@ -106,7 +106,7 @@ VARIANTS = {
 
 
 def matbench(args: list[str], env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": _pythonpath(), **(env_extra or {})}
+    env = subprocess_env(**(env_extra or {}))
     return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -170,8 +170,3 @@ def _same_outputs(ref: Path, other: Path) -> None:
     assert names == sorted(p.name for p in other.iterdir())
     for n in names:
         assert (ref / n).read_bytes() == (other / n).read_bytes(), n
-
-
-def _pythonpath() -> str:
-    """tests/ first, then the caller's PYTHONPATH (so the subprocess imports the same matbench as the test)."""
-    return os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])

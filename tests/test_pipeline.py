@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from runner_helpers import StandinBatch, standin_factory
+from runner_helpers import StandinBatch, run_spec_script, standin_factory, subprocess_env
 from test_runner import make_images
 
 from matbench.errors import MatbenchError
@@ -178,22 +178,15 @@ def test_corrupt_batch_record_is_named_discarded_and_recomputed(tmp_path: Path, 
                                   pd.read_csv(ref.output / "jobs" / jd.name / "per_image.csv"))
 
 
-def run_helper(spec: Path, env_extra: dict[str, str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get(
-        "PYTHONPATH", "")]), **env_extra}
-    return subprocess.run([sys.executable, str(HERE / "runner_helpers.py"), str(spec)], env=env,
-                          capture_output=True, text=True, timeout=300)
-
-
 def test_ctrl_c_marks_the_run_interrupted(tmp_path: Path) -> None:
     make_images(tmp_path / "imgs", 7)
     spec = write_spec(tmp_path, "r", STANDIN, extra="", model="runner_helpers:signaller")
-    p = run_helper(spec, {"MATBENCH_TEST_AT": "2", "MATBENCH_TEST_SIGNAL": "INT"})
+    p = run_spec_script(spec, {"MATBENCH_TEST_AT": "2", "MATBENCH_TEST_SIGNAL": "INT"})
     assert p.returncode != 0 and "KeyboardInterrupt" in p.stderr
     info = json.loads((tmp_path / "r" / "run.json").read_text())
     assert info["status"] == "interrupted"
     assert not (tmp_path / "r" / ".lock").exists()  # released on the way out
-    p = run_helper(spec, {})
+    p = run_spec_script(spec, {})
     assert p.returncode == 0, p.stderr
     assert json.loads((tmp_path / "r" / "run.json").read_text())["status"] == "complete"
 
@@ -303,7 +296,7 @@ def test_pipelined_kill_9_resumes_to_identical_numbers_and_takes_over_the_stale_
     ref = load_spec(write_spec(tmp_path, "ref", KILL_SPEC))
     run(ref, standin())
     spec = write_spec(tmp_path, "kill", KILL_SPEC)
-    p = run_helper(spec, {"MATBENCH_TEST_KILL_AT": "4"})  # SIGKILL inside the model, on batch 3
+    p = run_spec_script(spec, {"MATBENCH_TEST_KILL_AT": "4"})  # SIGKILL inside the model, on batch 3
     assert p.returncode == -9, p.stderr
     rd = tmp_path / "kill"
     kb = rd / "jobs" / "tiny__mat-large__killer__32" / "batches"
@@ -312,7 +305,7 @@ def test_pipelined_kill_9_resumes_to_identical_numbers_and_takes_over_the_stale_
     assert json.loads((rd / ".lock").read_text())["pid"] != os.getpid()  # left behind by the dead process
     kept = {f: f.stat().st_mtime_ns for f in kb.glob("*.npz")}
     calls = tmp_path / "calls.txt"
-    p = run_helper(spec, {"MATBENCH_TEST_CALLS": str(calls)})
+    p = run_spec_script(spec, {"MATBENCH_TEST_CALLS": str(calls)})
     assert p.returncode == 0, p.stderr
     redo = [k for k in range(5) if k not in on_disk]
     assert [int(line.split()[2][3:]) // 2 for line in calls.read_text().splitlines()] == redo
@@ -338,8 +331,7 @@ def test_lock_refuses_a_second_run_at_once_and_a_dead_holder_is_taken_over(tmp_p
 
     make_images(tmp_path / "imgs", 4)
     spec_path = write_spec(tmp_path, "r", STANDIN, extra="", model="runner_helpers:signaller")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MATBENCH_TEST_AT": "1", "MATBENCH_TEST_SIGNAL": "STOP",
-           "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+    env = subprocess_env(MATBENCH_TEST_AT="1", MATBENCH_TEST_SIGNAL="STOP")
     holder = subprocess.Popen([sys.executable, str(HERE / "runner_helpers.py"), str(spec_path)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

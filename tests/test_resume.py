@@ -4,12 +4,10 @@ finished batches and jobs untouched, only the unfinished batches recomputed."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
+from runner_helpers import run_spec_script
 from test_runner import make_images, standin_opts
 
 from matbench.runner import run
@@ -38,12 +36,6 @@ options = {{ inner = "mean-fill" }}
 """
 
 
-def run_script(spec: Path, env_extra: dict[str, str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": _pythonpath(), **env_extra}
-    return subprocess.run([sys.executable, str(HERE / "runner_helpers.py"), str(spec)], env=env,
-                          capture_output=True, text=True, timeout=300)
-
-
 def stats(paths: list[Path]) -> dict[Path, tuple[int, int]]:
     return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in paths}
 
@@ -55,7 +47,7 @@ def test_kill_and_resume_gives_identical_numbers(tmp_path: Path) -> None:
     run(load_spec(tmp_path / "ref.toml"), standin_opts())  # uninterrupted reference (in process)
 
     # Jobs run telea then killer; the killer's 3rd call SIGKILLs the process: batches 0 and 1 are on disk.
-    p = run_script(tmp_path / "kill.toml", {"MATBENCH_TEST_KILL_AT": "3"})
+    p = run_spec_script(tmp_path / "kill.toml", {"MATBENCH_TEST_KILL_AT": "3"})
     assert p.returncode == -9, p.stderr
     rd = tmp_path / "kill"
     kb = rd / "jobs" / "tiny__mat-large__killer__32" / "batches"
@@ -67,7 +59,7 @@ def test_kill_and_resume_gives_identical_numbers(tmp_path: Path) -> None:
                   rd / "outputs" / "tiny__mat-large__killer__32" / "img00.png"])
 
     calls = tmp_path / "calls.txt"
-    p = run_script(tmp_path / "kill.toml", {"MATBENCH_TEST_CALLS": str(calls)})
+    p = run_spec_script(tmp_path / "kill.toml", {"MATBENCH_TEST_CALLS": str(calls)})
     assert p.returncode == 0, p.stderr
     # Only the unfinished batches were computed again: ids 6..9 in two calls.
     assert calls.read_text().splitlines() == ["0 0 img06 img07 img08", "0 0 img09"]
@@ -84,8 +76,3 @@ def test_kill_and_resume_gives_identical_numbers(tmp_path: Path) -> None:
     assert prov["batches"]["computed"] == [2, 3] and prov["batches"]["resumed"] == 2
     info = json.loads((rd / "run.json").read_text())
     assert info["status"] == "complete" and info["resumed"] is True
-
-
-def _pythonpath() -> str:
-    """tests/ first, then the caller's PYTHONPATH (so the subprocess imports the same matbench as the test)."""
-    return os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
