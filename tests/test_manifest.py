@@ -28,7 +28,7 @@ def ds_dir(tmp_path: Path) -> Path:
 
 
 def test_manifest_records_every_file(ds_dir):
-    m = build_manifest(ds_dir)
+    m = build_manifest(Dataset.open(ds_dir))
     assert [f["id"] for f in m["files"]] == ["a", "b", "d", "sub/c"]
     for f in m["files"]:
         data = (ds_dir / f["file"]).read_bytes()
@@ -40,20 +40,20 @@ def test_manifest_records_every_file(ds_dir):
 
 
 def test_verify_clean(ds_dir, tmp_path):
-    write_manifest(ds_dir, tmp_path / "m.json")
-    r = verify_manifest(ds_dir, tmp_path / "m.json")
+    write_manifest(Dataset.open(ds_dir), tmp_path / "m.json")
+    r = verify_manifest(Dataset.open(ds_dir), tmp_path / "m.json")
     assert r.ok and r.checked == 4
 
 
 def test_verify_catches_changed_missing_extra(ds_dir, tmp_path):
-    write_manifest(ds_dir, tmp_path / "m.json")
+    write_manifest(Dataset.open(ds_dir), tmp_path / "m.json")
     # changed: same size, one byte different (so only the sha256 can tell)
     data = bytearray((ds_dir / "b.png").read_bytes())
     data[-20] ^= 0x01
     (ds_dir / "b.png").write_bytes(bytes(data))
     (ds_dir / "sub" / "c.png").unlink()  # missing
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(ds_dir / "e.png")  # extra
-    r = verify_manifest(ds_dir, tmp_path / "m.json")
+    r = verify_manifest(Dataset.open(ds_dir), tmp_path / "m.json")
     assert not r.ok
     assert (r.missing, r.extra, r.changed) == (["sub/c"], ["e"], ["b"])
 
@@ -75,10 +75,10 @@ def test_cli_manifest_and_verify(ds_dir, tmp_path, capsys):
 
 def test_bad_manifest_files(ds_dir, tmp_path):
     with pytest.raises(InputError, match="no such file"):
-        verify_manifest(ds_dir, tmp_path / "none.json")
+        verify_manifest(Dataset.open(ds_dir), tmp_path / "none.json")
     (tmp_path / "x.json").write_text("{not json")
     with pytest.raises(InputError, match="not a readable manifest JSON"):
-        verify_manifest(ds_dir, tmp_path / "x.json")
+        verify_manifest(Dataset.open(ds_dir), tmp_path / "x.json")
     (tmp_path / "y.json").write_text('{"files": []}')
     with pytest.raises(InputError, match="not a matbench manifest"):
-        verify_manifest(ds_dir, tmp_path / "y.json")
+        verify_manifest(Dataset.open(ds_dir), tmp_path / "y.json")

@@ -57,9 +57,10 @@ def _manifest(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from matbench.data.datasets import Dataset
     from matbench.data.manifest import verify_manifest
 
-    report = verify_manifest(args.dataset, args.manifest)
+    report = verify_manifest(Dataset.open(args.dataset), args.manifest)
     for line in report.lines(args.show):
         print(line)
     if report.ok:

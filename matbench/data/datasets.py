@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from matbench.data.manifest import build_manifest, manifest_digest
 from matbench.data.preprocess import DEFAULT_POLICY, prepare
 from matbench.data.presets import check_preset, get_preset
 from matbench.errors import InputError
@@ -174,8 +175,6 @@ class Dataset:
     def manifest_sha256(self) -> str:
         """sha256 of the canonical manifest JSON (ids, files, sizes, sha256 of bytes); computed once, cached."""
         if self._manifest_sha is None:
-            from matbench.data.manifest import build_manifest, manifest_digest
-
             self._manifest_sha = manifest_digest(build_manifest(self))
         return self._manifest_sha
 

@@ -20,14 +20,6 @@ from matbench.io import write_json_atomic
 MANIFEST_FORMAT = "matbench-manifest/1"
 
 
-def _as_dataset(dataset_or_path: Any):
-    from matbench.data.datasets import Dataset
-
-    if isinstance(dataset_or_path, Dataset):
-        return dataset_or_path
-    return Dataset.open(dataset_or_path)
-
-
 def _canonical(files: list[dict[str, Any]]) -> bytes:
     return json.dumps({"files": files, "format": MANIFEST_FORMAT}, sort_keys=True, separators=(",", ":"),
                       ensure_ascii=True).encode("ascii")
@@ -38,9 +30,8 @@ def manifest_digest(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(_canonical(manifest["files"])).hexdigest()
 
 
-def build_manifest(dataset_or_path: Any) -> dict[str, Any]:
-    """Read every file of a dataset (object or path) and return the manifest dict."""
-    ds = _as_dataset(dataset_or_path)
+def build_manifest(ds: Any) -> dict[str, Any]:
+    """Read every file of a dataset (a matbench.data.datasets.Dataset) and return the manifest dict."""
     files = []
     for image_id in ds.ids:
         data = ds.read_bytes(image_id)
@@ -51,9 +42,9 @@ def build_manifest(dataset_or_path: Any) -> dict[str, Any]:
             "sha256": digest, "files": files}
 
 
-def write_manifest(path_in: Any, out_json: str | Path) -> dict[str, Any]:
-    """Build the manifest of `path_in` and write it atomically to `out_json`; returns it."""
-    manifest = build_manifest(path_in)
+def write_manifest(ds: Any, out_json: str | Path) -> dict[str, Any]:
+    """Build the manifest of dataset `ds` and write it atomically to `out_json`; returns it."""
+    manifest = build_manifest(ds)
     write_json_atomic(out_json, manifest)
     return manifest
 
@@ -100,10 +91,9 @@ class ManifestReport:
         return out
 
 
-def verify_manifest(path: Any, manifest_json: str | Path | dict[str, Any]) -> ManifestReport:
-    """Compare a dataset on disk with a manifest: missing, extra and changed files."""
+def verify_manifest(ds: Any, manifest_json: str | Path | dict[str, Any]) -> ManifestReport:
+    """Compare a dataset (a Dataset) with a manifest: missing, extra and changed files."""
     m = load_manifest(manifest_json)
-    ds = _as_dataset(path)
     expected = {f["id"]: f for f in m["files"]}
     present = set(ds.ids)
     report = ManifestReport(manifest_sha256=manifest_digest(m))
