@@ -12,7 +12,7 @@ import pytest
 import scipy.signal
 import torch
 
-from matbench.models.mat import ops
+from matbench.models import layers as ops
 from matbench.models.mat.network import build_generator, shifted_window_mask
 
 

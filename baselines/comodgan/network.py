@@ -25,41 +25,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-SQRT2 = math.sqrt(2.0)
+from matbench.models.layers import FullyConnectedLayer, bias_act, make_filter, modulated_conv2d, upfirdn2d
+
 FIR_TAPS = (1.0, 3.0, 3.0, 1.0)
 
 
 def fir_kernel(taps: Sequence[float] = FIR_TAPS, gain: float = 1.0) -> torch.Tensor:
-    """Separable 2-D low-pass kernel: outer(taps, taps) normalised to sum 1, times `gain`."""
-    k = torch.tensor(list(taps), dtype=torch.float32)
-    k2 = k[:, None] * k[None, :]
-    return k2 / k2.sum() * gain
-
-
-def upfirdn(x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1,
-            pad: tuple[int, int] = (0, 0)) -> torch.Tensor:
-    """Upsample by zero insertion, pad both spatial axes by `pad`, FIR filter, keep every `down`-th."""
-    b, c, h, w = x.shape
-    if up > 1:
-        z = x.new_zeros(b, c, h * up, w * up)
-        z[:, :, ::up, ::up] = x  # each sample followed by up-1 zeros
-        x = z
-    x = F.pad(x, (pad[0], pad[1], pad[0], pad[1]))
-    kh, kw = kernel.shape
-    # Correlation with the flipped kernel == true convolution (the kernels here are symmetric anyway).
-    weight = torch.flip(kernel, [0, 1]).to(x.dtype).view(1, 1, kh, kw).expand(c, 1, kh, kw)
-    return F.conv2d(x, weight, stride=down, groups=c)
-
-
-def lrelu_bias(x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """The port's fused_leaky_relu on CPU: leaky_relu(x + bias, 0.2) * sqrt(2)."""
-    if bias is not None:
-        x = x + bias.view(1, -1, *([1] * (x.ndim - 2)))
-    return F.leaky_relu(x, 0.2) * SQRT2
+    """Separable 2-D low-pass kernel: outer(taps, taps) normalised to sum 1, times `gain` (stored with its gain)."""
+    return make_filter(taps, gain=gain)
 
 
 class FIRFilter(nn.Module):
-    """A fixed FIR filter (buffer `kernel`) with zero insertion, padding and decimation."""
+    """A fixed FIR filter (buffer `kernel`, gain baked in) with zero insertion, padding and decimation."""
 
     def __init__(self, pad: tuple[int, int], up: int = 1, down: int = 1) -> None:
         super().__init__()
@@ -67,7 +44,8 @@ class FIRFilter(nn.Module):
         self.pad, self.up, self.down = pad, up, down
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return upfirdn(x, self.kernel, up=self.up, down=self.down, pad=self.pad)
+        p0, p1 = self.pad  # the same (before, after) padding on both axes
+        return upfirdn2d(x, self.kernel, up=self.up, down=self.down, padding=(p0, p1, p0, p1))
 
 
 class EqConv2d(nn.Module):
@@ -91,23 +69,15 @@ class BiasLReLU(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return lrelu_bias(x, self.bias)
+        return bias_act(x, self.bias, act="lrelu")
 
 
-class EqDense(nn.Module):
-    """Dense layer with equalised learning rate and learning-rate multiplier (weights stored / lr_mul)."""
+class EqDense(FullyConnectedLayer):
+    """The shared equalised-lr dense layer with the port's arguments (act=True: bias + sqrt(2)-gained lrelu)."""
 
     def __init__(self, cin: int, cout: int, lr_mul: float = 1.0, act: bool = False, bias_init: float = 0.0) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(cout, cin) / lr_mul)
-        self.bias = nn.Parameter(torch.full((cout,), float(bias_init)))
-        self.scale = (1.0 / math.sqrt(cin)) * lr_mul  # same rounding as the port
-        self.lr_mul, self.act = lr_mul, act
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.act:
-            return lrelu_bias(F.linear(x, self.weight * self.scale), self.bias * self.lr_mul)
-        return F.linear(x, self.weight * self.scale, self.bias * self.lr_mul)
+        super().__init__(cin, cout, activation="lrelu" if act else "linear", lr_multiplier=lr_mul,
+                         bias_init=bias_init)
 
 
 def enc_conv(cin: int, cout: int, k: int, down: bool = False) -> nn.Sequential:
@@ -135,19 +105,12 @@ class ModConv2d(nn.Module):
         self.demodulate, self.up = demodulate, up
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = x.shape
-        s = self.modulation(style).view(b, 1, self.cin, 1, 1)
-        wt = self.scale * self.weight * s  # [b, cout, cin, k, k]
-        if self.demodulate:
-            wt = wt * torch.rsqrt(wt.pow(2).sum([2, 3, 4]) + 1e-8).view(b, self.cout, 1, 1, 1)
-        x = x.reshape(1, b * self.cin, h, w)
-        if self.up:
-            wt = wt.transpose(1, 2).reshape(b * self.cin, self.cout, self.k, self.k)
-            out = F.conv_transpose2d(x, wt, stride=2, groups=b)
-            out = out.view(b, self.cout, out.shape[2], out.shape[3])
-            return self.blur(out)
-        out = F.conv2d(x, wt.reshape(b * self.cout, self.cin, self.k, self.k), padding=self.k // 2, groups=b)
-        return out.view(b, self.cout, out.shape[2], out.shape[3])
+        # Plain convs correlate; the port's transposed conv uses the weight unflipped (flip_weight=False) and its
+        # blur kernel already carries the gain of 4 (filter_gain=1).
+        return modulated_conv2d(x, self.scale * self.weight, self.modulation(style), demodulate=self.demodulate,
+                                padding=self.k // 2, up=2 if self.up else 1,
+                                resample_filter=self.blur.kernel if self.up else None,
+                                flip_weight=not self.up, filter_gain=1.0)
 
 
 class NoiseStrength(nn.Module):

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from matbench.models.layers import bias_act, downsample2d, make_filter, upfirdn2d
+
 CH_BASE = 32768
 CH_MAX = 512
 
@@ -34,14 +36,12 @@ def channels(res: int) -> int:
 
 def lrelu_clamped(x: torch.Tensor) -> torch.Tensor:
     """The StyleGAN2 'lrelu' with gain sqrt(2) and clamp 256 used after every conv."""
-    return (F.leaky_relu(x, 0.2) * math.sqrt(2)).clamp(-256.0, 256.0)
+    return bias_act(x, act="lrelu", clamp=256.0)
 
 
 def blur_kernel(gain: float) -> torch.Tensor:
     """Outer product of [1, 3, 3, 1], normalised to sum 1, times gain (a 2-D filter: gain applies once)."""
-    k = torch.tensor([1.0, 3.0, 3.0, 1.0])
-    k2 = torch.outer(k, k)
-    return k2 / k2.sum() * gain
+    return make_filter((1.0, 3.0, 3.0, 1.0), gain=gain)
 
 
 class Downsample2d(nn.Module):
@@ -54,7 +54,8 @@ class Downsample2d(nn.Module):
             self.filter.weight.copy_(blur_kernel(1.0).expand(ch, 1, 4, 4))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.filter(x)
+        # per-channel stored filter, applied as nn.Conv2d does (correlation); pads 1 on each side
+        return downsample2d(x, self.filter.weight, flip_filter=True)
 
 
 class Upsample2d(nn.Module):
@@ -70,8 +71,10 @@ class Upsample2d(nn.Module):
             self.filter.weight.copy_(blur_kernel(4.0).expand(ch, 1, 4, 4))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # zero insertion through the stored mask (the released model's way), then the shared FIR step; the
+        # stored filter carries the gain of 4
         x = F.interpolate(x, scale_factor=2, mode="nearest") * self.filter_const
-        return self.filter(F.pad(x, (2, 1, 2, 1)))
+        return upfirdn2d(x, self.filter.weight, padding=(2, 1, 2, 1), flip_filter=True)
 
 
 class SeparableConv2d(nn.Module):

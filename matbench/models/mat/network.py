@@ -26,7 +26,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from matbench.models.mat.ops import bias_act, conv2d_resample, default_gain, make_filter, upsample2d
+from matbench.models.layers import (
+    FullyConnectedLayer,
+    bias_act,
+    conv2d_resample,
+    default_gain,
+    make_filter,
+    modulated_conv2d,
+    upsample2d,
+)
 
 NOISE_MODES = ("const", "random", "none")
 TOKEN_DIM = 180  # channel width of the first (transformer) stage
@@ -42,29 +50,6 @@ def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> to
 
 
 # --------------------------------------------------------------------------- basic layers
-
-
-class FullyConnectedLayer(nn.Module):
-    """Linear layer with equalized learning rate (runtime weight scaling) and optional activation."""
-
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, activation: str = "linear",
-                 lr_multiplier: float = 1.0, bias_init: float = 0.0) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn([out_features, in_features]) / lr_multiplier)
-        self.bias = nn.Parameter(torch.full([out_features], float(bias_init))) if bias else None
-        self.activation = activation
-        self.weight_gain = lr_multiplier / math.sqrt(in_features)
-        self.bias_gain = lr_multiplier
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight * self.weight_gain
-        b = self.bias
-        if b is not None and self.bias_gain != 1:
-            b = b * self.bias_gain
-        x = x.matmul(w.t())
-        if self.activation == "linear" and b is not None:
-            return x + b.reshape([-1 if i == x.ndim - 1 else 1 for i in range(x.ndim)])
-        return bias_act(x, b, dim=x.ndim - 1, act=self.activation)
 
 
 class Conv2dLayer(nn.Module):
@@ -107,17 +92,9 @@ class ModulatedConv2d(nn.Module):
         self.affine = FullyConnectedLayer(style_dim, in_channels, bias_init=1)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        n, c, h, w_ = x.shape
-        style = self.affine(style).view(n, 1, c, 1, 1)
-        weight = self.weight * self.weight_gain * style
-        if self.demodulate:
-            d = (weight.pow(2).sum(dim=[2, 3, 4]) + 1e-8).rsqrt()
-            weight = weight * d.view(n, self.out_channels, 1, 1, 1)
-        weight = weight.view(n * self.out_channels, c, self.kernel_size, self.kernel_size)
-        x = x.reshape(1, n * c, h, w_)
-        x = conv2d_resample(x, weight, f=self.resample_filter, up=self.up, down=self.down,
-                            padding=self.padding, groups=n)
-        return x.view(n, self.out_channels, *x.shape[2:])
+        return modulated_conv2d(x, self.weight * self.weight_gain, self.affine(style), demodulate=self.demodulate,
+                                padding=self.padding, up=self.up, down=self.down,
+                                resample_filter=self.resample_filter)
 
 
 def _noise_like(x: torch.Tensor, generator: torch.Generator | Sequence[torch.Generator] | None) -> torch.Tensor:
