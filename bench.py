@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """matbench benchmarks: `python bench.py [--quick] [--device DEV] [-o bench.json]`, or `python bench.py SUITE ...`.
 
-`python bench.py SUITE [ARGS]` runs one named suite instead: `matbench/bench/suite_<SUITE>.py`'s
+`python bench.py SUITE [ARGS]` runs one named suite instead: `benchmarks/suite_<SUITE>.py`'s
 `main(argv) -> int` (dashes in SUITE become underscores), e.g. `python bench.py pipeline --json`.
 
-Runs each area's `matbench/bench/<area>.py` `run(quick, device)` that is present (masks, metrics,
+Runs each area's `benchmarks/<area>.py` `run(quick, device)` that is present (masks, metrics,
 features, mat, lama, comodgan, migan; missing ones are noted and skipped), then its own end-to-end job
 (load -> masks -> model -> features/metrics -> results, through matbench.runner) with images/s and
 memory peaks, and torch-fidelity's `calculate_metrics` FID on the same images for comparison
@@ -52,7 +52,7 @@ def _reset_cuda_peak(device: str) -> None:
 def run_areas(quick: bool, device: str, areas: tuple[str, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for area in areas:
-        mod_name = f"matbench.bench.{area}"
+        mod_name = f"benchmarks.{area}"
         try:
             mod = importlib.import_module(mod_name)
         except ModuleNotFoundError as e:
@@ -179,8 +179,8 @@ def table(result: dict[str, Any]) -> str:
 
 
 def suites() -> list[str]:
-    """Named suites: one module `matbench/bench/suite_<name>.py` each, with `main(argv) -> int`."""
-    here = Path(__file__).resolve().parent / "matbench" / "bench"
+    """Named suites: one module `benchmarks/suite_<name>.py` each, with `main(argv) -> int`."""
+    here = Path(__file__).resolve().parent / "benchmarks"
     return sorted(f.stem[len("suite_"):].replace("_", "-") for f in here.glob("suite_*.py"))
 
 
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv[0] not in suites():
             print(f"bench.py: unknown suite {argv[0]!r}; known: {', '.join(suites()) or 'none'}", file=sys.stderr)
             return 2
-        mod = importlib.import_module(f"matbench.bench.suite_{argv[0].replace('-', '_')}")
+        mod = importlib.import_module(f"benchmarks.suite_{argv[0].replace('-', '_')}")
         return int(mod.main(argv[1:]) or 0)
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="small sizes (CI-friendly)")

@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from matbench.bench.common import peak_gflops, sync
+from benchmarks.common import peak_gflops, sync
 from matbench.runner.models import precision_context
 
 PLACES_VAL = 36_500
-GFLOP_512 = {"mat": 574.75, "lama": 439.8, "comodgan": 240.7636}  # golden READMEs (see matbench/bench/<model>.py)
+GFLOP_512 = {"mat": 574.75, "lama": 439.8, "comodgan": 240.7636}  # golden READMEs (see benchmarks/<model>.py)
 GFLOP_256 = {"mat": 280.23}
 
 
