@@ -95,6 +95,7 @@ def _make_images(d: Path, n: int, size: int) -> None:
 
 def end_to_end(quick: bool, device: str, work: Path) -> dict[str, Any]:
     """One runner job (opencv-telea, mat-large) and torch-fidelity's FID on the same images."""
+    from matbench.layout import RunLayout
     from matbench.runner import RunOptions, run
     from matbench.spec import parse_spec
 
@@ -113,15 +114,16 @@ def end_to_end(quick: bool, device: str, work: Path) -> dict[str, Any]:
     info = run(spec, RunOptions(progress=False))
     wall = time.perf_counter() - t0
     jid = info["jobs"][0]["id"]
-    rec = json.loads((spec.output / "jobs" / jid / "metrics.json").read_text())
+    lay = RunLayout(spec.output)
+    rec = json.loads(lay.metrics_file(jid).read_text())
     out: dict[str, Any] = {
         "job": jid, "n_images": n, "resolution": res, "metrics": metrics, "metric_smoke": info["metric_smoke"],
         "wall_s": round(wall, 3), "images_per_s": round(n / wall, 3),
         "stage_s": rec["provenance"]["timings_s"], "fid": rec["metrics"]["fid"]["value"],
         "rss_peak_mb_so_far": round(_rss_peak_mb(), 1), "cuda_peak_mb": _cuda_peak_mb(device),
     }
-    out["torch_fidelity"] = torch_fidelity_fid(spec.output / "outputs" / jid, spec.output / "inputs" / "synthetic"
-                                               / str(res), device, bool(info["metric_smoke"]), work)
+    out["torch_fidelity"] = torch_fidelity_fid(lay.outputs_dir(jid), lay.inputs_dir("synthetic", res), device,
+                                               bool(info["metric_smoke"]), work)
     return out
 
 

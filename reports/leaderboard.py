@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from matbench.errors import InputError, MatbenchError
+from matbench.layout import RunLayout
 from matbench.results import METRIC_INFO, PER_IMAGE_FILE, PROTOCOL_FIELDS, MetricValue, ResultRecord, find_records
 
 # MAT Table 2 columns come first (per mask set), the further columns after them.
@@ -126,26 +127,24 @@ class Entry:
         return df
 
     def outputs_dir(self) -> Path | None:
-        for d in (self.run_dir / "outputs" / self.job_id, self.result_dir / "outputs"):
+        for d in (RunLayout(self.run_dir).outputs_dir(self.job_id), self.result_dir / "outputs"):
             if d.is_dir():
                 return d
         return None
 
     def input_path(self, image_id: str) -> Path | None:
-        p = self.run_dir / "inputs" / self.dataset / str(self.resolution) / f"{image_id}.png"
+        p = RunLayout(self.run_dir).input_image(self.dataset, self.resolution, image_id)
         return p if p.is_file() else None
 
     def mask_path(self, image_id: str) -> Path | None:
-        p = self.run_dir / "masks" / self.maskset / str(self.resolution) / f"{image_id}.png"
+        p = RunLayout(self.run_dir).mask_image(self.maskset, self.resolution, image_id)
         return p if p.is_file() else None
 
 
 def entry_for(record: ResultRecord) -> Entry:
     result_dir = (record.path.parent if record.path else Path(".")).resolve()
-    if result_dir.parent.name == "jobs":
-        run_dir = result_dir.parent.parent
-    else:
-        run_dir = result_dir
+    of_job = RunLayout.of_job_dir(result_dir)
+    run_dir = of_job[0].root if of_job else result_dir
     return Entry(record=record, job_id=result_dir.name, result_dir=result_dir, run_dir=run_dir)
 
 
