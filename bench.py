@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """matbench benchmarks: `python bench.py [--quick] [--device DEV] [-o bench.json]`, or `python bench.py SUITE ...`.
 
-`python bench.py SUITE [ARGS]` runs one named suite instead: `matbench/bench/suite_<SUITE>.py`'s
+`python bench.py SUITE [ARGS]` runs one named suite instead: `benchmarks/suite_<SUITE>.py`'s
 `main(argv) -> int` (dashes in SUITE become underscores), e.g. `python bench.py pipeline --json`.
 
-Runs each area's `matbench/bench/<area>.py` `run(quick, device)` that is present (masks, metrics,
+Runs each area's `benchmarks/<area>.py` `run(quick, device)` that is present (masks, metrics,
 features, mat, lama, comodgan, migan; missing ones are noted and skipped), then its own end-to-end job
 (load -> masks -> model -> features/metrics -> results, through matbench.runner) with images/s and
 memory peaks, and torch-fidelity's `calculate_metrics` FID on the same images for comparison
@@ -52,7 +52,7 @@ def _reset_cuda_peak(device: str) -> None:
 def run_areas(quick: bool, device: str, areas: tuple[str, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for area in areas:
-        mod_name = f"matbench.bench.{area}"
+        mod_name = f"benchmarks.{area}"
         try:
             mod = importlib.import_module(mod_name)
         except ModuleNotFoundError as e:
@@ -95,6 +95,7 @@ def _make_images(d: Path, n: int, size: int) -> None:
 
 def end_to_end(quick: bool, device: str, work: Path) -> dict[str, Any]:
     """One runner job (opencv-telea, mat-large) and torch-fidelity's FID on the same images."""
+    from matbench.layout import RunLayout
     from matbench.runner import RunOptions, run
     from matbench.spec import parse_spec
 
@@ -113,15 +114,16 @@ def end_to_end(quick: bool, device: str, work: Path) -> dict[str, Any]:
     info = run(spec, RunOptions(progress=False))
     wall = time.perf_counter() - t0
     jid = info["jobs"][0]["id"]
-    rec = json.loads((spec.output / "jobs" / jid / "metrics.json").read_text())
+    lay = RunLayout(spec.output)
+    rec = json.loads(lay.metrics_file(jid).read_text())
     out: dict[str, Any] = {
         "job": jid, "n_images": n, "resolution": res, "metrics": metrics, "metric_smoke": info["metric_smoke"],
         "wall_s": round(wall, 3), "images_per_s": round(n / wall, 3),
         "stage_s": rec["provenance"]["timings_s"], "fid": rec["metrics"]["fid"]["value"],
         "rss_peak_mb_so_far": round(_rss_peak_mb(), 1), "cuda_peak_mb": _cuda_peak_mb(device),
     }
-    out["torch_fidelity"] = torch_fidelity_fid(spec.output / "outputs" / jid, spec.output / "inputs" / "synthetic"
-                                               / str(res), device, bool(info["metric_smoke"]), work)
+    out["torch_fidelity"] = torch_fidelity_fid(lay.outputs_dir(jid), lay.inputs_dir("synthetic", res), device,
+                                               bool(info["metric_smoke"]), work)
     return out
 
 
@@ -179,8 +181,8 @@ def table(result: dict[str, Any]) -> str:
 
 
 def suites() -> list[str]:
-    """Named suites: one module `matbench/bench/suite_<name>.py` each, with `main(argv) -> int`."""
-    here = Path(__file__).resolve().parent / "matbench" / "bench"
+    """Named suites: one module `benchmarks/suite_<name>.py` each, with `main(argv) -> int`."""
+    here = Path(__file__).resolve().parent / "benchmarks"
     return sorted(f.stem[len("suite_"):].replace("_", "-") for f in here.glob("suite_*.py"))
 
 
@@ -190,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv[0] not in suites():
             print(f"bench.py: unknown suite {argv[0]!r}; known: {', '.join(suites()) or 'none'}", file=sys.stderr)
             return 2
-        mod = importlib.import_module(f"matbench.bench.suite_{argv[0].replace('-', '_')}")
+        mod = importlib.import_module(f"benchmarks.suite_{argv[0].replace('-', '_')}")
         return int(mod.main(argv[1:]) or 0)
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="small sizes (CI-friendly)")

@@ -9,7 +9,6 @@ downloaded, the demo runs them on random weights (smoke mode) and says so in its
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -67,8 +66,11 @@ def demo_spec(out_dir: Path, resolution: int = DEMO_RESOLUTION, n_images: int = 
 
 
 def run_demo(out_dir: str | Path = "demo_out", resolution: int = DEMO_RESOLUTION, n_images: int = DEMO_IMAGES,
-             extra_models: list[str] | None = None, report: bool = True, progress: bool = True) -> dict[str, Any]:
-    """Run the demo into out_dir; returns {"run_dir", "report", "smoke", "seconds", "info"}."""
+             extra_models: list[str] | None = None, progress: bool = True) -> dict[str, Any]:
+    """Run the demo into out_dir; returns {"run_dir", "report_dir", "smoke", "seconds", "info"}.
+
+    The HTML report is not rendered here (the core does not import reports/): `matbench demo` renders
+    run_dir into report_dir (matbench.commands.demo.render)."""
     from matbench.data.demo import demo_images
     from matbench.runner import RunOptions, run
 
@@ -79,25 +81,8 @@ def run_demo(out_dir: str | Path = "demo_out", resolution: int = DEMO_RESOLUTION
     spec = demo_spec(out, resolution, n_images, extra_models)
     _write_spec_toml(spec, out / "demo.toml")
     info = run(spec, RunOptions(progress=progress))
-    index = None
-    if report:
-        index = render(spec.output, out / "report")
-    return {"run_dir": spec.output, "report": index, "smoke": bool(info.get("metric_smoke")),
+    return {"run_dir": spec.output, "report_dir": out / "report", "smoke": bool(info.get("metric_smoke")),
             "seconds": time.perf_counter() - t0, "info": info}
-
-
-def render(run_dir: Path, report_dir: Path) -> Path | None:
-    """The HTML report, if the reports package is present (else None, with a note)."""
-    try:
-        from reports import render as r
-    except ImportError as e:
-        print(f"note: HTML report skipped (reports package not available: {e})", file=sys.stderr)
-        return None
-    fn = getattr(r, "render_report", None) or getattr(r, "render_site", None)
-    if fn is None:
-        print("note: HTML report skipped (reports.render has no render_report)", file=sys.stderr)
-        return None
-    return Path(fn([run_dir], report_dir))
 
 
 def _write_spec_toml(spec: Spec, path: Path) -> None:

@@ -98,7 +98,7 @@ def record_sha(record: ResultRecord) -> str:
 
 
 def _job_key(record: ResultRecord) -> tuple[str, str, str, int | None, int]:
-    from reports.leaderboard import entry_for, job_field, job_resolution
+    from matbench.entries import entry_for, job_field, job_resolution
 
     model = entry_for(record).model if record.path else job_field(record, "model")
     return (job_field(record, "dataset"), job_field(record, "maskset"), model, job_resolution(record),

@@ -17,14 +17,17 @@ field except the mask set hash (and the image count, which a mask set may restri
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
+from matbench.entries import Entry as Entry  # re-exported: the entry helpers live in the core (matbench.entries)
+from matbench.entries import entry_for as entry_for
+from matbench.entries import job_field as job_field
+from matbench.entries import job_resolution as job_resolution
+from matbench.entries import load_entries as load_entries
+from matbench.entries import smoke_sources as smoke_sources
 from matbench.errors import InputError, MatbenchError
-from matbench.results import METRIC_INFO, PER_IMAGE_FILE, PROTOCOL_FIELDS, MetricValue, ResultRecord, find_records
+from matbench.results import METRIC_INFO, PROTOCOL_FIELDS, MetricValue, ResultRecord
 
 # MAT Table 2 columns come first (per mask set), the further columns after them.
 PRIMARY_METRICS = ("fid", "pids", "uids")
@@ -37,129 +40,6 @@ class ProtocolError(MatbenchError):
     """Two results whose protocol differs were asked to be compared side by side."""
 
 
-def job_field(record: ResultRecord, key: str) -> str:
-    """dataset / maskset / model of a record; `matbench eval` records (job = results, gt, masks folders) fall
-    back to the folder names (gt -> dataset, masks -> mask set, results -> model)."""
-    job = record.job
-    if job.get(key) is not None:
-        return str(job[key])
-    folder = {"dataset": "gt", "maskset": "masks", "model": "results"}[key]
-    if job.get(folder):
-        return Path(str(job[folder])).name
-    return "none" if key == "maskset" else "?"
-
-
-def job_resolution(record: ResultRecord) -> int | None:
-    """The job's square resolution; None when unknown or not square (eval records may say "640x480")."""
-    r = record.job.get("resolution", record.protocol.get("resolution"))
-    try:
-        return int(r) if r is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-@dataclass
-class Entry:
-    """One result record plus where its files live."""
-
-    record: ResultRecord
-    job_id: str
-    result_dir: Path
-    run_dir: Path
-
-    @property
-    def dataset(self) -> str:
-        return job_field(self.record, "dataset")
-
-    @property
-    def maskset(self) -> str:
-        return job_field(self.record, "maskset")
-
-    @property
-    def model(self) -> str:
-        return job_field(self.record, "model") if "model" in self.record.job else (
-            Path(str(self.record.job["results"])).name if self.record.job.get("results") else self.job_id)
-
-    @property
-    def resolution(self) -> int | None:
-        return job_resolution(self.record)
-
-    @property
-    def sample(self) -> int:
-        return int(self.record.job.get("sample") or 0)
-
-    @property
-    def row_label(self) -> str:
-        return self.model if self.sample == 0 else f"{self.model} (sample {self.sample})"
-
-    @property
-    def model_smoke(self) -> bool:
-        """The model itself ran on random weights: its output images are not real inpaintings."""
-        return smoke_sources(self.record)[0]
-
-    @property
-    def metric_smoke(self) -> bool:
-        """The metric networks were random (or stand-ins): the numbers are smoke, the images may be real."""
-        return smoke_sources(self.record)[1]
-
-    @property
-    def path(self) -> Path:
-        return self.record.path or self.result_dir / "metrics.json"
-
-    def per_image_path(self) -> Path | None:
-        p = self.result_dir / PER_IMAGE_FILE
-        return p if p.is_file() else None
-
-    def per_image(self) -> Any:
-        """per_image.csv as a pandas DataFrame (id as str), or None when absent."""
-        import pandas as pd
-
-        p = self.per_image_path()
-        if p is None:
-            return None
-        try:
-            df = pd.read_csv(p, dtype={"id": str})
-        except Exception as e:  # pandas raises several types; name the file
-            raise InputError(f"{p}: cannot read per-image CSV ({type(e).__name__}: {e})") from None
-        if "id" not in df.columns:
-            raise InputError(f"{p}: per-image CSV has no 'id' column")
-        return df
-
-    def outputs_dir(self) -> Path | None:
-        for d in (self.run_dir / "outputs" / self.job_id, self.result_dir / "outputs"):
-            if d.is_dir():
-                return d
-        return None
-
-    def input_path(self, image_id: str) -> Path | None:
-        p = self.run_dir / "inputs" / self.dataset / str(self.resolution) / f"{image_id}.png"
-        return p if p.is_file() else None
-
-    def mask_path(self, image_id: str) -> Path | None:
-        p = self.run_dir / "masks" / self.maskset / str(self.resolution) / f"{image_id}.png"
-        return p if p.is_file() else None
-
-
-def entry_for(record: ResultRecord) -> Entry:
-    result_dir = (record.path.parent if record.path else Path(".")).resolve()
-    if result_dir.parent.name == "jobs":
-        run_dir = result_dir.parent.parent
-    else:
-        run_dir = result_dir
-    return Entry(record=record, job_id=result_dir.name, result_dir=result_dir, run_dir=run_dir)
-
-
-def load_entries(paths: Iterable[str | os.PathLike]) -> list[Entry]:
-    """Every result below `paths` (run dirs, result dirs or metrics.json files)."""
-    seen: set[Path] = set()
-    out: list[Entry] = []
-    for rec in find_records(paths):
-        e = entry_for(rec)
-        if e.path.resolve() in seen:  # the same file reached through two arguments
-            continue
-        seen.add(e.path.resolve())
-        out.append(e)
-    return out
 
 
 def protocol_diff(a: ResultRecord, b: ResultRecord, fields: Sequence[str] = PROTOCOL_FIELDS) -> str | None:
@@ -221,27 +101,6 @@ class Table:
         target = max(vals.values()) if info.higher_is_better else min(vals.values())
         return {r for r, v in vals.items() if v == target}
 
-
-def smoke_sources(record: ResultRecord) -> tuple[bool, bool]:
-    """(model ran on random weights, metric networks random) for a record; both False when not smoke.
-
-    The runner records the model's own flag in provenance.weights.model.smoke and the metric networks' in
-    provenance.metric_smoke; `matbench eval` records the metric networks' in provenance.smoke and knows no
-    model. When a smoke record says neither, the smoke cannot be pinned on the metrics, so the model's
-    outputs are treated as smoke too (never show possibly random pictures as real)."""
-    if not record.smoke:
-        return False, False
-    prov = record.provenance if isinstance(record.provenance, dict) else {}
-    weights = prov.get("weights")
-    model = weights.get("model") if isinstance(weights, dict) else None
-    model_smoke = bool(model["smoke"]) if isinstance(model, dict) and "smoke" in model else None
-    metric = prov.get("metric_smoke", prov.get("smoke"))
-    metric_smoke = bool(metric) if metric is not None else None
-    if model_smoke is None:
-        model_smoke = not metric_smoke
-    if metric_smoke is None:
-        metric_smoke = not model_smoke
-    return model_smoke, metric_smoke
 
 
 def maskset_order(name: str) -> tuple[int, str]:

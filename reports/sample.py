@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from matbench.io import save_png, write_json_atomic
+from matbench.layout import RunLayout
 from matbench.results import MetricValue, ResultRecord, write_record
 
 SAMPLE_NOTE = "sample run: real classical-baseline outputs; FID/IDS/PR/LPIPS are stand-ins (not measured)"
@@ -58,17 +59,18 @@ def make_sample_run(run_dir: str | os.PathLike, n_images: int = 8, size: int = 6
     from matbench.models.base import create_model
 
     run_dir = Path(run_dir)
+    lay = RunLayout(run_dir)
     rng = np.random.default_rng(seed)
     ids = [f"{i:05d}" for i in range(n_images)]
     gts = {i: _image(rng, size) for i in ids}
     for i, im in gts.items():
-        save_png(run_dir / "inputs" / dataset / str(size) / f"{i}.png", im)
-    write_json_atomic(run_dir / "run.json", {"name": "sample", "note": SAMPLE_NOTE, "seed": seed,
+        save_png(lay.input_image(dataset, size, i), im)
+    write_json_atomic(lay.run_file, {"name": "sample", "note": SAMPLE_NOTE, "seed": seed,
                                              "models": list(models), "masksets": list(masksets)})
     for ms in masksets:
         holes = {i: _hole(rng, size, "large" in ms) for i in ids}
         for i, h in holes.items():
-            save_png(run_dir / "masks" / ms / str(size) / f"{i}.png", h.astype(np.uint8) * 255)
+            save_png(lay.mask_image(ms, size, i), h.astype(np.uint8) * 255)
         imgs = torch.from_numpy(np.stack([gts[i] for i in ids]).transpose(0, 3, 1, 2).copy())
         hole_t = torch.from_numpy(np.stack([holes[i] for i in ids])[:, None])
         for mi, name in enumerate(models):
@@ -77,7 +79,7 @@ def make_sample_run(run_dir: str | os.PathLike, n_images: int = 8, size: int = 6
             out = model(imgs, hole_t, ids, seed=seed).numpy().transpose(0, 2, 3, 1)
             rows = []
             for k, i in enumerate(ids):
-                save_png(run_dir / "outputs" / job / f"{i}.png", out[k])
+                save_png(lay.output_image(job, i), out[k])
                 gt, o = gts[i].astype(np.float64), out[k].astype(np.float64)
                 mse = float(((gt - o) ** 2).mean())
                 psnr = 10 * np.log10(255.0 ** 2 / max(mse, 1e-10))
@@ -88,11 +90,11 @@ def make_sample_run(run_dir: str | os.PathLike, n_images: int = 8, size: int = 6
                 for k, i in enumerate(ids):
                     for s in range(1, samples + 1):
                         shifted = np.where(holes[i][..., None], np.roll(out[k], 2 * s, axis=1), out[k])
-                        save_png(run_dir / "outputs" / job / f"{i}_s{s}.png", shifted.astype(np.uint8))
+                        save_png(lay.output_image(job, i, s), shifted.astype(np.uint8))
             arr = np.array([r[1:] for r in rows])
-            job_dir = run_dir / "jobs" / job
+            job_dir = lay.job_dir(job)
             job_dir.mkdir(parents=True, exist_ok=True)
-            with open(job_dir / "per_image.csv", "w") as f:
+            with open(lay.per_image_file(job), "w") as f:
                 f.write("id,hole_ratio,lpips,psnr,ssim,l1,pair_check\n")
                 for r in rows:
                     f.write(f"{r[0]},{r[1]:.6f},{r[2]:.6f},{r[3]:.6f},{r[4]:.6f},{r[5]:.6f},ok\n")
@@ -159,4 +161,4 @@ def write_job(run_dir: str | os.PathLike, record: ResultRecord, job_id: str | No
     """Write `record` as RUN_DIR/jobs/<job_id>/metrics.json (job id derived from the job when not given)."""
     j = record.job
     job_id = job_id or f"{j['dataset']}-{j['maskset']}-{j['model']}-{j['resolution']}"
-    return write_record(Path(run_dir) / "jobs" / job_id, record)
+    return write_record(RunLayout(run_dir).job_dir(job_id), record)

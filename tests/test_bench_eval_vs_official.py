@@ -12,8 +12,8 @@ import sys
 import numpy as np
 from PIL import Image
 
-from matbench.bench import mat_official
-from matbench.bench.suite_eval_vs_official import measure
+from benchmarks import mat_official
+from benchmarks.suite_eval_vs_official import measure
 
 STAND_IN = '''
 import glob

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from matbench.bench.suite_gpu import main
+from benchmarks.suite_gpu import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -134,7 +134,7 @@ def test_bias_act_definition():
 
 @pytest.mark.slow
 def test_flop_count_matches_official_256():
-    from matbench.bench.mat import GFLOP_PER_IMAGE, count_flops
+    from benchmarks.mat import GFLOP_PER_IMAGE, count_flops
 
     # golden README: the official generator at 256 counts 280.23 GFLOP (FlopCounterMode, B=1)
     assert count_flops(256) == pytest.approx(GFLOP_PER_IMAGE[256], abs=0.01)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +32,8 @@ def demo_command(args: argparse.Namespace) -> int:
     n = args.images or DEMO_IMAGES
     if res < 16 or n < 2:
         raise SpecError("--resolution must be >= 16 and --images >= 2")
-    out = run_demo(args.out, resolution=res, n_images=n, report=not args.no_report, progress=not args.no_progress)
+    out = run_demo(args.out, resolution=res, n_images=n, progress=not args.no_progress)
+    out["report"] = None if args.no_report else render(out["run_dir"], out["report_dir"])
     print(summary_table(out["info"]))
     print(f"\nrun directory: {out['run_dir']}")
     if out["report"]:
@@ -41,3 +44,17 @@ def demo_command(args: argparse.Namespace) -> int:
               "comparable to any paper. Put the weights in the cache (`matbench weights fetch`) and rerun. ***")
     print(f"demo finished in {out['seconds']:.0f} s")
     return 0
+
+
+def render(run_dir: Path, report_dir: Path) -> Path | None:
+    """The HTML report, if the reports package is present (else None, with a note)."""
+    try:
+        from reports import render as r
+    except ImportError as e:
+        print(f"note: HTML report skipped (reports package not available: {e})", file=sys.stderr)
+        return None
+    fn = getattr(r, "render_report", None) or getattr(r, "render_site", None)
+    if fn is None:
+        print("note: HTML report skipped (reports.render has no render_report)", file=sys.stderr)
+        return None
+    return Path(fn([run_dir], report_dir))

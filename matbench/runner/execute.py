@@ -14,6 +14,7 @@ from typing import Any
 from matbench.distributed import DistContext, init_from_env, resolve_device
 from matbench.errors import MatbenchError, WeightsError
 from matbench.io import write_json_atomic
+from matbench.layout import RunLayout
 from matbench.results import ResultRecord, now_iso
 from matbench.runner.generalization import generalization_table, write_generalization
 from matbench.runner.inputs import prepare_inputs
@@ -22,7 +23,7 @@ from matbench.runner.models import EvaluatorFactory, default_evaluator, make_eva
 from matbench.runner.pipeline import Workers, plan_workers
 from matbench.runner.plan import missing_weights, plan_jobs
 from matbench.runner.records import initial_run_json, update_job_in_run_json
-from matbench.runner.state import LOG_FILE, RUN_FILE, RunLock, load_batch_result
+from matbench.runner.state import RUN_FILE, RunLock, load_batch_result
 from matbench.spec import Spec, check_protocol
 
 log = logging.getLogger("matbench.runner")
@@ -57,8 +58,9 @@ def run(spec: Spec, options: RunOptions | None = None) -> dict[str, Any]:
 
 def _attach_log(run_dir: Path, dist: DistContext) -> logging.Handler:
     run_dir.mkdir(parents=True, exist_ok=True)
-    name = LOG_FILE if dist.is_main else f"run.rank{dist.rank}.log"
-    h = logging.FileHandler(run_dir / name, encoding="utf-8")
+    lay = RunLayout(run_dir)
+    path = lay.log_file if dist.is_main else lay.rank_log_file(dist.rank)
+    h = logging.FileHandler(path, encoding="utf-8")
     h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     h.setLevel(logging.INFO)
     root = logging.getLogger("matbench")

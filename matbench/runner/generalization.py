@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from matbench.io import write_json_atomic, write_text_atomic
+from matbench.layout import RunLayout
 from matbench.results import ResultRecord
 
 
@@ -35,7 +36,7 @@ def generalization_table(records: dict[str, ResultRecord], base: int, target: in
 
 
 def write_generalization(run_dir: Path, table: dict[str, Any]) -> None:
-    write_json_atomic(run_dir / "generalization.json", table)
+    write_json_atomic(RunLayout(run_dir).generalization_json, table)
     cols = ["dataset", "maskset", "model", "metric", "base_resolution", "target_resolution", "base", "target",
             "delta", "relative", "relative_percent", "smoke"]
     buf = io.StringIO()
@@ -43,4 +44,4 @@ def write_generalization(run_dir: Path, table: dict[str, Any]) -> None:
     w.writeheader()
     for r in table["rows"]:
         w.writerow({c: r[c] for c in cols})
-    write_text_atomic(run_dir / "generalization.csv", buf.getvalue())
+    write_text_atomic(RunLayout(run_dir).generalization_csv, buf.getvalue())

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from matbench.errors import MatbenchError, SpecError
+from matbench.layout import RunLayout
 from matbench.spec import DatasetSpec, MaskSetSpec, Spec
 
 log = logging.getLogger("matbench.runner")
@@ -85,7 +86,7 @@ def prepare_maskset(m: MaskSetSpec, resolution: int, n: int, run_dir: Path) -> P
             raise SpecError(f"masksets[{m.name}].path: {m.path} has {len(ms.names)} masks for {n} images")
         return PreparedMaskSet(m.name, resolution, Path(m.path), ms.sha256, None, m.seed,
                                origin=(ms.meta or {}).get("generator"))
-    out = run_dir / "masksets" / m.name / str(resolution)
+    out = RunLayout(run_dir).maskset_dir(m.name, resolution)
     ms = None
     if out.is_dir():
         with contextlib.suppress(Exception):

@@ -28,6 +28,7 @@ import torch
 
 from matbench.errors import MatbenchError
 from matbench.io import save_png, write_json_atomic
+from matbench.layout import RunLayout
 from matbench.runner.inputs import MaskSource
 from matbench.runner.models import precision_context
 from matbench.runner.plan import Job
@@ -179,23 +180,22 @@ def output_stage(ctx: JobContext, o: BatchOut) -> None:
 
 
 def _save_pngs(ctx: JobContext, o: BatchOut) -> None:
-    res = str(ctx.job.resolution)
-    rd, job, spec = ctx.run_dir, ctx.job, ctx.spec
+    res = ctx.job.resolution
+    lay, job, spec = RunLayout(ctx.run_dir), ctx.job, ctx.spec
     for j, i in enumerate(o.inp.ids):
         if ctx.save_ids is not None and i not in ctx.save_ids:
             continue
         if spec.save_inputs:
-            p = rd / "inputs" / job.dataset.name / res / f"{i}.png"
+            p = lay.input_image(job.dataset.name, res, i)
             if not p.exists():
                 save_png(p, np.ascontiguousarray(o.inp.imgs[j]))
-            p = rd / "masks" / job.maskset.name / res / f"{i}.png"
+            p = lay.mask_image(job.maskset.name, res, i)
             if not p.exists():
                 save_png(p, o.inp.holes[j].astype(np.uint8) * 255)
         if not ctx.save_outputs:
             continue
         for s, out in enumerate(o.samples):
-            name = f"{i}.png" if s == 0 else f"{i}_s{s}.png"
-            save_png(rd / "outputs" / job.id / name, np.ascontiguousarray(out[j].numpy().transpose(1, 2, 0)))
+            save_png(lay.output_image(job.id, i, s), np.ascontiguousarray(out[j].numpy().transpose(1, 2, 0)))
 
 
 # --------------------------------------------------------------------------- errors

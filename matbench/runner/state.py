@@ -12,7 +12,11 @@ from typing import Any
 
 from matbench.errors import MatbenchError, SpecError
 from matbench.io import atomic_path, sha256_bytes, write_json_atomic
-from matbench.results import METRICS_FILE
+from matbench.layout import LOCK_FILE as LOCK_FILE  # re-exported by matbench.runner
+from matbench.layout import LOG_FILE as LOG_FILE
+from matbench.layout import RUN_FILE as RUN_FILE
+from matbench.layout import STATE_FILE as STATE_FILE
+from matbench.layout import RunLayout
 from matbench.runner.inputs import PreparedDataset, PreparedMaskSet
 from matbench.runner.models import model_modes
 from matbench.runner.plan import Job, job_batch_size
@@ -20,22 +24,17 @@ from matbench.spec import DEFAULT_INCEPTION, Spec
 
 log = logging.getLogger("matbench.runner")
 
-RUN_FILE = "run.json"
-LOG_FILE = "run.log"
-STATE_FILE = "state.json"
-LOCK_FILE = ".lock"
-
 
 def job_dir(run_dir: Path, jid: str) -> Path:
-    return Path(run_dir) / "jobs" / jid
+    return RunLayout(run_dir).job_dir(jid)
 
 
 def batch_file(run_dir: Path, jid: str, k: int) -> Path:
-    return job_dir(run_dir, jid) / "batches" / f"{k}.npz"
+    return RunLayout(run_dir).batch_file(jid, k)
 
 
 def diversity_file(run_dir: Path, jid: str, k: int) -> Path:
-    return job_dir(run_dir, jid) / "batches" / f"{k}.diversity.json"
+    return RunLayout(run_dir).diversity_file(jid, k)
 
 
 def batch_done(run_dir: Path, jid: str, k: int, needs_diversity: bool) -> bool:
@@ -122,11 +121,12 @@ def _diff_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
 
 def check_job_state(run_dir: Path, job: Job, fp: dict, restart: bool) -> bool:
     """True if the job is complete on disk with this configuration; raise/clear if it differs."""
-    jd = job_dir(run_dir, job.id)
-    state = read_json(jd / STATE_FILE)
+    lay = RunLayout(run_dir)
+    jd, state_path = lay.job_dir(job.id), lay.state_file(job.id)
+    state = read_json(state_path)
     if state is None:
-        if (jd / STATE_FILE).exists():
-            log.warning("%s: unreadable; the job's finished batches are kept and checked", jd / STATE_FILE)
+        if state_path.exists():
+            log.warning("%s: unreadable; the job's finished batches are kept and checked", state_path)
         if jd.exists() and restart:
             shutil.rmtree(jd)
         return False
@@ -141,8 +141,8 @@ def check_job_state(run_dir: Path, job: Job, fp: dict, restart: bool) -> bool:
         return False
     if state.get("status") != "complete":
         return False
-    if read_json(jd / METRICS_FILE) is None:
-        log.warning("%s: missing or unreadable; the job is finalized again from its batches", jd / METRICS_FILE)
+    if read_json(lay.metrics_file(job.id)) is None:
+        log.warning("%s: missing or unreadable; the job is finalized again from its batches", lay.metrics_file(job.id))
         return False
     return True
 
@@ -174,7 +174,7 @@ class RunLock:
     while the holder lives; a lock whose process is gone (same host) is taken over with a log note."""
 
     def __init__(self, run_dir: Path) -> None:
-        self.path = Path(run_dir) / LOCK_FILE
+        self.path = RunLayout(run_dir).lock_file
         self.held = False
 
     def _mine(self) -> dict[str, Any]:
@@ -223,4 +223,4 @@ class RunLock:
 
 
 def write_state(run_dir: Path, jid: str, state: dict[str, Any]) -> None:
-    write_json_atomic(job_dir(run_dir, jid) / STATE_FILE, {**state, "job_id": jid})
+    write_json_atomic(RunLayout(run_dir).state_file(jid), {**state, "job_id": jid})

@@ -70,8 +70,8 @@ def _per_image_values(df: Any) -> dict[str, dict[str, float]]:
 
 
 def systems_from_run(path: Path) -> list[System]:
-    """One system per job of a run directory (runner layout; see reports/leaderboard.py)."""
-    from reports.leaderboard import load_entries
+    """One system per job of a run directory (runner layout; see matbench/entries.py)."""
+    from matbench.entries import load_entries
 
     out = []
     for e in load_entries([path]):
@@ -93,9 +93,9 @@ def systems_from_run(path: Path) -> list[System]:
 
 def system_from_eval(path: Path) -> System:
     """A `matbench eval` output folder: OUT/inputs.json names the folders."""
+    from matbench.entries import entry_for
     from matbench.features import list_images
     from matbench.results import read_record
-    from reports.leaderboard import entry_for
 
     try:
         inputs = json.loads((path / "inputs.json").read_text())

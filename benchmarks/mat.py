@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from matbench.bench.common import main, time_model
+from benchmarks.common import main, time_model
 
 GFLOP_PER_IMAGE = {512: 574.75, 256: 280.23}  # ../shared/golden/mat/README.md, "FLOPs and timings"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from matbench.bench.common import main, time_model
+from benchmarks.common import main, time_model
 
 GFLOP_PER_IMAGE_512 = 240.763596800  # ../shared/golden/comodgan/README.md, "Cost"
 

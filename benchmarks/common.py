@@ -64,7 +64,7 @@ def time_model(model: Inpainter, resolution: int, device: str, n: int, gflop_per
 
 
 def main(run: Any) -> None:
-    """`python -m matbench.bench.<area> [DEVICE] [--full]`."""
+    """`python -m benchmarks.<area> [DEVICE] [--full]`."""
     import json
     import sys
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from matbench.bench.common import main, time_model
+from benchmarks.common import main, time_model
 
 GFLOP_PER_IMAGE = {512: 30.15, 256: 21.79}
 

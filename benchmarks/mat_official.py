@@ -1,6 +1,6 @@
 """Run one of MAT's official evaluation scripts from a user's checkout, on CPU if need be (bench helper).
 
-`python -m matbench.bench.mat_official --mat-repo PATH --script psnr_ssim_l1|lpips|fid_pids_uids
+`python -m benchmarks.mat_official --mat-repo PATH --script psnr_ssim_l1|lpips|fid_pids_uids
  --results DIR --gt DIR [--detector FILE] [--lpips-smoke]` imports the script's module from the checkout
 (nothing of MAT is copied into matbench), calls its own `calculate_metrics(results, gt)` and prints one JSON
 line with its numbers. Only what stands between the script and this machine is replaced, never its
@@ -89,7 +89,7 @@ def run(repo: Path, script: str, results: Path, gt: Path, detector: Path | None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m matbench.bench.mat_official", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.mat_official", description=__doc__.splitlines()[0])
     p.add_argument("--mat-repo", required=True, type=Path)
     p.add_argument("--script", required=True, choices=sorted(SCRIPTS))
     p.add_argument("--results", required=True, type=Path)

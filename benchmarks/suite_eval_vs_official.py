@@ -2,7 +2,7 @@
 
 With --mat-repo (a checkout of fenglinglwb/MAT that you provide, outside this repository; nothing of it is
 copied here) each round runs, interleaved: MAT's cal_fid_pids_uids.py, cal_lpips.py and cal_psnr_ssim_l1.py in
-sequence (through matbench.bench.mat_official, which only points the scripts at this machine), `matbench eval
+sequence (through benchmarks.mat_official, which only points the scripts at this machine), `matbench eval
 --no-cache` (cold), and `matbench eval` with a primed ground-truth feature cache (warm), on the same folders,
 the same detector file and the same LPIPS weights. Each side is a child process measured by wait4: wall,
 user and system CPU, peak resident memory. Prints both sides' numbers, the ratios, and a per-pair timing of
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 METRICS = ("fid", "pids", "uids", "lpips", "psnr", "ssim", "l1")
+REPO_ROOT = Path(__file__).resolve().parents[1]  # benchmarks/ is not installed: children find it from here
 
 
 # --------------------------------------------------------------------------------------------- inputs
@@ -126,9 +127,11 @@ def run_official(repo: Path, gt: Path, res: Path, detector: Path, lpips_smoke: b
     total: dict[str, Any] = {"wall_s": 0.0, "user_s": 0.0, "sys_s": 0.0, "peak_mib": 0.0, "numbers": {},
                              "scripts": {}}
     for script in ("fid_pids_uids", "lpips", "psnr_ssim_l1"):
-        cmd = [sys.executable, "-m", "matbench.bench.mat_official", "--mat-repo", str(repo), "--script", script,
+        cmd = [sys.executable, "-m", "benchmarks.mat_official", "--mat-repo", str(repo), "--script", script,
                "--results", str(res), "--gt", str(gt), "--detector", str(detector)]
-        m = measure(cmd + (["--lpips-smoke"] if lpips_smoke else []))
+        path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "PYTHONPATH": path}
+        m = measure(cmd + (["--lpips-smoke"] if lpips_smoke else []), env=env)
         total["numbers"].update(json.loads(m.pop("stdout").strip().splitlines()[-1]))
         total["scripts"][script] = {k: round(v, 2) for k, v in m.items()}
         for k in ("wall_s", "user_s", "sys_s"):
@@ -170,7 +173,7 @@ def pixel_per_pair(repo: Path | None, gt: Path, res: Path, k: int) -> dict[str, 
     pixel_metrics_batch(ta[:2], tb[:2])  # compile / warm up
     official = None
     if repo is not None:
-        from matbench.bench.mat_official import _pyspng_stand_in, eval_dir
+        from benchmarks.mat_official import _pyspng_stand_in, eval_dir
 
         sys.path.insert(0, str(eval_dir(repo)))
         _pyspng_stand_in()

@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from matbench.bench.common import peak_gflops, sync
+from benchmarks.common import peak_gflops, sync
 from matbench.runner.models import precision_context
 
 PLACES_VAL = 36_500
-GFLOP_512 = {"mat": 574.75, "lama": 439.8, "comodgan": 240.7636}  # golden READMEs (see matbench/bench/<model>.py)
+GFLOP_512 = {"mat": 574.75, "lama": 439.8, "comodgan": 240.7636}  # golden READMEs (see benchmarks/<model>.py)
 GFLOP_256 = {"mat": 280.23}
 
 
@@ -226,6 +226,7 @@ def _jpegs(d: Path, n: int, size: int) -> None:
 
 
 def end_to_end_part(device: str, quick: bool, n: int, work: Path) -> dict[str, Any]:
+    from matbench.layout import RunLayout
     from matbench.runner import RunOptions, run
     from matbench.spec import parse_spec
 
@@ -244,7 +245,7 @@ def end_to_end_part(device: str, quick: bool, n: int, work: Path) -> dict[str, A
     t0 = time.perf_counter()
     info = run(spec, RunOptions(progress=False))
     wall = time.perf_counter() - t0
-    rec = json.loads((spec.output / "jobs" / info["jobs"][0]["id"] / "metrics.json").read_text())
+    rec = json.loads(RunLayout(spec.output).metrics_file(info["jobs"][0]["id"]).read_text())
     t = rec["provenance"]["timings_s"]
     job_wall = t["job_wall"]
     device_s = t.get("inpaint", 0.0) + t.get("evaluate", 0.0) + t.get("diversity", 0.0)

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import torch
 
-from matbench.bench.common import sync
+from benchmarks.common import sync
 
 
 def _throughput(name: str, device: str, n: int, batch: int, size: int) -> float:

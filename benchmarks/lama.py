@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from matbench.bench.common import main, time_model
+from benchmarks.common import main, time_model
 
 GFLOP_PER_IMAGE_512 = 439.8  # ../shared/golden/lama/README.md, "Cost at 512×512"
 FFT_GFLOP_ESTIMATE_512 = 1.7  # same README: FFTs, not seen by the counter

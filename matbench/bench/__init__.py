@@ -1,2 +1,0 @@
-"""Benchmark pieces called by the top-level bench.py: each module exposes
-`run(quick: bool, device: str) -> dict` returning named measurements (no assertions)."""
