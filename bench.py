@@ -132,12 +132,12 @@ def torch_fidelity_fid(fake_dir: Path, real_dir: Path, device: str, smoke: bool,
     import torch
     import torch_fidelity
 
-    from matbench import features
     from matbench import weights as W
+    from matbench.features.inception_tf import build_tf_inception
 
     if smoke:  # the very weights our smoke extractor uses, so the two FIDs are comparable
         path = work / "smoke-inception.pth"
-        torch.save(features._build_tf_inception(None).state_dict(), path)
+        torch.save(build_tf_inception(None).state_dict(), path)
         weights_note = "smoke (random, same as matbench's)"
     else:
         path = W.find("inception-v3-compat")

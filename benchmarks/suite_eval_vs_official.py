@@ -77,9 +77,9 @@ def smoke_detector(path: Path) -> Path:
         return path
     import torch
 
-    from matbench.features import _build_tf_inception
+    from matbench.features.inception_tf import build_tf_inception
 
-    net = _build_tf_inception(None).eval()
+    net = build_tf_inception(None).eval()
 
     class _Features(torch.nn.Module):
         def __init__(self) -> None:

@@ -307,9 +307,9 @@ def _save_outputs(v: Any, where: str) -> str:
 
 
 def _feature_metric(name: str) -> bool:
-    from matbench.feature_spaces import is_feature_metric  # fd_dinov2, cmmd, clip_fid, ... (issue 11)
+    from matbench.metrics.featspace import FEATURE_METRICS  # fd_dinov2, cmmd, clip_fid, ... (issue 11)
 
-    return is_feature_metric(name) and name != "fd_ref"
+    return name in FEATURE_METRICS and name != "fd_ref"
 
 
 def _path(p: str, base: Path) -> Path:

@@ -58,8 +58,7 @@ def _load_all() -> None:
     """Import the modules that register weights (extractors and models)."""
     import importlib
 
-    for mod in ("matbench.features", "matbench.extractors.dinov2", "matbench.extractors.clip",
-                "matbench.extractors.pt_inception", "matbench.metrics.lpips", "matbench.models.mat.inpainter",
+    for mod in ("matbench.features", "matbench.metrics.lpips", "matbench.models.mat.inpainter",
                 "baselines.lama.inpainter", "baselines.comodgan.inpainter", "baselines.migan.inpainter"):
         try:
             importlib.import_module(mod)

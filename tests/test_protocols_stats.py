@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from matbench import protocols as P
-from matbench import refstats
 from matbench.cli import main
 from matbench.errors import InputError, SpecError
+from matbench.features import refstats
 from matbench.metrics.fd import fd
 
 

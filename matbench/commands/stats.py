@@ -51,12 +51,12 @@ def cmd_make(args: argparse.Namespace) -> int:
 
     import torch
 
-    from matbench import refstats
     from matbench.errors import SpecError
+    from matbench.features import get_spec, refstats
 
     if args.batch_size < 1:
         raise SpecError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.resize and args.extractor in ("inception-v3-compat", "inception-nvidia", "vgg16"):
+    if args.resize and get_spec(args.extractor).uint8_input:
         raise SpecError(f"--resize: {args.extractor} resizes inside its network (legacy-tf) and has no other "
                         "convention; use pt-inception, dinov2-* or clip-* for another resize")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -70,7 +70,7 @@ def cmd_make(args: argparse.Namespace) -> int:
 def cmd_fd(args: argparse.Namespace) -> int:
     import torch
 
-    from matbench import refstats
+    from matbench.features import refstats
     from matbench.io import write_json_atomic
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -88,7 +88,7 @@ def cmd_fd(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from matbench import refstats
+    from matbench.features import refstats
 
     print(_describe(refstats.load(args.file)))
     return 0

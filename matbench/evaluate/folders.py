@@ -268,7 +268,7 @@ def _evaluate_folders(results_dir: str | os.PathLike, gt_dir: str | os.PathLike,
         protocols.annotate(record, protocol_name, published_row)
     write_outputs(out_dir, record, df)
     if save_features:
-        from matbench.feature_spaces import save_features as _save
+        from matbench.features.files import save_features as _save
 
         _save(out_dir, ev.last_features, ev.inception_name, len(df))
     return record

@@ -115,7 +115,7 @@ def run_job(rc: RunContext, job: Job, ds: PreparedDataset, pms: PreparedMaskSet)
 def _record_current(rc: RunContext, job: Job) -> bool:
     """Whether a complete job's files carry what the spec asks beyond the numbers (its protocol and published
     row, features.npz); if not, the job is finalized again from its batch records (no image is recomputed)."""
-    from matbench.feature_spaces import FEATURES_FILE
+    from matbench.features.files import FEATURES_FILE
 
     jd = job_dir(rc.run_dir, job.id)
     proto = (read_json(jd / METRICS_FILE) or {}).get("protocol", {}) or {}
@@ -241,7 +241,7 @@ def _finalize(jr: JobRun, gathered: list[Any], t_job: float) -> ResultRecord:
 
 
 def _save_features(jr: JobRun, n_rows: int) -> None:
-    from matbench.feature_spaces import save_features
+    from matbench.features.files import save_features
 
     ev = jr.rc.evaluator
     feats = getattr(ev, "last_features", None)

@@ -43,7 +43,7 @@ def _dataset(fm: FS.FeatureMetric):
 
 
 def _extractor_names() -> list[str]:
-    from matbench import extractors
+    from matbench import features as extractors
 
     return extractors.names()
 

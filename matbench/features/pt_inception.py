@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from matbench import weights as W
-from matbench.extractors import ExtractorSpec, load_state_dict_file, register_extractor, require, seeded
+from matbench.features.base import ExtractorSpec, load_state_dict_file, require, seeded
 
 URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
 
@@ -76,8 +76,8 @@ W.register_weights(W.WeightsFile(
     hash_prefix="6726825d",
     used_by="pt-inception: pytorch-fid's FID Inception (LaMa's evaluation)",
 ))
-register_extractor(ExtractorSpec(
+SPECS = (ExtractorSpec(
     name="pt-inception", weights="pt-inception", dim=2048, input_size=299, native_resize="legacy-pytorch",
     input="0..1 then 2x-1 inside the network, pool3 after the FID blocks",
     build=build, source="pytorch-fid 0.3.0 InceptionV3", resizes_inside=True,
-))
+),)

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from matbench import weights as W
-from matbench.extractors import ExtractorSpec, load_state_dict_file, register_extractor, seeded
+from matbench.features.base import ExtractorSpec, load_state_dict_file, seeded
 
 MEAN = (0.48145466, 0.4578275, 0.40821073)
 STD = (0.26862954, 0.26130258, 0.27577711)
@@ -77,8 +77,9 @@ for _name, (_stem, _sha, _dim, _size, *_rest) in MODELS.items():
         sha256=_sha,
         used_by=f"{_name}: OpenAI CLIP image embeddings ({'CMMD' if _size == 336 else 'CLIP-FID, clean-fid'})",
     ))
-    register_extractor(ExtractorSpec(
-        name=_name, weights=_name, dim=_dim, input_size=_size, native_resize="legacy-tf",
-        input="CLIP mean/std on 0..255, whole image (no crop), projected embedding",
-        build=builder(_name), source="torch-fidelity 0.4 CLIP vision tower (OpenAI weights)",
-    ))
+
+SPECS = tuple(ExtractorSpec(
+    name=name, weights=name, dim=dim, input_size=size, native_resize="legacy-tf",
+    input="CLIP mean/std on 0..255, whole image (no crop), projected embedding",
+    build=builder(name), source="torch-fidelity 0.4 CLIP vision tower (OpenAI weights)",
+) for name, (_, _, dim, size, *_) in MODELS.items())

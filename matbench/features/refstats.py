@@ -1,4 +1,4 @@
-"""Reference statistics files (`matbench stats make`): mean and covariance of a dataset's features, with
+"""Reference statistics files (`matbench stats make`, `stats fd`): mean and covariance of a dataset's features, with
 everything needed to refuse comparing them with features of another kind.
 
 ref.npz (schema "matbench.refstats/1", np.savez, no pickles):
@@ -10,13 +10,24 @@ ref.npz (schema "matbench.refstats/1", np.savez, no pickles):
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from matbench.data.datasets import Dataset
+from matbench.data.preprocess import DEFAULT_POLICY
 from matbench.errors import InputError
-from matbench.io import atomic_path
+from matbench.features import get_extractor, get_spec
+from matbench.features.base import FeatureExtractor
+from matbench.features.cache import FeatureCache, extract_cached
+from matbench.features.folders import list_images
+from matbench.io import atomic_path, read_image
+from matbench.metrics import bootstrap
+from matbench.metrics.fd import fd_to_stats
+from matbench.metrics.fid import feature_stats
 
 SCHEMA = "matbench.refstats/1"
 _STR_FIELDS = ("schema", "extractor", "weights_sha256", "resize", "dataset_manifest_sha256", "dataset",
@@ -49,16 +60,12 @@ class RefStats:
                                  f"these features have {given[f]!r}; make the file with the same {f}")
 
     def fd(self, fake_feats: np.ndarray, convention: str = "mat") -> float:
-        from matbench.metrics.fd import fd_to_stats
-
         if fake_feats.shape[1] != self.mu.shape[0]:
             raise InputError(f"{self.path}: {self.mu.shape[0]}-d statistics, {fake_feats.shape[1]}-d features")
         return fd_to_stats(fake_feats, self.mu, self.sigma_for(convention), convention)
 
 
 def stats_from_features(feats: np.ndarray, meta: dict[str, str]) -> RefStats:
-    from matbench.metrics.fid import feature_stats
-
     mu, sigma = feature_stats(feats, "torch-fidelity")
     return RefStats(mu=mu, sigma=sigma, n=int(feats.shape[0]), meta={"schema": SCHEMA, **meta})
 
@@ -95,25 +102,14 @@ def make(dataset: str | os.PathLike, extractor: str, out: str | os.PathLike, *, 
          cache_dir: str | os.PathLike | None | bool = None, limit: int | None = None,
          progress: bool = False) -> RefStats:
     """Features of every image of a dataset (prepared at `resolution`) -> reference statistics file."""
-    import torch
     from tqdm import tqdm
-
-    from matbench.data.datasets import Dataset
-    from matbench.data.preprocess import DEFAULT_POLICY
-    from matbench.features import FeatureCache, extract_cached, get_extractor
 
     ds = Dataset.open(dataset)
     ids = ds.ids[:limit] if limit else ds.ids
     if len(ids) < 2:
         raise InputError(f"{dataset}: need at least 2 images for statistics, found {len(ids)}")
-    if resize is None:
-        ex = get_extractor(extractor, device, smoke, weights_path, batch_size=batch_size,
-                           allow_download=allow_download)
-    else:
-        from matbench import extractors
-
-        ex = extractors.build(extractor, device, smoke, weights_path, batch_size=batch_size,
-                              allow_download=allow_download, resize_convention=resize)
+    ex = get_extractor(extractor, device, smoke, weights_path, batch_size=batch_size, allow_download=allow_download,
+                       resize_convention=resize)
     cache = None if cache_dir is False else FeatureCache(None if cache_dir in (None, True) else cache_dir)
     policy = preprocess or DEFAULT_POLICY
     parts = []
@@ -131,7 +127,7 @@ def make(dataset: str | os.PathLike, extractor: str, out: str | os.PathLike, *, 
     return stats
 
 
-def extractor_resize(ex) -> str:
+def extractor_resize(ex: FeatureExtractor) -> str:
     """The resize convention of an extractor (the built-in Inceptions resize like TF1 inside the network)."""
     return getattr(ex, "resize_convention", "") or "legacy-tf"
 
@@ -144,21 +140,13 @@ def fd_folder(folder: str | os.PathLike, ref_path: str | os.PathLike, *, convent
 
     The extractor, its weights and its resize convention come from the file; features of another kind are
     refused (InputError naming the field)."""
-    import torch
-
-    from matbench import extractors
-    from matbench.feature_spaces import fd_to_reference_statistic
-    from matbench.features import get_extractor, list_images
-    from matbench.io import read_image
-    from matbench.metrics import bootstrap
-
     ref = load(ref_path)
     name, resize = ref.meta.get("extractor", ""), ref.meta.get("resize", "")
-    if name in extractors.names() and resize and resize != extractors.get_spec(name).native_resize:
-        ex = extractors.build(name, device, smoke, weights_path, batch_size=batch_size,
-                              allow_download=allow_download, resize_convention=resize)
-    else:
-        ex = get_extractor(name, device, smoke, weights_path, batch_size=batch_size, allow_download=allow_download)
+    spec = get_spec(name)
+    # a uint8-input extractor has only its native resize: a file claiming another is refused by ref.check below
+    conv = resize if resize and not spec.uint8_input and resize != spec.native_resize else None
+    ex = get_extractor(name, device, smoke, weights_path, batch_size=batch_size, allow_download=allow_download,
+                       resize_convention=conv)
     ref.check(name, ex.weights_sha256, extractor_resize(ex))
     files = list_images(folder)
     if len(files) < 2:
@@ -184,3 +172,33 @@ def fd_folder(folder: str | os.PathLike, ref_path: str | os.PathLike, *, convent
             "smoke": bool(ex.smoke), "reference": str(ref.path), "reference_n": ref.n,
             "reference_dataset_manifest_sha256": ref.meta.get("dataset_manifest_sha256", ""),
             "ci_method": "bias-corrected bootstrap, generated side resampled"}
+
+
+def fd_to_reference_statistic(mu: np.ndarray, sigma: np.ndarray, fake: np.ndarray, convention: str
+                              ) -> Callable[[np.ndarray], float]:
+    """FD between resampled generated features and fixed reference statistics, sigma = L Lᵀ factored once:
+    tr sqrt(S_ref S_f) = Σ sqrt(eig(Lᵀ S_f L)) = sqrt(c) ||B L||_* with B the centred resample (N < D)."""
+    s = 0.5 * (sigma + sigma.T)
+    try:
+        low = np.linalg.cholesky(s)
+    except np.linalg.LinAlgError:
+        w, v = np.linalg.eigh(s)
+        low = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+    tr_ref = float(np.trace(s))
+    d = mu.shape[0]
+
+    def stat(idx: np.ndarray) -> float:
+        f = fake[idx]
+        m = f.shape[0]
+        c = 1.0 / (m if convention == "mat" else m - 1)
+        mf = f.mean(0)
+        b = f - mf
+        bl = b @ low
+        if m < d:
+            tr = np.sqrt(c) * float(np.linalg.svd(bl, compute_uv=False).sum())
+        else:
+            tr = float(np.sqrt(np.clip(np.linalg.eigvalsh(c * (bl.T @ bl)), 0.0, None)).sum())
+        diff = mu - mf
+        return float(diff @ diff + tr_ref + c * float((b * b).sum()) - 2.0 * tr)
+
+    return stat

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from matbench.resize import resize
+from matbench.features.resize import resize
 
 
 def _imgs(n: int, h: int, w: int, seed: int = 0) -> torch.Tensor:

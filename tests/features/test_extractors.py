@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from matbench import extractors as X
 from matbench import features as F
 from matbench.errors import InputError, WeightsError
 from matbench.io import sha256_file
@@ -24,7 +23,7 @@ def test_registry_lists_every_extractor_and_weights_entry():
 
     for name in ("dinov2-vits14", "dinov2-vitb14", "dinov2-vitl14", "dinov2-vitg14", "clip-vitl14-336",
                  "clip-vitb32", "pt-inception"):
-        spec = X.get_spec(name)
+        spec = F.get_spec(name)
         entry = W.get(spec.weights)
         assert entry.url and entry.url.startswith("https://")
     assert W.get("clip-vitl14-336").sha256 == W.get("clip-vitl14-336").url.split("/")[-2]
@@ -59,7 +58,7 @@ def test_clip_tiny_checkpoint_via_registry_equals_torch_fidelity_forward(tmp_pat
         ref = ref_mod(x)[0].numpy()
     np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
     # another resize convention is recorded and cached apart
-    clean = X.build("clip-vitb32", resize_convention="clean", allow_download=False)
+    clean = F.get_extractor("clip-vitb32", resize_convention="clean", allow_download=False)
     assert clean.key != ex.key and "+clean@" in clean.key
     assert np.abs(clean(x) - ours).max() > 1e-4
 
@@ -68,7 +67,7 @@ def test_clip_wrong_checkpoint_is_refused_naming_the_file(tmp_path):
     bad = tmp_path / "ViT-L-14-336px.pt"
     torch.save({"visual.conv1.weight": torch.zeros(1)}, bad)
     with pytest.raises(WeightsError, match="ViT-L-14-336px.pt"):
-        X.build("clip-vitl14-336", path=bad, allow_download=False)
+        F.get_extractor("clip-vitl14-336", path=bad, allow_download=False)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +96,7 @@ def test_dinov2_checkpoint_via_registry_equals_torch_fidelity_forward(dinov2_fil
     assert ex.weights_sha256 == sha256_file(path) and ex.dim == 384 and ex.describe()["resize"] == "legacy-tf"
     x = _imgs(2, 64, seed=4)
     ours = ex(x)
-    net = X.get_spec("dinov2-vits14").build(path)
+    net = F.get_spec("dinov2-vits14").build(path)
     ref_mod = FeatureExtractorDinoV2.__new__(FeatureExtractorDinoV2)
     torch.nn.Module.__init__(ref_mod)
     ref_mod.model, ref_mod.features_list = net.vit.eval(), ["dinov2"]
@@ -116,7 +115,7 @@ def test_dinov2_checkpoint_via_registry_equals_torch_fidelity_forward(dinov2_fil
 def test_pt_inception_checkpoint_equals_pytorch_fid(tmp_path, monkeypatch):
     import pytorch_fid.inception as pfi
 
-    from matbench.extractors import pt_inception
+    from matbench.features import pt_inception
 
     with pt_inception._weights_source(None):
         torch.manual_seed(2)
@@ -128,7 +127,7 @@ def test_pt_inception_checkpoint_equals_pytorch_fid(tmp_path, monkeypatch):
     path = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
     torch.save(sd, path)
     monkeypatch.setattr("matbench.weights.verify", lambda entry, p: sha256_file(p))  # our file lacks the prefix
-    ex = X.build("pt-inception", path=path, allow_download=False)
+    ex = F.get_extractor("pt-inception", path=path, allow_download=False)
     assert ex.describe()["resize"] == "legacy-pytorch" and ex.weights_sha256 == sha256_file(path)
     x = _imgs(2, 48, seed=5)
     ours = ex(x)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 from matbench import features as F
 from matbench import weights as W
 from matbench.errors import WeightsError
+from matbench.features.inception_tf import build_tf_inception
 
 
 def _images(n: int, size: int = 24, seed: int = 0) -> torch.Tensor:
@@ -145,11 +147,12 @@ def test_nvidia_backend_found_in_weights_dir(tmp_path, monkeypatch):
 
 def test_torch_fidelity_inception_loads_from_our_path(tmp_path, monkeypatch, smoke_inception):
     # a state dict in torch-fidelity's format (the smoke module's), loaded through feature_extractor_weights_path
-    module = F._build_tf_inception(None)
+    module = build_tf_inception(None)
     path = tmp_path / "my-inception.pth"
     torch.save(module.state_dict(), path)
     W.register_weights(W.WeightsFile(name="test-tf-inception", filename="my-inception.pth"))
-    monkeypatch.setitem(F.EXTRACTORS, "inception-v3-compat", ("test-tf-inception", 2048))
+    spec = dataclasses.replace(F.get_spec("inception-v3-compat"), weights="test-tf-inception")
+    monkeypatch.setitem(F._SPECS, "inception-v3-compat", spec)
     ext = F.get_extractor("inception-v3-compat", path=path)
     x = _images(1)
     np.testing.assert_array_equal(ext(x), smoke_inception(x))

@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 
 from matbench import weights as W
-from matbench.extractors import ExtractorSpec, load_state_dict_file, register_extractor, require, seeded
+from matbench.features.base import ExtractorSpec, load_state_dict_file, require, seeded
+from matbench.models.statecheck import check_state_dict
 
 INPUT = 224
 PATCH = 14
@@ -92,8 +93,6 @@ def builder(name: str):
             raise ValueError("no pos_embed/cls_token: not a DINOv2 checkpoint")
         sd = _convert_dinov2(dict(sd), vit)  # Meta's names -> timm's (drops mask_token, SwiGLU w12/w3 -> fc1/fc2)
         sd["pos_embed"] = resample_pos_embed(sd["pos_embed"], INPUT // PATCH)
-        from matbench.models.statecheck import check_state_dict
-
         check_state_dict(sd, vit.state_dict(), f"timm {arch}", str(path))
         vit.load_state_dict(sd, strict=True)
         return DinoV2Net(vit)
@@ -108,8 +107,9 @@ for _name, (_arch, _hub, _dim) in MODELS.items():
         url=f"https://dl.fbaipublicfiles.com/dinov2/{_hub}/{_hub}_pretrain.pth",
         used_by=f"{_name}: DINOv2 CLS features (FD_DINOv2, Stein et al. 2023); Meta publishes no hash",
     ))
-    register_extractor(ExtractorSpec(
-        name=_name, weights=_name, dim=_dim, input_size=INPUT, native_resize="legacy-tf",
-        input="ImageNet mean/std on 0..255, CLS token after the final LayerNorm",
-        build=builder(_name), source=f"timm {_arch} (Meta dinov2 checkpoint)",
-    ))
+
+SPECS = tuple(ExtractorSpec(
+    name=name, weights=name, dim=dim, input_size=INPUT, native_resize="legacy-tf",
+    input="ImageNet mean/std on 0..255, CLS token after the final LayerNorm",
+    build=builder(name), source=f"timm {arch} (Meta dinov2 checkpoint)",
+) for name, (arch, _, dim) in MODELS.items())

@@ -1,0 +1,185 @@
+"""What every feature extractor shares: the FeatureExtractor callable, the ExtractorSpec each network declares
+beside its builder, the smoke seed and build lock (defined once here), and the small build helpers.
+
+Extractors take uint8 RGB images [N, 3, H, W] at any size and return float64 features [N, D]. ``smoke=True``
+builds the same architecture with seeded random weights (no download); such extractors say so (``smoke`` is
+True and the weights hash starts with the smoke label).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from matbench import weights as W
+from matbench.errors import InputError, WeightsError
+
+SMOKE_SEED = 20240601
+# torch's global RNG and the monkeypatched package loaders are process-wide: one smoke build at a time
+BUILD_LOCK = threading.RLock()
+
+# network(x) -> features [N, dim]; x is float32 [N,3,S,S] on 0..255 (already resized), or the uint8 batch
+# itself for specs with uint8_input
+Network = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ExtractorSpec:
+    """The identity of one feature extractor, declared as data beside its builder."""
+
+    name: str
+    weights: str  # matbench.weights registry name
+    dim: int
+    input_size: int  # S: the network's square input
+    native_resize: str  # the convention of the package that defines this extractor
+    input: str  # normalisation and layout as the network receives it (recorded in results)
+    build: Callable[[Path | None], Network]  # path None = smoke (seeded random weights)
+    source: str = ""  # which package provides the network
+    l2_normalised: bool = False  # features are unit vectors (CLIP embeddings for CMMD)
+    resizes_inside: bool = False  # the network applies its native resize itself (given unresized float input)
+    # the network takes the uint8 batch as it comes and resizes inside (the MAT-protocol Inceptions, VGG16):
+    # no other resize convention, and nothing beyond name/weights is recorded in describe()
+    uint8_input: bool = False
+
+
+class FeatureExtractor:
+    """A callable uint8 [N,3,H,W] -> float64 [N, dim] numpy array, with its identity."""
+
+    def __init__(self, name: str, forward: Callable[[torch.Tensor], torch.Tensor], dim: int,
+                 weights_sha256: str, smoke: bool, device: str = "cpu", path: Path | None = None,
+                 batch_size: int = 32, *, resize_convention: str = "", native_resize: str = "",
+                 input_convention: str = "", source: str = "", l2_normalised: bool = False) -> None:
+        self.name = name
+        self.dim = dim
+        self.weights_sha256 = weights_sha256
+        self.smoke = smoke
+        self.device = torch.device(device)
+        self.path = path
+        self.batch_size = batch_size
+        self._forward = forward
+        self.calls = 0  # number of network forward passes (tests count cache hits with it)
+        # recorded for extractors that resize before the network ("" for the uint8-input ones)
+        self.resize_convention = resize_convention
+        self.native_resize = native_resize
+        self.input_convention = input_convention
+        self.source = source
+        self.l2_normalised = l2_normalised
+
+    @property
+    def key(self) -> str:
+        """Cache key of this extractor: name (and a non-native resize) and weights hash."""
+        # features under a non-native resize are different features: keep them apart in the cache
+        base = self.name if self.resize_convention == self.native_resize else f"{self.name}+{self.resize_convention}"
+        return f"{base}@{self.weights_sha256}"
+
+    def __call__(self, images: torch.Tensor) -> np.ndarray:
+        check_u8(images, self.name)
+        out = []
+        with torch.inference_mode():
+            for i in range(0, images.shape[0], self.batch_size):
+                x = images[i:i + self.batch_size].to(self.device, non_blocking=True)
+                self.calls += 1
+                f = self._forward(x)
+                out.append(f.float().cpu().numpy().astype(np.float64))
+        if not out:
+            return np.zeros((0, self.dim), dtype=np.float64)
+        feats = np.concatenate(out, axis=0)
+        if feats.shape[1] != self.dim:
+            raise WeightsError(f"{self.name}: network returned {feats.shape[1]}-d features, expected {self.dim}")
+        return feats
+
+    def describe(self) -> dict:
+        d = {"name": self.name, "dim": self.dim, "weights_sha256": self.weights_sha256, "smoke": self.smoke,
+             "path": str(self.path) if self.path else None}
+        if self.resize_convention:
+            d.update(resize=self.resize_convention, input=self.input_convention, source=self.source)
+        return d
+
+    def __repr__(self) -> str:
+        return f"FeatureExtractor({self.name!r}, dim={self.dim}, smoke={self.smoke}, device={self.device})"
+
+
+def check_u8(images: torch.Tensor, who: str) -> None:
+    if not torch.is_tensor(images) or images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
+        shape = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
+        dtype = images.dtype if torch.is_tensor(images) else ""
+        raise TypeError(f"{who}: expects uint8 [N,3,H,W] images, got {dtype} {shape}")
+
+
+def smoke_weights_sha256(name: str) -> str:
+    """Identity of the seeded random weights: depends on the seed and on torch's init code."""
+    return "smoke-" + hashlib.sha256(f"{name}:{SMOKE_SEED}:{torch.__version__}".encode()).hexdigest()[:32]
+
+
+def seeded(fn: Callable[[], torch.nn.Module]) -> torch.nn.Module:
+    """Build a module under SMOKE_SEED, without touching the global RNG (and one build at a time)."""
+    with BUILD_LOCK, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(SMOKE_SEED)
+        return fn()
+
+
+@contextlib.contextmanager
+def patched(obj: object, attr: str, value: object) -> Iterator[None]:
+    """Replace obj.attr for the duration (package loaders that would download)."""
+    old = getattr(obj, attr)
+    setattr(obj, attr, value)
+    try:
+        yield
+    finally:
+        setattr(obj, attr, old)
+
+
+class FirstOutput(torch.nn.Module):
+    """torch-fidelity's extractors return a tuple of feature layers: keep the first."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x)[0]
+
+
+def require(module: str, who: str) -> None:
+    """One-line error when an optional package of the `protocols` extra is missing."""
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError:
+        raise InputError(f"{who} needs the {module} package: pip install 'matbench[protocols]'") from None
+
+
+def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
+    """A plain (weights-only) state dict, or the parameters of a TorchScript archive (OpenAI's CLIP files)."""
+    try:
+        sd = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e_plain:
+        try:
+            return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
+        except Exception:
+            raise WeightsError(f"{path}: neither a weights-only state dict nor a TorchScript archive "
+                               f"({type(e_plain).__name__}: {str(e_plain).splitlines()[0][:200]})") from None
+    if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
+        sd = sd["state_dict"]
+    if not isinstance(sd, dict) or not all(torch.is_tensor(v) for v in sd.values()):
+        raise WeightsError(f"{path}: not a state dict of tensors")
+    return sd
+
+
+_VERIFIED: dict[tuple[str, str, int, int], str] = {}
+
+
+def verified_sha256(wname: str, path: Path) -> str:
+    """sha256 of a weights file checked against its registry entry (memoised per file version)."""
+    st = path.stat()
+    key = (wname, str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _VERIFIED:
+        _VERIFIED[key] = W.verify(W.get(wname), path)
+    return _VERIFIED[key]
