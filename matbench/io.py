@@ -26,6 +26,29 @@ from matbench.errors import DiskFullError, InputError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def unsafe_name_reason(name: str) -> str | None:
+    """Why `name` (a zip member or id from an archive) is not a safe relative '/'-separated name, or None.
+
+    Such names become output paths (OUT/<id>.png), so anything that could leave the output folder is refused:
+    absolute names, '..' parts, drive letters, backslashes (Windows separators) and NUL bytes.
+    """
+    if not name:
+        return "empty name"
+    if "\\" in name:
+        return "backslash in name"
+    if "\0" in name:
+        return "NUL byte in name"
+    if name.startswith("/"):
+        return "absolute path"
+    if _DRIVE.match(name):
+        return "drive letter"
+    if ".." in name.split("/"):
+        return "'..' part"
+    return None
+
 
 _UMASK_LOCK = threading.Lock()
 

@@ -1,0 +1,73 @@
+"""Security review (issue 21): archives cannot escape, outputs never overwrite inputs, specs do not run code
+silently, report/CSV hardening, one-line errors and weights that cannot run code."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from matbench.cli import main
+
+
+def _png(size: int = 16, seed: int = 0) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _inputs(tmp_path: Path, n: int = 2, size: int = 32) -> tuple[Path, Path]:
+    """n random images and plain MAT-polarity masks."""
+    img_dir, mask_dir = tmp_path / "images", tmp_path / "masks"
+    img_dir.mkdir()
+    mask_dir.mkdir()
+    for i in range(n):
+        (img_dir / f"im{i}.png").write_bytes(_png(size, i))
+        m = np.full((size, size), 255, np.uint8)
+        m[4:20, 6 + i:24] = 0
+        Image.fromarray(m).save(mask_dir / f"im{i}.png")
+    return img_dir, mask_dir
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+# --------------------------------------------------------------------------- 1. zip members
+
+
+@pytest.mark.parametrize("member", ["ABS", "../up.png", "a/../../up.png", "C:/x.png", "a\\..\\x.png", "C:x.png"])
+def test_zip_with_unsafe_member_is_refused_naming_it(tmp_path: Path, member: str) -> None:
+    from matbench.data.datasets import Dataset
+    from matbench.errors import InputError
+
+    if member == "ABS":
+        member = str(tmp_path / "escaped" / "x.png")
+    z = tmp_path / "ds.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("ok.png", _png())
+        zf.writestr(member, _png())
+    with pytest.raises(InputError) as ei:
+        Dataset.open(z)
+    assert str(z) in str(ei.value) and repr(member) in str(ei.value) and "\n" not in str(ei.value)
+
+
+def test_inpaint_from_zip_with_absolute_member_writes_nothing_outside(tmp_path: Path, capsys) -> None:
+    target = tmp_path / "escaped" / "x"
+    z = tmp_path / "ds.zip"
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr(str(target) + ".png", _png())
+    Image.fromarray(np.full((16, 16), 255, np.uint8)).save(masks / "x.png")
+    rc = main(["inpaint", "--model", "mean-fill", "--images", str(z), "--masks", str(masks),
+               "--mask-polarity", "known=255", "-o", str(tmp_path / "out")])
+    err = _one_line(capsys)
+    assert rc == 2 and "absolute path" in err
+    assert not (tmp_path / "escaped").exists()
