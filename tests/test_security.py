@@ -71,3 +71,73 @@ def test_inpaint_from_zip_with_absolute_member_writes_nothing_outside(tmp_path: 
     err = _one_line(capsys)
     assert rc == 2 and "absolute path" in err
     assert not (tmp_path / "escaped").exists()
+
+
+# --------------------------------------------------------------------------- 2. outputs never overwrite inputs
+
+
+@pytest.mark.parametrize("where", ["images", "masks", "inside", "parent"])
+def test_inpaint_refuses_an_output_that_overlaps_an_input(tmp_path: Path, capsys, where: str) -> None:
+    img_dir, mask_dir = _inputs(tmp_path)
+    before = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*.png"))}
+    out = {"images": img_dir, "masks": mask_dir, "inside": img_dir / "sub", "parent": tmp_path}[where]
+    rc = main(["inpaint", "--model", "mean-fill", "--images", str(img_dir), "--masks", str(mask_dir),
+               "--mask-polarity", "known=255", "-o", str(out)])
+    err = _one_line(capsys)
+    assert rc == 2 and "refused" in err and "overwritten" in err
+    assert {p: p.read_bytes() for p in sorted(tmp_path.rglob("*.png"))} == before
+
+
+def test_data_prepare_and_masks_make_refuse_their_input_as_output(tmp_path: Path, capsys) -> None:
+    img_dir, _ = _inputs(tmp_path)
+    before = {p: p.read_bytes() for p in sorted(img_dir.iterdir())}
+    assert main(["data", "prepare", str(img_dir), "-o", str(img_dir), "--res", "16"]) == 2
+    assert "refused" in _one_line(capsys)
+    assert main(["masks", "make", "--kind", "mat-large", "--names-from", str(img_dir), "--res", "16",
+                 "-o", str(img_dir)]) == 2
+    assert "refused" in _one_line(capsys)
+    assert {p: p.read_bytes() for p in sorted(img_dir.iterdir())} == before
+
+
+def test_output_that_is_an_existing_file_is_one_line(tmp_path: Path, capsys) -> None:
+    img_dir, mask_dir = _inputs(tmp_path)
+    f = tmp_path / "afile"
+    f.write_text("x")
+    rc = main(["inpaint", "--model", "mean-fill", "--images", str(img_dir), "--masks", str(mask_dir),
+               "--mask-polarity", "known=255", "-o", str(f)])
+    assert rc == 2 and "is not a folder" in _one_line(capsys)
+    rc = main(["data", "prepare", str(img_dir), "-o", str(f / "sub"), "--res", "16"])
+    assert rc == 2 and "is not a folder" in _one_line(capsys)
+
+
+def test_eval_into_an_unwritable_folder_fails_before_computing(tmp_path: Path, capsys, monkeypatch) -> None:
+    import matbench.evaluate
+    import matbench.io
+
+    img_dir, _ = _inputs(tmp_path)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    # Root ignores permission bits, so the probe's answer is simulated; the point is that it runs before compute.
+    monkeypatch.setattr(matbench.io, "_probe_writable", lambda folder: "Read-only file system")
+
+    def never(*_a, **_k):
+        raise AssertionError("computed before checking the output")
+
+    monkeypatch.setattr(matbench.evaluate, "evaluate_folders", never)
+    rc = main(["eval", "--results", str(img_dir), "--gt", str(img_dir), "--metrics", "psnr", "-o", str(ro / "out")])
+    err = _one_line(capsys)
+    assert rc == 2 and "not writable" in err and str(ro) in err
+
+
+def test_check_output_probe_is_real(tmp_path: Path) -> None:
+    import os
+
+    from matbench.io import _probe_writable
+
+    assert _probe_writable(tmp_path) is None and not os.listdir(tmp_path)
+    if os.geteuid() != 0:
+        tmp_path.chmod(0o500)
+        try:
+            assert _probe_writable(tmp_path)
+        finally:
+            tmp_path.chmod(0o700)

@@ -56,6 +56,9 @@ def run_command(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(dry_run(spec))
         return 0
+    from matbench.io import check_output
+
+    check_output(spec.output, [d.path for d in spec.datasets] + [m.path for m in spec.masksets])
     info = run(spec, RunOptions(restart=args.restart, progress=not args.no_progress))
     if info:  # rank 0
         print(summary_table(info))
