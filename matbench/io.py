@@ -182,8 +182,10 @@ def decode_image(data: bytes, name: str) -> np.ndarray:
         with Image.open(_io.BytesIO(data)) as im:
             im.load()
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                # Scale by the file's bit depth, never by the data: a dark 16-bit image (max <= 255) is still
+                # 16-bit, and guessing from the maximum turned it white.
                 arr = np.asarray(im, dtype=np.float64)
-                arr = np.clip(arr / (65535.0 if arr.max() > 255 else 1.0) * 255.0, 0, 255).astype(np.uint8)
+                arr = np.clip(arr / 65535.0 * 255.0, 0, 255).astype(np.uint8)
                 arr = np.repeat(arr[..., None], 3, axis=2)
                 return np.ascontiguousarray(arr)
             rgb = im.convert("RGB")  # L -> RGB replicates gray; RGBA/LA drop alpha

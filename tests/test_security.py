@@ -141,3 +141,14 @@ def test_check_output_probe_is_real(tmp_path: Path) -> None:
             assert _probe_writable(tmp_path)
         finally:
             tmp_path.chmod(0o700)
+
+
+# --------------------------------------------------------------------------- 3. silent wrong numbers
+
+
+def test_dark_16bit_png_is_scaled_by_its_bit_depth() -> None:
+    from matbench.io import decode_image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((4, 4), 200, np.uint16)).save(buf, "PNG")  # max 200 of 65535: nearly black
+    assert decode_image(buf.getvalue(), "dark16.png").max() <= 1
