@@ -58,7 +58,8 @@ def run_command(args: argparse.Namespace) -> int:
         return 0
     from matbench.io import check_output
 
-    check_output(spec.output, [d.path for d in spec.datasets] + [m.path for m in spec.masksets])
+    inputs = [d.path for d in getattr(spec, "datasets", [])] + [m.path for m in getattr(spec, "masksets", [])]
+    check_output(spec.output, inputs)
     info = run(spec, RunOptions(restart=args.restart, progress=not args.no_progress))
     if info:  # rank 0
         print(summary_table(info))
