@@ -14,7 +14,7 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,29 @@ from PIL import Image
 from matbench.errors import DiskFullError, InputError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def unsafe_name_reason(name: str) -> str | None:
+    """Why `name` (a zip member or id from an archive) is not a safe relative '/'-separated name, or None.
+
+    Such names become output paths (OUT/<id>.png), so anything that could leave the output folder is refused:
+    absolute names, '..' parts, drive letters, backslashes (Windows separators) and NUL bytes.
+    """
+    if not name:
+        return "empty name"
+    if "\\" in name:
+        return "backslash in name"
+    if "\0" in name:
+        return "NUL byte in name"
+    if name.startswith("/"):
+        return "absolute path"
+    if _DRIVE.match(name):
+        return "drive letter"
+    if ".." in name.split("/"):
+        return "'..' part"
+    return None
 
 
 _UMASK_LOCK = threading.Lock()
@@ -159,8 +182,10 @@ def decode_image(data: bytes, name: str) -> np.ndarray:
         with Image.open(_io.BytesIO(data)) as im:
             im.load()
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                # Scale by the file's bit depth, never by the data: a dark 16-bit image (max <= 255) is still
+                # 16-bit, and guessing from the maximum turned it white.
                 arr = np.asarray(im, dtype=np.float64)
-                arr = np.clip(arr / (65535.0 if arr.max() > 255 else 1.0) * 255.0, 0, 255).astype(np.uint8)
+                arr = np.clip(arr / 65535.0 * 255.0, 0, 255).astype(np.uint8)
                 arr = np.repeat(arr[..., None], 3, axis=2)
                 return np.ascontiguousarray(arr)
             rgb = im.convert("RGB")  # L -> RGB replicates gray; RGBA/LA drop alpha
@@ -200,3 +225,62 @@ def save_png(path: str | os.PathLike, array: np.ndarray) -> None:
         raise TypeError(f"save_png expects uint8, got {array.dtype}")
     with atomic_path(path, size_hint=array.nbytes) as tmp:  # raw size: a PNG is at most about that
         Image.fromarray(array).save(tmp, format="PNG")
+
+
+# --------------------------------------------------------------------------- output locations
+
+
+def _inside(a: Path, b: Path) -> bool:
+    """a is b or lies inside b (both resolved)."""
+    return a == b or b in a.parents
+
+
+def _probe_writable(folder: Path) -> str | None:
+    """Why files cannot be created in the existing folder `folder`, or None.  A real probe (create + delete):
+    os.access is wrong for root and for read-only mounts."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".matbench-probe.", dir=folder)
+    except OSError as e:
+        return e.strerror or str(e)
+    os.close(fd)
+    os.unlink(tmp)
+    return None
+
+
+def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = (), *,
+                 kind: str = "dir", what: str = "-o") -> Path:
+    """Refuse an output location before any work is done; return it as a Path.
+
+    kind "dir": an output folder that is, contains or is inside one of `inputs` would overwrite (or be read back
+    as) inputs; an existing non-folder is refused.  kind "file": an output file that is one of the inputs, or an
+    existing folder, is refused.  In both cases the nearest existing folder must accept new files, so a
+    read-only destination fails in one line now rather than after the whole computation.
+    """
+    out = Path(out)
+    target = out.resolve()
+    for inp in inputs:
+        if inp is None:
+            continue
+        src = Path(inp).resolve()
+        if kind == "dir":
+            clash = "is" if target == src else "is inside" if _inside(target, src) else \
+                "contains" if _inside(src, target) else None
+        else:
+            clash = "is" if target == src else None
+        if clash:
+            raise InputError(f"{out}: refused: the output {clash} the input {inp}, whose files would be "
+                             f"overwritten; choose another {what}")
+    if out.exists():
+        if kind == "dir" and not out.is_dir():
+            raise InputError(f"{out}: exists and is not a folder; choose another {what}")
+        if kind == "file" and out.is_dir():
+            raise InputError(f"{out}: is a folder; {what} must name a file")
+    folder = out if kind == "dir" and out.is_dir() else out.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(f"{out}: cannot be created: {folder} is not a folder")
+    reason = _probe_writable(folder)
+    if reason:
+        raise InputError(f"{out}: not writable ({folder}: {reason}); choose another {what}")
+    return out

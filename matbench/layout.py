@@ -24,7 +24,7 @@ RUN_FILE = "run.json"
 LOG_FILE = "run.log"
 STATE_FILE = "state.json"
 LOCK_FILE = ".lock"
-FEATURES_FILE = "features.npz"  # = matbench.feature_spaces.FEATURES_FILE (kept import-free here; tests compare)
+FEATURES_FILE = "features.npz"  # = matbench.features.FEATURES_FILE (kept import-free here; tests compare)
 GENERALIZATION_JSON = "generalization.json"
 GENERALIZATION_CSV = "generalization.csv"
 JOBS_DIR = "jobs"

@@ -45,7 +45,7 @@ def test_every_path_is_the_literal_layout() -> None:
 
 def test_names_agree_with_their_owners() -> None:
     from matbench import layout
-    from matbench.feature_spaces import FEATURES_FILE
+    from matbench.features import FEATURES_FILE
     from matbench.runner import LOCK_FILE, LOG_FILE, RUN_FILE, STATE_FILE, batch_file, job_dir
 
     assert layout.FEATURES_FILE == FEATURES_FILE

@@ -49,7 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _manifest(args: argparse.Namespace) -> int:
     from matbench.data.datasets import Dataset
     from matbench.data.manifest import write_manifest
+    from matbench.io import check_output
 
+    check_output(args.output, [args.dataset], kind="file")
     ds = Dataset.open(args.dataset, preset=args.preset)
     m = write_manifest(ds, args.output)
     print(f"{args.output}: {m['count']:,} files, manifest sha256 {m['sha256']}")
@@ -89,8 +91,9 @@ def _info(args: argparse.Namespace) -> int:
 
 def _prepare(args: argparse.Namespace) -> int:
     from matbench.data.datasets import Dataset
-    from matbench.io import save_png
+    from matbench.io import check_output, save_png
 
+    check_output(args.output, [args.dataset])
     ds = Dataset.open(args.dataset, preset=args.preset)
     out = Path(args.output)
     for image_id in ds.ids:
@@ -101,8 +104,9 @@ def _prepare(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from matbench.data.demo import demo_images
-    from matbench.io import IMAGE_EXTENSIONS
+    from matbench.io import IMAGE_EXTENSIONS, check_output
 
+    check_output(args.output)
     folder = demo_images(Path(args.output), args.n)
     n = len([p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS])
     print(f"{folder}: {n} demo photos (see {folder / 'SOURCES.txt'})")

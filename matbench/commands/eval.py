@@ -79,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
         raise SpecError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.workers is not None and args.workers < 0 or args.threads is not None and args.threads < 1:
         raise SpecError(f"--workers must be >= 0 and --threads >= 1, got {args.workers} and {args.threads}")
+    from matbench.io import check_output
+
+    check_output(args.out, [args.results, args.gt, args.masks])  # before hours of computing, not after
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     cache_dir = False if args.no_cache else args.cache_dir
     record = evaluate_folders(

@@ -142,7 +142,7 @@ class MaskSource:
 
 def run(args: argparse.Namespace) -> int:
     from matbench.data.datasets import Dataset
-    from matbench.io import save_png
+    from matbench.io import check_output, save_png
     from matbench.models.base import create_model
 
     if args.batch_size < 1:
@@ -150,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
     if args.samples < 1:
         raise SpecError("--samples must be >= 1")
     options = model_options(args)
+    check_output(args.output, [args.images, args.masks])
     ds = Dataset.open(args.images)
     masks = MaskSource(args.masks, args.mask_polarity, ds.ids)
     model = create_model(args.model, **options)

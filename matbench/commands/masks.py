@@ -47,7 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _make(args: argparse.Namespace) -> int:
     from matbench.data.maskset import make_maskset
+    from matbench.io import check_output
 
+    check_output(args.output, [args.names_from])
     names = None
     n = args.n
     if args.names_from:
@@ -75,6 +77,9 @@ def _import(args: argparse.Namespace) -> int:
     if not args.polarity:
         raise SpecError("masks import needs --polarity known=255 (255 = known pixel, MAT's released masks) or "
                         "--polarity hole=255 (255 = hole, LaMa); refusing to guess")
+    from matbench.io import check_output
+
+    check_output(args.output, [args.source])
     ms = import_maskset(args.source, args.output, args.polarity, args.binarize)
     r = ms.hole_ratios()
     print(f"{args.output}: imported {len(ms):,} masks {ms.resolution}x{ms.resolution} from {args.source} "
@@ -84,8 +89,11 @@ def _import(args: argparse.Namespace) -> int:
 
 def _stats(args: argparse.Namespace) -> int:
     from matbench.data.maskset import MaskSet, hole_ratio_stats, plot_hole_ratio_hist
-    from matbench.io import write_json_atomic
+    from matbench.io import check_output, write_json_atomic
 
+    for out, flag in ((args.output, "-o"), (args.plot, "--plot")):
+        if out:
+            check_output(out, [args.maskset], kind="file", what=flag)
     ms = MaskSet.open(args.maskset)
     stats = {"maskset": str(ms.root), "maskset_sha256": ms.sha256, "generator": ms.meta.get("generator"),
              "resolution": ms.resolution, **hole_ratio_stats(ms.hole_ratios())}

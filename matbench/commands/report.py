@@ -15,16 +15,19 @@ def _metrics(s: str | None) -> list[str] | None:
 
 def _write(text: str, out: str | None) -> None:
     if out:
-        from matbench.io import write_text_atomic
+        from matbench.io import check_output, write_text_atomic
 
+        check_output(out, kind="file")
         write_text_atomic(out, text)
     else:
         sys.stdout.write(text)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from matbench.io import check_output
     from reports.render import render_site
 
+    check_output(args.output, args.run_dirs)
     index = render_site(args.run_dirs, args.output, per_page=args.per_page, max_images=args.max_images,
                         title=args.title, hole_overlay=args.hole_overlay)
     print(f"report written: {index}")

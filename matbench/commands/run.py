@@ -56,6 +56,10 @@ def run_command(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(dry_run(spec))
         return 0
+    from matbench.io import check_output
+
+    inputs = [d.path for d in getattr(spec, "datasets", [])] + [m.path for m in getattr(spec, "masksets", [])]
+    check_output(spec.output, inputs)
     info = run(spec, RunOptions(restart=args.restart, progress=not args.no_progress))
     if info:  # rank 0
         print(summary_table(info))

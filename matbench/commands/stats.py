@@ -59,6 +59,9 @@ def cmd_make(args: argparse.Namespace) -> int:
     if args.resize and get_spec(args.extractor).uint8_input:
         raise SpecError(f"--resize: {args.extractor} resizes inside its network (legacy-tf) and has no other "
                         "convention; use pt-inception, dinov2-* or clip-* for another resize")
+    from matbench.io import check_output
+
+    check_output(args.out, [args.dataset], kind="file")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     st = refstats.make(args.dataset, args.extractor, args.out, resize=args.resize, resolution=args.resolution,
                        smoke=args.smoke, device=device, batch_size=args.batch_size, weights_path=args.weights,
@@ -71,8 +74,10 @@ def cmd_fd(args: argparse.Namespace) -> int:
     import torch
 
     from matbench.features import refstats
-    from matbench.io import write_json_atomic
+    from matbench.io import check_output, write_json_atomic
 
+    if args.out:
+        check_output(args.out, [args.folder, args.ref], kind="file")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     r = refstats.fd_folder(args.folder, args.ref, convention=args.fid_convention, smoke=args.smoke, device=device,
                            batch_size=args.batch_size, weights_path=args.weights, n_bootstrap=args.bootstrap,

@@ -8,8 +8,10 @@ import sys
 
 
 def cmd_make(args: argparse.Namespace) -> int:
+    from matbench.io import check_output
     from matbench.study.make import make_study
 
+    check_output(args.output, args.results)
     path = make_study(args.results, args.output, pairs=args.pairs, seed=args.seed, attention=args.attention,
                       title=args.title, attention_against=args.attention_against)
     out = path.parent

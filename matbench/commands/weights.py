@@ -138,6 +138,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
         raise InputError(f"{src}: no such checkpoint file")
     if dst.suffix != ".safetensors":
         raise InputError(f"{dst}: output must end in .safetensors")
+    from matbench.io import check_output
+
+    check_output(dst, [src], kind="file")
     from matbench.models.mat.checkpoint import convert_to_safetensors
 
     out = convert_to_safetensors(src, dst)

@@ -23,7 +23,7 @@ from matbench.data.manifest import build_manifest, manifest_digest
 from matbench.data.preprocess import DEFAULT_POLICY, prepare
 from matbench.data.presets import check_preset, get_preset
 from matbench.errors import InputError
-from matbench.io import IMAGE_EXTENSIONS, decode_image
+from matbench.io import IMAGE_EXTENSIONS, decode_image, unsafe_name_reason
 
 
 def _is_image(name: str) -> bool:
@@ -101,6 +101,13 @@ class Dataset:
                 infos = zf.infolist()
         except (zipfile.BadZipFile, OSError) as e:
             raise InputError(f"{path}: cannot read zip archive ({e})") from None
+        # Unsafe names are checked before the hidden-file filter: '..' starts with '.', so it used to vanish silently.
+        bad = [(i.filename, r) for i in infos if (r := unsafe_name_reason(i.filename)) is not None]
+        if bad:
+            shown = ", ".join(f"{n!r} ({r})" for n, r in bad[:3])
+            shown += f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+            raise InputError(f"{path}: refused: {len(bad)} member(s) with unsafe names that could be written outside "
+                             f"the output folder: {shown}")
         return [i.filename for i in infos
                 if not i.is_dir() and _is_image(i.filename) and not _hidden(PurePosixPath(i.filename).parts)]
 

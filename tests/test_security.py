@@ -1,0 +1,154 @@
+"""Security review (issue 21): archives cannot escape, outputs never overwrite inputs, specs do not run code
+silently, report/CSV hardening, one-line errors and weights that cannot run code."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from matbench.cli import main
+
+
+def _png(size: int = 16, seed: int = 0) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _inputs(tmp_path: Path, n: int = 2, size: int = 32) -> tuple[Path, Path]:
+    """n random images and plain MAT-polarity masks."""
+    img_dir, mask_dir = tmp_path / "images", tmp_path / "masks"
+    img_dir.mkdir()
+    mask_dir.mkdir()
+    for i in range(n):
+        (img_dir / f"im{i}.png").write_bytes(_png(size, i))
+        m = np.full((size, size), 255, np.uint8)
+        m[4:20, 6 + i:24] = 0
+        Image.fromarray(m).save(mask_dir / f"im{i}.png")
+    return img_dir, mask_dir
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+# --------------------------------------------------------------------------- 1. zip members
+
+
+@pytest.mark.parametrize("member", ["ABS", "../up.png", "a/../../up.png", "C:/x.png", "a\\..\\x.png", "C:x.png"])
+def test_zip_with_unsafe_member_is_refused_naming_it(tmp_path: Path, member: str) -> None:
+    from matbench.data.datasets import Dataset
+    from matbench.errors import InputError
+
+    if member == "ABS":
+        member = str(tmp_path / "escaped" / "x.png")
+    z = tmp_path / "ds.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("ok.png", _png())
+        zf.writestr(member, _png())
+    with pytest.raises(InputError) as ei:
+        Dataset.open(z)
+    assert str(z) in str(ei.value) and repr(member) in str(ei.value) and "\n" not in str(ei.value)
+
+
+def test_inpaint_from_zip_with_absolute_member_writes_nothing_outside(tmp_path: Path, capsys) -> None:
+    target = tmp_path / "escaped" / "x"
+    z = tmp_path / "ds.zip"
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr(str(target) + ".png", _png())
+    Image.fromarray(np.full((16, 16), 255, np.uint8)).save(masks / "x.png")
+    rc = main(["inpaint", "--model", "mean-fill", "--images", str(z), "--masks", str(masks),
+               "--mask-polarity", "known=255", "-o", str(tmp_path / "out")])
+    err = _one_line(capsys)
+    assert rc == 2 and "absolute path" in err
+    assert not (tmp_path / "escaped").exists()
+
+
+# --------------------------------------------------------------------------- 2. outputs never overwrite inputs
+
+
+@pytest.mark.parametrize("where", ["images", "masks", "inside", "parent"])
+def test_inpaint_refuses_an_output_that_overlaps_an_input(tmp_path: Path, capsys, where: str) -> None:
+    img_dir, mask_dir = _inputs(tmp_path)
+    before = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*.png"))}
+    out = {"images": img_dir, "masks": mask_dir, "inside": img_dir / "sub", "parent": tmp_path}[where]
+    rc = main(["inpaint", "--model", "mean-fill", "--images", str(img_dir), "--masks", str(mask_dir),
+               "--mask-polarity", "known=255", "-o", str(out)])
+    err = _one_line(capsys)
+    assert rc == 2 and "refused" in err and "overwritten" in err
+    assert {p: p.read_bytes() for p in sorted(tmp_path.rglob("*.png"))} == before
+
+
+def test_data_prepare_and_masks_make_refuse_their_input_as_output(tmp_path: Path, capsys) -> None:
+    img_dir, _ = _inputs(tmp_path)
+    before = {p: p.read_bytes() for p in sorted(img_dir.iterdir())}
+    assert main(["data", "prepare", str(img_dir), "-o", str(img_dir), "--res", "16"]) == 2
+    assert "refused" in _one_line(capsys)
+    assert main(["masks", "make", "--kind", "mat-large", "--names-from", str(img_dir), "--res", "16",
+                 "-o", str(img_dir)]) == 2
+    assert "refused" in _one_line(capsys)
+    assert {p: p.read_bytes() for p in sorted(img_dir.iterdir())} == before
+
+
+def test_output_that_is_an_existing_file_is_one_line(tmp_path: Path, capsys) -> None:
+    img_dir, mask_dir = _inputs(tmp_path)
+    f = tmp_path / "afile"
+    f.write_text("x")
+    rc = main(["inpaint", "--model", "mean-fill", "--images", str(img_dir), "--masks", str(mask_dir),
+               "--mask-polarity", "known=255", "-o", str(f)])
+    assert rc == 2 and "is not a folder" in _one_line(capsys)
+    rc = main(["data", "prepare", str(img_dir), "-o", str(f / "sub"), "--res", "16"])
+    assert rc == 2 and "is not a folder" in _one_line(capsys)
+
+
+def test_eval_into_an_unwritable_folder_fails_before_computing(tmp_path: Path, capsys, monkeypatch) -> None:
+    import matbench.evaluate
+    import matbench.io
+
+    img_dir, _ = _inputs(tmp_path)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    # Root ignores permission bits, so the probe's answer is simulated; the point is that it runs before compute.
+    monkeypatch.setattr(matbench.io, "_probe_writable", lambda folder: "Read-only file system")
+
+    def never(*_a, **_k):
+        raise AssertionError("computed before checking the output")
+
+    monkeypatch.setattr(matbench.evaluate, "evaluate_folders", never)
+    rc = main(["eval", "--results", str(img_dir), "--gt", str(img_dir), "--metrics", "psnr", "-o", str(ro / "out")])
+    err = _one_line(capsys)
+    assert rc == 2 and "not writable" in err and str(ro) in err
+
+
+def test_check_output_probe_is_real(tmp_path: Path) -> None:
+    import os
+
+    from matbench.io import _probe_writable
+
+    assert _probe_writable(tmp_path) is None and not os.listdir(tmp_path)
+    if os.geteuid() != 0:
+        tmp_path.chmod(0o500)
+        try:
+            assert _probe_writable(tmp_path)
+        finally:
+            tmp_path.chmod(0o700)
+
+
+# --------------------------------------------------------------------------- 3. silent wrong numbers
+
+
+def test_dark_16bit_png_is_scaled_by_its_bit_depth() -> None:
+    from matbench.io import decode_image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((4, 4), 200, np.uint16)).save(buf, "PNG")  # max 200 of 65535: nearly black
+    assert decode_image(buf.getvalue(), "dark16.png").max() <= 1
