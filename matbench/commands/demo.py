@@ -32,15 +32,11 @@ def demo_command(args: argparse.Namespace) -> int:
     n = args.images or DEMO_IMAGES
     if res < 16 or n < 2:
         raise SpecError("--resolution must be >= 16 and --images >= 2")
-<<<<<<< HEAD
-    out = run_demo(args.out, resolution=res, n_images=n, progress=not args.no_progress)
-    out["report"] = None if args.no_report else render(out["run_dir"], out["report_dir"])
-=======
     from matbench.io import check_output
 
     check_output(args.out)
-    out = run_demo(args.out, resolution=res, n_images=n, report=not args.no_report, progress=not args.no_progress)
->>>>>>> safety
+    out = run_demo(args.out, resolution=res, n_images=n, progress=not args.no_progress)
+    out["report"] = None if args.no_report else render(out["run_dir"], out["report_dir"])
     print(summary_table(out["info"]))
     print(f"\nrun directory: {out['run_dir']}")
     if out["report"]:
