@@ -51,7 +51,7 @@ def precision_differences(device: str, golden: Path | None = None) -> dict[str, 
     from matbench.models.mat.inpainter import precision_context
     from matbench.models.mat.network import build_generator
 
-    golden = golden or Path(os.environ.get("MATBENCH_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
+    golden = golden or Path(os.environ.get("MATBENCH_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
     golden = golden / "golden" if (golden / "golden").is_dir() else golden
     if not (golden / "mat" / "io_512.npz").is_file():
         return None

@@ -39,7 +39,7 @@ GFLOP_256 = {"mat": 280.23}
 
 
 def _golden_dir() -> Path:
-    root = Path(os.environ.get("MATBENCH_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
+    root = Path(os.environ.get("MATBENCH_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
     return root / "golden" if (root / "golden").is_dir() else root
 
 

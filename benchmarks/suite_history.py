@@ -31,7 +31,7 @@ for i in range(int(sys.argv[3])):
 
 
 def _writers(db: Path, n: int, models: list[str]) -> float:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     t = time.perf_counter()
     procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(db), m, str(n)], env=env) for m in models]
     for p in procs:
