@@ -26,12 +26,12 @@ def _throughput(name: str, device: str, n: int, batch: int, size: int) -> float:
 
 
 def _fid_resample_s(n: int, device: str, d: int = 2048, reps: int = 2) -> float:
-    from matbench.evaluate import _fid_statistic
+    from matbench.metrics.fd import fd_statistic
 
     rng = np.random.default_rng(0)
     real = rng.normal(size=(n, d)).astype(np.float32).astype(np.float64)
     fake = real + rng.normal(scale=0.5, size=(n, d))
-    stat = _fid_statistic(real, fake, "mat", device)
+    stat = fd_statistic(real, fake, "mat", device)
     stat(rng.integers(0, n, n))
     sync(device)
     t0 = time.perf_counter()

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from matbench.errors import InputError, SpecError
-from matbench.results import METRIC_INFO, PROTOCOL_FIELDS, MetricValue, ResultRecord, find_records
+from matbench.metrics import METRIC_INFO
+from matbench.results import PROTOCOL_FIELDS, MetricValue, ResultRecord, find_records
 
 ENV = "MATBENCH_HISTORY"
 OFF_VALUES = ("off", "none", "0", "")

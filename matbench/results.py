@@ -18,7 +18,9 @@ metrics.json (schema "matbench.result/1"):
   "provenance": {"versions": {...}, "device": ..., "weights": {...}, "timings_s": {...},
                  "spec": {...}, "created": ISO time}
 }
-Metric values are stored as fractions (P-IDS 0.1 = 10 %); tables scale by METRIC_INFO.
+Metric values are stored as fractions (P-IDS 0.1 = 10 %); tables scale by matbench.metrics.METRIC_INFO, derived
+from the metric registry (matbench/metrics/registry.py); `provenance.metric_info` describes metrics that are not
+built in (label, direction, scale) so that readers need not import their module.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import datetime as _dt
 import json
 import os
 import platform
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,35 +60,6 @@ class MetricInfo:
     higher_is_better: bool
     scale: float = 1.0  # multiply the stored value for display
     digits: int = 2
-
-
-METRIC_INFO: dict[str, MetricInfo] = {
-    m.name: m
-    for m in (
-        MetricInfo("fid", "FID", False, 1.0, 2),
-        MetricInfo("kid", "KID (×10³)", False, 1e3, 2),
-        MetricInfo("pids", "P-IDS (%)", True, 100.0, 2),
-        MetricInfo("uids", "U-IDS (%)", True, 100.0, 2),
-        MetricInfo("lpips", "LPIPS", False, 1.0, 4),
-        MetricInfo("precision", "Precision", True, 1.0, 4),
-        MetricInfo("recall", "Recall", True, 1.0, 4),
-        MetricInfo("psnr", "PSNR", True, 1.0, 2),
-        MetricInfo("ssim", "SSIM", True, 1.0, 4),
-        MetricInfo("l1", "L1", False, 1.0, 4),
-        MetricInfo("diversity", "Diversity (LPIPS)", True, 1.0, 4),
-    )
-}
-
-
-def _feature_space_metrics() -> None:
-    # FD_DINOv2, CMMD, CLIP-FID, ... (matbench/metrics/featspace.py names them; issue 11)
-    from matbench.metrics.featspace import metric_infos
-
-    for info in metric_infos(MetricInfo):
-        METRIC_INFO.setdefault(info.name, info)
-
-
-_feature_space_metrics()
 
 
 def zero_width(value: float, lo: float, hi: float) -> bool:
@@ -162,6 +135,11 @@ def write_record(out_dir: str | os.PathLike, record: ResultRecord) -> Path:
     return path
 
 
+# Called with every record read. matbench.metrics installs one that learns how to show metrics of user modules
+# from provenance.metric_info (results.py cannot import the registry: the registry imports it).
+ON_READ: list[Callable[[ResultRecord], None]] = []
+
+
 def read_record(path: str | os.PathLike) -> ResultRecord:
     path = Path(path)
     if path.is_dir():
@@ -172,7 +150,10 @@ def read_record(path: str | os.PathLike) -> ResultRecord:
         raise InputError(f"{path}: no such result file") from None
     except json.JSONDecodeError as e:
         raise InputError(f"{path}: not valid JSON ({e})") from None
-    return ResultRecord.from_json(data, path=path)
+    record = ResultRecord.from_json(data, path=path)
+    for hook in ON_READ:
+        hook(record)
+    return record
 
 
 def find_records(paths: Iterable[str | os.PathLike]) -> list[ResultRecord]:

@@ -43,15 +43,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from matbench.errors import SpecError
+from matbench import protocols as P
+from matbench.errors import InputError, SpecError
+from matbench.evaluate.config import CHOICES, INCEPTIONS, EvalConfig
+from matbench.metrics import INCEPTION, extractors_for, load_metric
 
 DATASET_PRESETS = ("places365-val", "celeba-hq-val", "folder")
 POLICIES = ("mat-val", "resize-crop")
-KNOWN_METRICS = ("fid", "pids", "uids", "lpips", "pr", "kid", "psnr", "ssim", "l1")  # matbench.evaluate.ALL_METRICS
 DEFAULT_METRICS = ("fid", "pids", "uids", "lpips")
 GENERALIZATION_RESOLUTIONS = (512, 1024)
 PRECISIONS = ("fp32", "tf32", "bf16")
-INCEPTIONS = ("inception-v3-compat", "inception-nvidia", "pt-inception")  # matbench.evaluate.Evaluator(inception=)
 DEFAULT_INCEPTION = INCEPTIONS[0]
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
@@ -118,6 +119,12 @@ class Spec:
     save_features: bool = False  # jobs/<job>/features.npz
     source: Path | None = None  # the spec file, if any
     raw: dict[str, Any] = field(default_factory=dict)  # the TOML as read (for provenance)
+
+    def eval_config(self, device: str, smoke: bool) -> EvalConfig:
+        """The evaluation options this spec sets (the same fields, by the same names, as `matbench eval`)."""
+        return EvalConfig(device=device, smoke=smoke, cache_dir=self.cache_dir, fid_convention=self.fid_convention,
+                          lpips_net=self.lpips_net, n_bootstrap=self.n_bootstrap, seed=self.seed,
+                          batch_size=self.batch_size, inception=self.inception)
 
     def to_json(self) -> dict[str, Any]:
         """The spec as plain JSON (resolved paths, defaults filled in) for run.json and provenance."""
@@ -202,10 +209,12 @@ def parse_spec(data: dict[str, Any], base_dir: str | Path = ".", source: Path | 
     metrics = r.get("metrics", list(DEFAULT_METRICS))
     if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) for m in metrics):
         raise SpecError(f"{where}metrics: must be a non-empty list of metric names")
+    metrics = list(metrics)
     for i, m in enumerate(metrics):
-        if m not in KNOWN_METRICS and not _feature_metric(m):
-            raise SpecError(f"{where}metrics[{i}]: unknown metric {m!r}; known: {', '.join(KNOWN_METRICS)}, "
-                            "fd_dinov2, cmmd, clip_fid, ... (docs/metrics.md)")
+        try:
+            metrics[i] = load_metric(m)  # built-in, module:name (imports the module) or an entry point
+        except InputError as e:
+            raise SpecError(f"{where}metrics[{i}]: {e}") from None
     smoke = r.get("smoke", False)
     if smoke not in (True, False, "auto"):
         raise SpecError(f"{where}smoke: must be true, false or \"auto\", got {smoke!r}")
@@ -214,17 +223,11 @@ def parse_spec(data: dict[str, Any], base_dir: str | Path = ".", source: Path | 
     pipeline = r.bool("pipeline", True)
     input_workers = r.int("input_workers", 0, minimum=0)
     output_workers = r.int("output_workers", 0, minimum=0)
-    fid_convention = r.str("fid_convention", "mat")
-    if fid_convention not in ("mat", "torch-fidelity"):
-        raise SpecError(f"{where}fid_convention: must be mat or torch-fidelity, got {fid_convention!r}")
-    lpips_net = r.str("lpips_net", "alex")
-    if lpips_net not in ("alex", "vgg"):
-        raise SpecError(f"{where}lpips_net: must be alex or vgg, got {lpips_net!r}")
+    fid_convention = _choice(r.str("fid_convention", "mat"), "fid_convention", where)
+    lpips_net = _choice(r.str("lpips_net", "alex"), "lpips_net", where)
     n_bootstrap = r.int("n_bootstrap", 200, minimum=0)
     cache_dir = r.str("cache_dir", None)
-    inception = r.str("inception", DEFAULT_INCEPTION)
-    if inception not in INCEPTIONS:
-        raise SpecError(f"{where}inception: must be one of {', '.join(INCEPTIONS)}, got {inception!r}")
+    inception = _choice(r.str("inception", DEFAULT_INCEPTION), "inception", where)
     protocol = r.str("protocol", None)
     save_features = r.bool("save_features", False)
 
@@ -270,15 +273,12 @@ def check_protocol(spec: Spec, where: str = "", n_images: dict[str, int] | None 
                             "that protocol's published rows)")
     if spec.protocol is None:
         return
-    from matbench import protocols as P
-    from matbench.evaluate.registry import INCEPTION_METRICS
-
     try:
         p = P.get(spec.protocol)
     except SpecError as e:
         raise SpecError(f"{where}protocol: {e}") from None
     checks: list[tuple[str, dict[str, Any]]] = [("fid_convention", {"fid_convention": spec.fid_convention})]
-    if INCEPTION_METRICS & set(spec.metrics):
+    if INCEPTION in extractors_for(spec.metrics):
         checks.append(("inception", {"feature_extractor": spec.inception,
                                      "resize": P.inception_resize(spec.inception)}))
     checks += [("resolutions", {"resolution": r}) for r in spec.resolutions]
@@ -306,10 +306,14 @@ def _save_outputs(v: Any, where: str) -> str:
     raise SpecError(f"{where}save_outputs: must be \"all\", \"none\" or \"sample:N\" (N >= 1), got {v!r}")
 
 
-def _feature_metric(name: str) -> bool:
-    from matbench.metrics.featspace import FEATURE_METRICS  # fd_dinov2, cmmd, clip_fid, ... (issue 11)
-
-    return name in FEATURE_METRICS and name != "fd_ref"
+def _choice(v: str, key: str, where: str) -> str:
+    """A spec key whose allowed values are data of matbench.evaluate.config (CHOICES)."""
+    allowed = CHOICES[key]
+    if v not in allowed:
+        if len(allowed) == 2:
+            raise SpecError(f"{where}{key}: must be {allowed[0]} or {allowed[1]}, got {v!r}")
+        raise SpecError(f"{where}{key}: must be one of {', '.join(allowed)}, got {v!r}")
+    return v
 
 
 def _path(p: str, base: Path) -> Path:

@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from matbench.errors import SpecError
-from matbench.results import METRIC_INFO, PROTOCOL_FIELDS, ResultRecord
+from matbench.metrics import METRIC_INFO
+from matbench.results import PROTOCOL_FIELDS, ResultRecord
 
 OK, REGRESSION, MISMATCH = 0, 1, 2
 EPS = 1e-12  # float noise allowance on top of the tolerance

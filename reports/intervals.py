@@ -16,7 +16,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from matbench.results import METRIC_INFO, MetricValue, zero_width
+from matbench.metrics import METRIC_INFO
+from matbench.results import MetricValue, zero_width
 
 DAGGER = "†"
 # Sides differing by more than this fraction of the width make an interval asymmetric.

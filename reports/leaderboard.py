@@ -27,11 +27,11 @@ from matbench.entries import job_resolution as job_resolution
 from matbench.entries import load_entries as load_entries
 from matbench.entries import smoke_sources as smoke_sources
 from matbench.errors import InputError, MatbenchError
-from matbench.results import METRIC_INFO, PROTOCOL_FIELDS, MetricValue, ResultRecord
+from matbench.metrics import METRIC_INFO
+from matbench.results import PROTOCOL_FIELDS, MetricValue, ResultRecord
 
 # MAT Table 2 columns come first (per mask set), the further columns after them.
 PRIMARY_METRICS = ("fid", "pids", "uids")
-SECONDARY_METRICS = tuple(m for m in METRIC_INFO if m not in PRIMARY_METRICS)
 # Fields that may differ between the mask-set column groups of one table.
 PER_MASKSET_FIELDS = ("maskset_sha256", "n_images")
 
@@ -184,7 +184,7 @@ def build_tables(entries: Sequence[Entry], metrics: Sequence[str] | None = None)
         # Each mask set's columns together (MAT Table 2's FID/P-IDS/U-IDS first, then the further metrics), so
         # every mask set heads one contiguous group instead of one group per block.
         order = ([m for m in wanted if m in PRIMARY_METRICS and m in present]
-                 + [m for m in wanted if m in SECONDARY_METRICS and m in present])
+                 + [m for m in wanted if m not in PRIMARY_METRICS and m in present])
         for ms in masksets:
             for m in order:
                 if any((r, ms, m) in t.cells for r in rows):

@@ -20,7 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from matbench.results import METRIC_INFO  # noqa: E402
+from matbench.metrics import METRIC_INFO  # noqa: E402
 from reports.leaderboard import Entry, maskset_order  # noqa: E402
 
 BIN_METRICS = ("lpips", "psnr", "ssim", "l1", "fid", "pids", "uids")

@@ -9,7 +9,7 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
-from matbench.results import METRIC_INFO
+from matbench.metrics import METRIC_INFO
 
 
 def rows(tables: Sequence[Any]) -> list[dict[str, Any]]:

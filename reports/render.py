@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 import matbench
-from matbench.results import METRIC_INFO
+from matbench.metrics import METRIC_INFO
 from reports import intervals
 from reports import plots as plots_mod
 from reports.leaderboard import Entry, Table, build_tables, load_entries, maskset_order

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from matbench.results import METRIC_INFO, MetricValue
+from matbench.metrics import METRIC_INFO
+from matbench.results import MetricValue
 from reports import intervals
 from reports.leaderboard import Table
 

@@ -23,7 +23,7 @@ import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 
 import matbench  # noqa: E402
-from matbench.results import METRIC_INFO  # noqa: E402
+from matbench.metrics import METRIC_INFO  # noqa: E402
 from reports import plots as plots_mod  # noqa: E402
 from reports.tables import SMOKE_NOTE  # noqa: E402
 

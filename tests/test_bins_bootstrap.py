@@ -5,11 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import matbench.metrics as M
 from matbench.metrics.bins import BIN_EDGES, assign_bins, bin_label, hole_ratio
 from matbench.metrics.bootstrap import bootstrap_ci, mean_ci
 from matbench.metrics.ids import pids_from_scores
-from matbench.results import METRIC_INFO
 
 # ---- bins ----
 
@@ -94,48 +92,6 @@ def test_bootstrap_errors_and_nonfinite() -> None:
     with pytest.raises(ValueError):
         mean_ci(np.ones(3), n_resamples=0)
     assert all(np.isnan(x) for x in bootstrap_ci(lambda i: float("inf"), 5, 10))
-
-
-# ---- registry ----
-
-
-def test_registry_covers_the_issue_metrics() -> None:
-    expected = {"fid", "kid", "pids", "uids", "precision", "recall", "lpips", "psnr", "ssim", "l1"}
-    assert expected <= set(M.METRICS)
-    for name in expected:
-        spec = M.get_metric(name)
-        assert spec.info is METRIC_INFO[name]
-    assert M.get_metric("precision").needs == "vgg" and M.get_metric("ssim").kind == "per_image"
-    assert M.expand_metric_names(["fid", "pr", "ids", "fid"]) == ["fid", "precision", "recall", "pids", "uids"]
-
-
-def test_registry_functions_compute() -> None:
-    import torch
-
-    rng = np.random.default_rng(7)
-    real, fake = rng.normal(size=(40, 5)), rng.normal(size=(40, 5)) + 0.4
-    from matbench.metrics.fid import fid
-
-    assert M.get_metric("fid").fn(real, fake) == fid(real, fake)
-    assert 0 <= M.get_metric("uids").fn(real, fake) <= 1
-    a = torch.zeros((2, 3, 16, 16), dtype=torch.uint8)
-    assert M.get_metric("l1").fn(a, a + 51).tolist() == pytest.approx([0.2, 0.2])
-
-
-def test_register_metric_validates() -> None:
-    fn = lambda r, f: 0.0  # noqa: E731
-    with pytest.raises(ValueError, match="kind"):
-        M.register_metric("fid", "global", "inception", fn)
-    with pytest.raises(ValueError, match="needs"):
-        M.register_metric("fid", "dataset", "clip", fn)
-    with pytest.raises(ValueError, match="METRIC_INFO"):
-        M.register_metric("my_metric", "dataset", "inception", fn)
-    with pytest.raises(ValueError, match="already registered"):
-        M.register_metric("fid", "dataset", "inception", fn)
-    with pytest.raises(ValueError, match="alias"):
-        M.register_metric("pr", "dataset", "vgg", fn)
-    with pytest.raises(ValueError, match="unknown metric"):
-        M.expand_metric_names(["fidd"])
 
 
 def test_bias_corrected_interval_contains_the_fid_point_estimate() -> None:

@@ -80,24 +80,27 @@ def test_fast_fid_matches_scipy_reference(convention):
     covmean = scipy.linalg.sqrtm(s1 @ s2).real
     diff = real.mean(0) - fake.mean(0)
     ref = diff @ diff + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean)
-    assert E.fid_trace_fast(real, fake, convention) == pytest.approx(ref, rel=1e-6)
+    from matbench.metrics.fd import fd_statistic
     from matbench.metrics.fid import fid
 
-    assert E.fid_trace_fast(real, fake, convention) == pytest.approx(fid(real, fake, convention), rel=1e-8)
+    fast = fd_statistic(real, fake, convention)(np.arange(12))  # N < D: the N x N cross-product form
+    assert fast == pytest.approx(ref, rel=1e-6)
+    assert fast == pytest.approx(fid(real, fake, convention), rel=1e-8)
 
 
 @pytest.mark.parametrize("n,d", [(12, 20), (40, 6)])  # N < D (cross-product SVD) and N >= D (eigh)
 @pytest.mark.parametrize("convention", ["mat", "torch-fidelity"])
 def test_bootstrap_fid_statistic_matches_metric_module(n, d, convention):
+    from matbench.metrics.fd import fd_statistic
     from matbench.metrics.fid import fid
 
     rng = np.random.default_rng(2)
     real, fake = rng.normal(size=(n, d)), rng.normal(size=(n, d)) * 0.7 + 0.1
-    stat = E._fid_statistic(real, fake, convention)
+    stat = fd_statistic(real, fake, convention)
     idx = rng.integers(0, n, n)  # a bootstrap resample, with repeats
     assert stat(idx) == pytest.approx(fid(real[idx], fake[idx], convention), rel=1e-8)
     real[:, 0] = 0.0  # a dead channel: singular covariance, Cholesky fails, eigh fallback
-    stat = E._fid_statistic(real, fake, convention)
+    stat = fd_statistic(real, fake, convention)
     assert stat(idx) == pytest.approx(fid(real[idx], fake[idx], convention), rel=1e-8)
 
 
@@ -128,7 +131,7 @@ def _cheap_evaluator(**kw) -> E.Evaluator:
     ev = E.Evaluator(["fid", "pids", "uids", "lpips", "pr", "kid", "psnr", "ssim", "l1"], n_bootstrap=30,
                      kid_subset_size=10, kid_subsets=5, cache_dir=False, **kw)
     ext = F.FeatureExtractor("inception-v3-compat", lambda x: x, 6, "f" * 64, smoke=True)
-    ev._inception, ev._vgg = ext, F.FeatureExtractor("vgg16", lambda x: x, 6, "e" * 64, smoke=True)
+    ev._networks.update(inception=ext, vgg16=F.FeatureExtractor("vgg16", lambda x: x, 6, "e" * 64, smoke=True))
     ev._lpips = type("L", (), {"provenance": lambda self: {"net": "alex"}})()
     return ev
 
@@ -220,7 +223,7 @@ def test_process_batch_rows_and_real_feature_cache(tmp_path):
         return x.float().mean(dim=(2, 3))
 
     ev = E.Evaluator(["fid", "psnr", "l1"], cache_dir=tmp_path)
-    ev._inception = F.FeatureExtractor("inception-v3-compat", fwd, 3, "c" * 64, smoke=False)
+    ev._networks["inception"] = F.FeatureExtractor("inception-v3-compat", fwd, 3, "c" * 64, smoke=False)
     g = torch.Generator().manual_seed(0)
     real = torch.randint(0, 256, (3, 3, 16, 16), generator=g, dtype=torch.uint8)
     hole = torch.zeros(3, 1, 16, 16, dtype=torch.bool)
@@ -465,19 +468,16 @@ def test_without_masks_mispairing_gives_a_warning(case, tmp_path, caplog):
     assert "mis-paired" not in caplog.text
 
 
-def test_registry_lists_every_metric_once_and_matches_the_cli_and_spec_lists():
+def test_registry_lists_every_metric_once_and_matches_the_cli_list():
+    from matbench import metrics as M
     from matbench.commands import eval as eval_cmd
-    from matbench.evaluate import registry
-    from matbench.spec import KNOWN_METRICS
 
-    provided = [m for g in registry.METRIC_GLUE for m in g.metrics]
-    # the default set plus the feature-space metrics (fd_dinov2, cmmd, ...) that --metrics also accepts
-    assert sorted(provided) == sorted(registry.KNOWN_METRICS) and len(provided) == len(set(provided))
-    assert set(E.ALL_METRICS) <= set(provided)
-    assert tuple(eval_cmd.ALL_METRICS) == tuple(KNOWN_METRICS) == E.ALL_METRICS
-    assert all(g.batch is not None or g.dataset is not None for g in registry.METRIC_GLUE)
-    assert {g.extractor for g in registry.METRIC_GLUE if g.extractor} <= set(registry.EXTRACTORS)
-    assert [e.name for e in registry.extractors_for(["pr", "psnr"])] == ["vgg"]
+    outputs = M.outputs_of(M.known_metrics())
+    assert len(outputs) == len(set(outputs)) and set(outputs) <= set(M.METRIC_INFO)
+    assert tuple(eval_cmd.ALL_METRICS) == M.default_metrics() == E.ALL_METRICS
+    assert M.default_metrics() == ("fid", "pids", "uids", "lpips", "pr", "kid", "psnr", "ssim", "l1")
+    assert all(g.batch is not None or g.dataset is not None for g in M.groups_for(M.known_metrics()))
+    assert M.extractors_for(["pr", "psnr"]) == ["vgg16"] and M.extractors_for(["fid", "kid"]) == ["inception"]
 
 
 def test_bootstrap_time_is_reported_and_is_part_of_finalize():

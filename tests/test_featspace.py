@@ -8,7 +8,7 @@ import pytest
 
 from matbench.metrics import featspace as FS
 from matbench.metrics.cmmd import cmmd
-from matbench.metrics.fd import fd
+from matbench.metrics.fd import fd, fd_statistic
 
 IDENT = {"extractor": "clip-vitb32", "weights_sha256": "smoke-x", "resize": "legacy-tf", "smoke": True}
 
@@ -31,7 +31,7 @@ def test_names_map_to_extractors():
 @pytest.mark.parametrize("convention", ["mat", "torch-fidelity"])
 def test_fd_statistic_equals_fd_on_full_and_resampled_sets(n, d, convention):
     real, fake = _pair(n, d)
-    stat = FS.fd_statistic(real, fake, convention)
+    stat = fd_statistic(real, fake, convention)
     # N < D: singular covariances, where the eigendecomposition of fd() carries ~1e-7 relative noise
     assert stat(np.arange(n)) == pytest.approx(fd(real, fake, convention), rel=1e-6)
     idx = np.random.default_rng(1).integers(0, n, n)

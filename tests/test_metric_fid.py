@@ -132,7 +132,7 @@ def test_resampler_equals_fid_of_resampled_rows(convention: str) -> None:
 
 
 def test_chunked_statistics_equal_direct(monkeypatch) -> None:
-    import matbench.metrics.fid as F
+    import matbench.metrics.fd as F
 
     x = synth(100, 7, 0.5, 19)
     direct = feature_stats(x, "torch-fidelity")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from matbench.results import METRIC_INFO, MetricValue, ResultRecord
+from matbench.evaluate.config import FID_CONVENTIONS, INCEPTIONS, LPIPS_NETS, EvalConfig
+from matbench.evaluate.folders import MASK_POLARITIES, FolderRun
+from matbench.metrics import METRIC_INFO, default_metrics
+from matbench.results import MetricValue, ResultRecord
 
-# kept in sync with matbench.evaluate (not imported here so `matbench --help` stays light)
-ALL_METRICS = ("fid", "pids", "uids", "lpips", "pr", "kid", "psnr", "ssim", "l1")
-MASK_POLARITIES = ("known=255", "hole=255")
+ALL_METRICS = default_metrics()
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,15 +25,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(MAT: known=255, LaMa: hole=255)")
     p.add_argument("--metrics", default=",".join(ALL_METRICS),
                    help=f"comma list (default all: {','.join(ALL_METRICS)}); other feature spaces: fd_dinov2, cmmd, "
-                   "clip_fid, fid_pt, dc, {fd,kid,pr,dc,ids}_X for X in dinov2, clip, clipb32, pt (docs/metrics.md)")
-    p.add_argument("--fid-convention", choices=("mat", "torch-fidelity"), default="mat",
+                   "clip_fid, fid_pt, dc, {fd,kid,pr,dc,ids}_X for X in dinov2, clip, clipb32, pt; a metric of "
+                   "your own as module:name (docs/metrics.md)")
+    p.add_argument("--fid-convention", choices=FID_CONVENTIONS, default="mat",
                    help="covariance 1/N (mat, default) or 1/(N-1) (torch-fidelity)")
-    p.add_argument("--inception", choices=("inception-v3-compat", "inception-nvidia", "pt-inception"),
-                   default="inception-v3-compat", help="Inception backend of FID/IDS/KID: torch-fidelity's "
-                   "TF-compatible port, NVIDIA's TorchScript file, or pytorch-fid's (LaMa's protocol)")
+    p.add_argument("--inception", choices=INCEPTIONS, default=INCEPTIONS[0],
+                   help="Inception backend of FID/IDS/KID: torch-fidelity's TF-compatible port, NVIDIA's "
+                   "TorchScript file, or pytorch-fid's (LaMa's protocol)")
     p.add_argument("--inception-path", metavar="FILE", help="explicit Inception weights file")
     p.add_argument("--vgg-path", metavar="FILE", help="explicit VGG16 weights file (precision/recall)")
-    p.add_argument("--lpips-net", choices=("alex", "vgg"), default="alex")
+    p.add_argument("--lpips-net", choices=LPIPS_NETS, default="alex", help="LPIPS backbone")
     p.add_argument("--bootstrap", type=int, default=200, metavar="N", help="bootstrap resamples for 95%% CIs (0: none)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--smoke", action="store_true", help="random (seeded) network weights: no downloads, "
@@ -84,16 +86,15 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.out, [args.results, args.gt, args.masks])  # before hours of computing, not after
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     cache_dir = False if args.no_cache else args.cache_dir
-    record = evaluate_folders(
-        args.results, args.gt, masks_dir=args.masks, metrics=metrics, out_dir=args.out,
-        allow_mismatch=args.allow_mismatch, mask_polarity=args.mask_polarity, workers=args.workers,
-        threads=args.threads,
-        progress=sys.stderr.isatty() if args.progress is None else args.progress,
-        device=device, smoke=args.smoke, cache_dir=cache_dir, fid_convention=args.fid_convention,
-        lpips_net=args.lpips_net, inception=args.inception, inception_path=args.inception_path,
-        vgg_path=args.vgg_path, n_bootstrap=args.bootstrap, seed=args.seed, batch_size=args.batch_size,
-        name=args.name, save_features=args.save_features, protocol_name=args.protocol,
-        published_row=args.published_row)
+    config = EvalConfig(device=device, smoke=args.smoke, cache_dir=cache_dir, fid_convention=args.fid_convention,
+                        lpips_net=args.lpips_net, inception=args.inception, inception_path=args.inception_path,
+                        vgg_path=args.vgg_path, n_bootstrap=args.bootstrap, seed=args.seed,
+                        batch_size=args.batch_size)
+    run = FolderRun(out_dir=args.out, allow_mismatch=args.allow_mismatch, mask_polarity=args.mask_polarity,
+                    workers=args.workers, threads=args.threads,
+                    progress=sys.stderr.isatty() if args.progress is None else args.progress, name=args.name,
+                    save_features=args.save_features, protocol_name=args.protocol, published_row=args.published_row)
+    record = evaluate_folders(args.results, args.gt, args.masks, metrics, config=config, run=run)
     write_inputs(args)
     print(format_summary(record, args.out))
     if args.save_features:

@@ -46,7 +46,7 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from matbench.results import METRIC_INFO
+    from matbench.metrics import METRIC_INFO
     from reports import intervals
     from reports.leaderboard import leaderboard, load_entries, overlapping_leader
     from reports.tables import fmt_value
@@ -94,15 +94,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     from matbench.results import find_records
     from reports.check import compare, format_json, format_text, parse_tolerance
 
-    tol = parse_tolerance(args.tolerance)
     if args.baseline.startswith("history:"):
         from matbench.commands.history import check_against_history
 
-        return check_against_history(args, tol)
+        return check_against_history(args, parse_tolerance(args.tolerance))
     for p in (args.current, args.baseline):
         if not Path(p).exists():
             raise InputError(f"{p}: no such file or directory")
-    res = compare(find_records([args.current]), find_records([args.baseline]), tol)
+    current, baseline = find_records([args.current]), find_records([args.baseline])
+    tol = parse_tolerance(args.tolerance)  # after reading: records describe metrics of user modules
+    res = compare(current, baseline, tol)
     print(format_json(res) if args.json else format_text(res, verbose=args.verbose_diff))
     return res.exit_code
 

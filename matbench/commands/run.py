@@ -85,7 +85,7 @@ def _workers(text: str) -> tuple[int, int]:
 
 def summary_table(info: dict) -> str:
     """One line per job with its headline metrics (display scale from METRIC_INFO)."""
-    from matbench.results import METRIC_INFO
+    from matbench.metrics import METRIC_INFO
 
     summary = info.get("summary", {})
     names = [m for m in METRIC_INFO if any(m in v for v in summary.values())]

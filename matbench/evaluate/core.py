@@ -1,11 +1,11 @@
 """The Evaluator: per-batch work (features, per-image metrics, pair checks) and the final dataset metrics
-with bootstrap confidence intervals and hole-ratio bins. What each metric does lives in its glue file
-(matbench/evaluate/glue/), listed in matbench/evaluate/registry.py.
+with bootstrap confidence intervals and hole-ratio bins. What each metric computes is declared beside its math
+and registered in matbench.metrics (registry.py); the Evaluator runs the computations the requested metrics
+need, in registry order, with the options of one EvalConfig.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -15,103 +15,130 @@ import numpy as np
 import pandas as pd
 import torch
 
+from matbench import features as F
 from matbench.errors import InputError
 from matbench.evaluate.batch import BatchResult
-from matbench.evaluate.hooks import BatchContext, DatasetContext
-from matbench.evaluate.pairs import PAIR_TOL, _pair_checks
-from matbench.evaluate.registry import (
-    EXTRACTORS,
-    INCEPTION_METRICS,
-    PER_IMAGE_METRICS,
-    ROW_COLUMNS,
-    extractors_for,
-    glue_for,
-    parse_metrics,
-)
-from matbench.evaluate.stats import BOOTSTRAP_CLOCK, _mean_metric
-from matbench.results import PROTOCOL_FIELDS, MetricValue, ResultRecord
+from matbench.evaluate.config import EvalConfig
+from matbench.evaluate.pairs import _pair_checks
+from matbench.metrics import bins as binsm
+from matbench.metrics import registry as R
+from matbench.metrics.bootstrap import BOOTSTRAP_CLOCK, mean_interval
+from matbench.metrics.featspace import identity
+from matbench.metrics.lpips import LPIPS
+from matbench.results import PROTOCOL_FIELDS, MetricValue, ResultRecord, environment_versions, now_iso
 
-CPU_NET_BATCH = 2
+# features.npz / batch keys of the two extractors that predate the registry; others use their own name
+_KEYS = {R.INCEPTION: "inception", "vgg16": "vgg"}
+ALL_METRICS = R.default_metrics()
+PER_IMAGE_METRICS = R.per_image_metrics()  # built-in per_image.csv columns, in this order
+ROW_COLUMNS = ("id", "hole_ratio", *PER_IMAGE_METRICS, "pair_check")  # then per-image metrics of user modules
+
+
+def parse_metrics(spec: str | Sequence[str]) -> list[str]:
+    """Requested metric names in canonical order (built-ins, `module:name`, entry points); see matbench.metrics."""
+    return R.parse_metrics(spec)
 
 
 class Evaluator:
-    """Computes per-batch quantities and final dataset metrics for one (model, dataset, mask set) job."""
+    """Computes per-batch quantities and final dataset metrics for one (model, dataset, mask set) job.
 
-    def __init__(self, metrics: Sequence[str], *, device: str = "cpu", smoke: bool = False,
-                 cache_dir: str | os.PathLike | None | bool = None, fid_convention: str = "mat",
-                 lpips_net: str = "alex", inception: str = "inception-v3-compat",
-                 inception_path: str | os.PathLike | None = None, n_bootstrap: int = 200, seed: int = 0,
-                 batch_size: int = 16, vgg_path: str | os.PathLike | None = None, pair_tol: float = PAIR_TOL,
-                 kid_subsets: int = 100, kid_subset_size: int = 1000, allow_download: bool = True,
-                 net_batch: int | None = None) -> None:
-        self.metrics = parse_metrics(metrics)
-        if fid_convention not in ("mat", "torch-fidelity"):
-            raise InputError(f"unknown FID convention {fid_convention!r}; use mat or torch-fidelity")
-        if inception not in ("inception-v3-compat", "inception-nvidia", "pt-inception"):
-            raise InputError(f"unknown Inception backend {inception!r}; use inception-v3-compat, inception-nvidia "
-                             "or pt-inception (pytorch-fid's, LaMa's protocol)")
-        self.device = str(device)
-        self.smoke = bool(smoke)
-        self.fid_convention = fid_convention
-        self.lpips_net = lpips_net
-        self.inception_name = inception
-        self.inception_path = inception_path
-        self.vgg_path = vgg_path
-        self.n_bootstrap = int(n_bootstrap)
-        self.seed = int(seed)
-        self.batch_size = int(batch_size)
-        # Images per network call (LPIPS, feature extractors). On the CPU a few images already keep every
-        # core busy and each extra image costs tens of MB of activations, so the default stays small there.
-        on_cpu = self.device.startswith("cpu")
-        self.net_batch = int(net_batch) if net_batch else (min(self.batch_size, CPU_NET_BATCH) if on_cpu
-                                                           else self.batch_size)
-        self.pair_tol = float(pair_tol)
-        self.kid_subsets = int(kid_subsets)
-        self.kid_subset_size = int(kid_subset_size)
-        self.allow_download = allow_download
-        self._cache_dir = cache_dir
-        self._cache = None
-        self._lpips = None
+    Evaluator(metrics, config) or Evaluator(metrics, **options) with the fields of EvalConfig as options."""
+
+    def __init__(self, metrics: Sequence[str] | str | None = None, config: EvalConfig | None = None,
+                 **options: Any) -> None:
+        self.metrics = parse_metrics(ALL_METRICS if metrics is None else metrics)
+        if config is None:
+            config = EvalConfig.from_options(options)
+        elif options:
+            config = config.replace(**options)
+        self.config = config
+        self.per_image = R.per_image_metrics(self.metrics)
+        self.row_columns = (*ROW_COLUMNS, *(m for m in self.per_image if m not in PER_IMAGE_METRICS))
+        self._groups = R.groups_for(self.metrics)
+        self._extractors = R.extractors_for(self.metrics)
+        self._cache: F.FeatureCache | None = None
+        self._networks: dict[str, Any] = {}
+        self._lpips: LPIPS | None = None
         self.timings: dict[str, float] = {}
+        self.last_features: dict[str, np.ndarray] = {}
+
+    # options, read by the metric computations (matbench/metrics/*.py) through ctx.ev
+    def __getattr__(self, name: str) -> Any:
+        if name != "config" and name in EvalConfig.fields():
+            return getattr(self.config, name)
+        raise AttributeError(name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # `ev.n_bootstrap = 0` keeps working (and is not silently ignored): options live in the frozen config
+        if name in EvalConfig.fields() and "config" in self.__dict__:
+            object.__setattr__(self, "config", self.config.replace(**{name: value}))
+        else:
+            object.__setattr__(self, name, value)
+
+    @property
+    def device(self) -> str:
+        return str(self.config.device)
+
+    @property
+    def inception_name(self) -> str:
+        return self.config.inception
+
+    @property
+    def net_batch(self) -> int:
+        return self.config.effective_net_batch
 
     # lazily built networks: a run that needs only PSNR loads nothing
     @property
     def needs_inception(self) -> bool:
-        return bool(INCEPTION_METRICS & set(self.metrics))
+        return R.INCEPTION in self._extractors
 
     @property
     def needs_vgg(self) -> bool:
-        return any(e.name == "vgg" for e in extractors_for(self.metrics))  # pr, dc
+        return "vgg16" in self._extractors  # pr, dc
 
     @property
-    def cache(self):
-        from matbench.features import FeatureCache
-
-        if self._cache is None and self._cache_dir is not False:
-            self._cache = FeatureCache(None if self._cache_dir in (None, True) else self._cache_dir)
+    def cache(self) -> F.FeatureCache | None:
+        cd = self.config.cache_dir
+        if self._cache is None and cd is not False:
+            self._cache = F.FeatureCache(None if cd in (None, True) else cd)
         return self._cache
 
-    def extractor(self, name: str):
-        """The feature extractor registered as `name`, built on first use (kept as self._<name>)."""
-        attr = f"_{name}"
-        if getattr(self, attr, None) is None:
-            setattr(self, attr, EXTRACTORS[name].build(self))
-        return getattr(self, attr)
+    @staticmethod
+    def feature_key(extractor: str) -> str:
+        """The batch/features.npz key of an extractor's features (`<key>_real`, `<key>_fake`)."""
+        return _KEYS.get(extractor, extractor)
+
+    def extractor_name(self, extractor: str) -> str:
+        """The features registry name behind an extractor of the metric registry (inception: the backend)."""
+        return self.config.inception if extractor == R.INCEPTION else extractor
+
+    def network(self, extractor: str) -> Any:
+        """The feature extractor `extractor` (a matbench.features name, or inception), built on first use."""
+        if extractor not in self._networks:
+            c = self.config
+            name = self.extractor_name(extractor)
+            path = {R.INCEPTION: c.inception_path, "vgg16": c.vgg_path}.get(extractor) or c.feature_weights.get(name)
+            self._networks[extractor] = F.get_extractor(name, self.device, c.smoke, path, batch_size=self.net_batch,
+                                                        allow_download=c.allow_download)
+        return self._networks[extractor]
+
+    def extractor(self, key: str) -> Any:
+        """The network behind a feature key (inception, vgg, or an extractor name)."""
+        return self.network({v: k for k, v in _KEYS.items()}.get(key, key))
 
     @property
-    def inception(self):
-        return self.extractor("inception")
+    def inception(self) -> Any:
+        return self.network(R.INCEPTION)
 
     @property
-    def vgg(self):
-        return self.extractor("vgg")
+    def vgg(self) -> Any:
+        return self.network("vgg16")
 
     @property
-    def lpips(self):
+    def lpips(self) -> LPIPS:
         if self._lpips is None:
-            from matbench.metrics.lpips import LPIPS
-
-            self._lpips = LPIPS(self.lpips_net, self.device, self.smoke, allow_download=self.allow_download)
+            c = self.config
+            self._lpips = LPIPS(c.lpips_net, self.device, c.smoke, allow_download=c.allow_download)
         return self._lpips
 
     def _tick(self, key: str, t0: float) -> None:
@@ -120,8 +147,6 @@ class Evaluator:
     def process_batch(self, ids: Sequence[str], real: torch.Tensor, fake: torch.Tensor,
                       hole: torch.Tensor | None = None) -> BatchResult:
         """Per-image metrics, pair checks and features for one batch (real features via the cache)."""
-        from matbench.features import extract_cached
-
         ids = [str(i) for i in ids]
         for name, t in (("real", real), ("fake", fake)):
             if not torch.is_tensor(t) or t.dtype != torch.uint8 or t.dim() != 4 or t.shape[1] != 3:
@@ -131,28 +156,30 @@ class Evaluator:
         if len(ids) != real.shape[0]:
             raise ValueError(f"process_batch: {len(ids)} ids for {real.shape[0]} images")
         n = len(ids)
+        extra_cols = self.row_columns[len(ROW_COLUMNS):]
         rows: list[dict] = [{"id": i, "hole_ratio": None, **dict.fromkeys(PER_IMAGE_METRICS),
-                             "pair_check": "unchecked"} for i in ids]
+                             "pair_check": "unchecked", **dict.fromkeys(extra_cols)} for i in ids]
         if hole is not None:
             if hole.shape != (n, 1, *real.shape[2:]):
                 raise ValueError(f"process_batch: hole {tuple(hole.shape)} does not match images")
-            ratios = hole.bool().flatten(1).to(torch.float64).mean(dim=1).tolist()
-            checks = _pair_checks(real, fake, hole, self.pair_tol)
+            hole = hole.bool()
+            ratios = hole.flatten(1).to(torch.float64).mean(dim=1).tolist()
+            checks = _pair_checks(real, fake, hole, self.config.pair_tol)
             for r, hr, c in zip(rows, ratios, checks, strict=True):
                 r["hole_ratio"], r["pair_check"] = hr, c
-        ctx = BatchContext(ids=ids, real=real, fake=fake, hole=hole, rows=rows)
-        for g in glue_for(self.metrics):
+        ctx = R.BatchContext(ids=ids, real=real, fake=fake, hole=hole, rows=rows, ev=self)
+        for g in self._groups:
             if g.batch is not None:
                 t0 = time.perf_counter()
-                g.batch(self, ctx)
+                g.batch(ctx)
                 self._tick(g.name, t0)
         feats: dict[str, np.ndarray] = {}
-        for e in extractors_for(self.metrics):
+        for e in self._extractors:
             t0 = time.perf_counter()
-            net = self.extractor(e.name)
-            feats[f"{e.name}_real"] = extract_cached(net, real, self.cache)
-            feats[f"{e.name}_fake"] = net(fake)
-            self._tick(f"{e.name}_features", t0)
+            net, key = self.network(e), self.feature_key(e)
+            feats[f"{key}_real"] = F.extract_cached(net, real, self.cache)
+            feats[f"{key}_fake"] = net(fake)
+            self._tick(f"{key}_features", t0)
         return BatchResult(ids=ids, rows=rows, features=feats)
 
     # ----------------------------------------------------------------------------------------- finalize
@@ -170,21 +197,19 @@ class Evaluator:
         if dup:
             raise InputError(f"duplicate image ids across batches: {', '.join(dup[:10])}")
         feats: dict[str, np.ndarray] = {}
-        for key in (f"{e}_{side}" for e in EXTRACTORS for side in ("real", "fake")):
+        for key in (f"{self.feature_key(e)}_{side}" for e in self._extractors for side in ("real", "fake")):
             parts = [b.features[key] for b in batches if key in b.features]
             if parts:
                 feats[key] = np.concatenate(parts).astype(np.float64)
                 if feats[key].shape[0] != n:
                     raise InputError(f"{key}: {feats[key].shape[0]} feature rows for {n} images (batches incomplete)")
         self.last_features = feats  # for --save-features (features.npz), rows in per_image.csv order
-        df = pd.DataFrame(rows, columns=list(ROW_COLUMNS))
+        df = pd.DataFrame(rows, columns=list(self.row_columns))
         hole = df["hole_ratio"].to_numpy(dtype=np.float64) if df["hole_ratio"].notna().all() else None
 
         metrics, state = self._dataset_metrics(df, feats, np.arange(n), whole_state=None)
         bins_out: list[dict] = []
         if hole is not None:
-            from matbench.metrics import bins as binsm
-
             assigned = np.asarray(binsm.assign_bins(hole))
             df["bin"] = [binsm.bin_label(int(b)) for b in assigned]
             edges = list(binsm.BIN_EDGES)
@@ -200,40 +225,38 @@ class Evaluator:
         # resampling time inside the metric stages above (included in them, reported on its own too)
         self.timings["bootstrap"] = self.timings.get("bootstrap", 0.0) + BOOTSTRAP_CLOCK["s"] - boot0
         prov["timings_s"] = {k: round(v, 3) for k, v in self.timings.items()}
-        proto = self._protocol(n, protocol or {}, batches)
+        proto = self._protocol(n, protocol or {})
         record = ResultRecord(job=dict(job), metrics=metrics, bins=bins_out, protocol=proto, provenance=prov,
-                              smoke=self.smoke)
+                              smoke=self.config.smoke)
         return record, df
 
     def _dataset_metrics(self, df: pd.DataFrame, feats: dict[str, np.ndarray], idx: np.ndarray,
                          whole_state: dict | None) -> tuple[dict[str, MetricValue], dict]:
         """Metrics on the subset idx. whole_state: None for the whole set, else its state (bins reuse it)."""
         out: dict[str, MetricValue] = {}
-        nb, seed = self.n_bootstrap, self.seed
-        for m in PER_IMAGE_METRICS:
-            if m in self.metrics:
-                out[m] = _mean_metric(df[m].to_numpy(dtype=np.float64)[idx], nb, seed)
-        ctx = DatasetContext(df=df, feats=feats, idx=idx, n_bootstrap=nb, seed=seed,
-                             in_bin=whole_state is not None, state={} if whole_state is None else whole_state)
-        for g in glue_for(self.metrics):
+        nb, seed = self.config.n_bootstrap, self.config.seed
+        for m in self.per_image:
+            v = df[m].to_numpy(dtype=np.float64)[idx]
+            lo, hi = mean_interval(v, nb, seed)
+            out[m] = MetricValue(value=float(v.mean()), ci_low=lo, ci_high=hi, n=int(v.size))
+        ctx = R.DatasetContext(feats=feats, idx=idx, n_bootstrap=nb, seed=seed, ev=self,
+                               in_bin=whole_state is not None, state={} if whole_state is None else whole_state)
+        for g in self._groups:
             if g.dataset is not None:
                 t0 = time.perf_counter()
-                out.update(g.dataset(self, ctx))
+                out.update(g.dataset(ctx))
                 self._tick(g.name, t0)
         return out, ctx.state
 
-    def _protocol(self, n: int, given: dict, batches: Sequence[BatchResult]) -> dict:
+    def _protocol(self, n: int, given: dict) -> dict:
         proto: dict[str, Any] = {k: given[k] for k in PROTOCOL_FIELDS if k in given}
-        proto["fid_convention"] = self.fid_convention
+        proto["fid_convention"] = self.config.fid_convention
         if self.needs_inception:
             proto["feature_extractor"] = self.inception_name
             proto["extractor_sha256"] = self.inception.weights_sha256
             proto["resize"] = getattr(self.inception, "resize_convention", "") or "legacy-tf"
-        spaces = {e.name: self.extractor(e.name) for e in extractors_for(self.metrics)
-                  if e.name not in ("inception", "vgg")}
+        spaces = {self.feature_key(e): self.network(e) for e in self._extractors if e not in _KEYS}
         if spaces:  # DINOv2 / CLIP / pytorch-fid features behind fd_dinov2, cmmd, ...: identity of each
-            from matbench.metrics.featspace import identity
-
             proto["feature_spaces"] = {k: {f: v for f, v in identity(x).items() if f != "smoke"}
                                        for k, x in spaces.items()}
         if "mask_kind" in given:
@@ -243,25 +266,23 @@ class Evaluator:
         return proto
 
     def provenance(self) -> dict:
-        from matbench.results import environment_versions, now_iso
-
+        c = self.config
         dev = self.device
         if dev.startswith("cuda") and torch.cuda.is_available():
             dev = f"{dev} ({torch.cuda.get_device_name(torch.device(dev))})"
         weights: dict[str, Any] = {}
-        if self.needs_inception:
-            weights["inception"] = self.inception.describe()
-        if self.needs_vgg:
-            weights["vgg"] = self.vgg.describe()
-        for e in extractors_for(self.metrics):
-            if e.name not in ("inception", "vgg"):
-                weights[e.name] = self.extractor(e.name).describe()
+        for e in self._extractors:
+            weights[self.feature_key(e)] = self.network(e).describe()
         if "lpips" in self.metrics:
             try:
                 weights["lpips"] = self.lpips.provenance()
             except Exception as e:  # provenance must never stop an evaluation
-                weights["lpips"] = {"net": self.lpips_net, "error": str(e)}
-        return {"versions": environment_versions(), "device": dev, "weights": weights, "smoke": self.smoke,
-                "metrics_requested": list(self.metrics), "fid_convention": self.fid_convention,
-                "n_bootstrap": self.n_bootstrap, "bootstrap_seed": self.seed, "pair_tol": self.pair_tol,
+                weights["lpips"] = {"net": c.lpips_net, "error": str(e)}
+        prov = {"versions": environment_versions(), "device": dev, "weights": weights, "smoke": c.smoke,
+                "metrics_requested": list(self.metrics), "fid_convention": c.fid_convention,
+                "n_bootstrap": c.n_bootstrap, "bootstrap_seed": c.seed, "pair_tol": c.pair_tol,
                 "created": now_iso()}
+        info = R.external_info(R.outputs_of(self.metrics))
+        if info:  # metrics of user modules: what readers in other processes need to show them
+            prov["metric_info"] = info
+        return prov

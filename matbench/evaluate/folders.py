@@ -6,18 +6,27 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
+from tqdm import tqdm
 
+from matbench import protocols
+from matbench import threads as T
+from matbench.data.maskset import MaskSet, check_mask_levels, check_masks
 from matbench.errors import InputError, MatbenchError
 from matbench.evaluate.batch import BatchResult
-from matbench.evaluate.core import Evaluator
+from matbench.evaluate.config import EvalConfig
+from matbench.evaluate.core import ALL_METRICS, Evaluator
 from matbench.evaluate.outputs import write_outputs
 from matbench.evaluate.pairs import _agreement, _pair_checks
-from matbench.evaluate.registry import ALL_METRICS
+from matbench.features import list_images
+from matbench.features.files import save_features as _save
+from matbench.io import read_gray, read_image
 from matbench.results import ResultRecord
 
 log = logging.getLogger("matbench.evaluate")
@@ -36,7 +45,6 @@ class _MaskSource:
         if not masks_dir.is_dir():
             raise InputError(f"{masks_dir}: mask directory does not exist")
         if (masks_dir / "maskset.json").is_file() and polarity is None:
-            from matbench.data.maskset import MaskSet
 
             self.maskset = MaskSet.open(masks_dir)
             self.sha256 = getattr(self.maskset, "sha256", None)
@@ -48,7 +56,6 @@ class _MaskSource:
                                  f"--mask-polarity {' or '.join(MASK_POLARITIES)} (MAT: known=255, LaMa: hole=255)")
             if polarity not in MASK_POLARITIES:
                 raise InputError(f"unknown mask polarity {polarity!r}; use {' or '.join(MASK_POLARITIES)}")
-            from matbench.features import list_images
 
             self.files = list_images(masks_dir)
         self.polarity = polarity
@@ -64,20 +71,16 @@ class _MaskSource:
 
     def check_usable(self, ids: Sequence[str]) -> None:
         """Refuse 0/1 masks and sets whose hole ratio is 0 or 1 everywhere (not a polarity mismatch later)."""
-        from matbench.data.maskset import check_masks
 
         if self.maskset is not None:
             self.maskset.check_usable()
             return
-        from matbench.io import read_gray
 
         check_masks(((self.files[i], read_gray(self.files[i])) for i in ids), self.polarity, self.dir)
 
     def hole(self, iid: str) -> np.ndarray:
         if self.maskset is not None:
             return np.asarray(self.maskset.hole(self.names.get(iid, iid)), dtype=bool)
-        from matbench.data.maskset import check_mask_levels
-        from matbench.io import read_gray
 
         g = read_gray(self.files[iid])
         check_mask_levels(g, self.files[iid], self.polarity)
@@ -97,7 +100,6 @@ class _PairDataset(torch.utils.data.Dataset):
         return len(self.ids)
 
     def __getitem__(self, i: int) -> tuple:
-        from matbench.io import read_image
 
         iid = self.ids[i]
         # errors travel as strings: DataLoader workers would turn exceptions into multi-line tracebacks
@@ -121,9 +123,7 @@ class _PairDataset(torch.utils.data.Dataset):
 
 def pair_folders(results_dir: Path, gt_dir: Path) -> tuple[list[str], dict[str, Path], dict[str, Path]]:
     """Ids present in both folders (sorted); missing/extra ids and size mismatches are errors."""
-    from PIL import Image
 
-    from matbench.features import list_images
 
     res = list_images(results_dir)
     gt = list_images(gt_dir)
@@ -157,51 +157,60 @@ def _collate(items: list) -> list:
     return items
 
 
+@dataclass(frozen=True)
+class FolderRun:
+    """How `matbench eval` reads its folders and what it writes (the metric options are an EvalConfig)."""
+
+    out_dir: str | os.PathLike = "eval_out"
+    allow_mismatch: bool = False
+    mask_polarity: str | None = None
+    workers: int | None = 0  # reading processes (None: automatic, matbench.threads.plan)
+    threads: int | None = None  # compute threads (None: automatic)
+    progress: bool = True
+    job: dict | None = None
+    protocol: dict | None = None
+    name: str | None = None  # the model's name in tables (default: the results folder's name)
+    save_features: bool = False
+    protocol_name: str | None = None  # refuse a run that differs from that published protocol
+    published_row: str | None = None
+
+
+_RUN_FIELDS = tuple(f.name for f in fields(FolderRun))
+
+
 def evaluate_folders(results_dir: str | os.PathLike, gt_dir: str | os.PathLike,
-                     masks_dir: str | os.PathLike | None = None, metrics: Sequence[str] | str = ALL_METRICS,
-                     out_dir: str | os.PathLike = "eval_out", allow_mismatch: bool = False,
-                     mask_polarity: str | None = None, workers: int | None = 0, progress: bool = True,
-                     job: dict | None = None, protocol: dict | None = None, threads: int | None = None,
-                     name: str | None = None, save_features: bool = False, protocol_name: str | None = None,
-                     published_row: str | None = None, **evaluator_options: Any) -> ResultRecord:
+                     masks_dir: str | os.PathLike | None = None, metrics: Sequence[str] | str = ALL_METRICS, *,
+                     config: EvalConfig | None = None, run: FolderRun | None = None, **options: Any) -> ResultRecord:
     """Evaluate a folder of results against ground truths; writes metrics.json and per_image.csv (and
     features.npz with save_features).
 
-    name: the model's name in tables and leaderboards (default: the results folder's name).
-    protocol_name: refuse a run that differs from that published protocol, and put its published numbers beside
-    ours (matbench.protocols).
-    workers (reading processes) and threads (compute threads) are fitted to the cores by
-    matbench.threads.plan (None: automatic); the thread pools are restored afterwards.
+    options: fields of FolderRun (out_dir, name, mask_polarity, ...) and of EvalConfig (device, smoke, ...), as an
+    alternative to passing `run` and `config`. protocol_name: refuse a run that differs from that published
+    protocol, and put its published numbers beside ours (matbench.protocols). workers (reading processes) and
+    threads (compute threads) are fitted to the cores by matbench.threads.plan; the thread pools are restored
+    afterwards.
     """
-    from matbench import threads as T
-
-    tp = T.plan(workers, threads, device=str(evaluator_options.get("device", "cpu")))
+    run_opts = {k: v for k, v in options.items() if k in _RUN_FIELDS}
+    cfg_opts = {k: v for k, v in options.items() if k not in _RUN_FIELDS}
+    run = FolderRun(**{**(run.__dict__ if run is not None else {}), **run_opts})
+    if config is None:
+        config = EvalConfig.from_options(cfg_opts)
+    elif cfg_opts:
+        config = config.replace(**cfg_opts)
+    tp = T.plan(run.workers, run.threads, device=str(config.device))
     with T.limited(tp.intra_op):
-        return _evaluate_folders(results_dir, gt_dir, masks_dir, metrics, out_dir, allow_mismatch, mask_polarity,
-                                 tp, progress, job, protocol, evaluator_options, name=name,
-                                 save_features=save_features, protocol_name=protocol_name,
-                                 published_row=published_row)
+        return _evaluate_folders(Path(results_dir), Path(gt_dir), masks_dir, Evaluator(metrics, config), run, tp)
 
 
-def _evaluate_folders(results_dir: str | os.PathLike, gt_dir: str | os.PathLike,
-                      masks_dir: str | os.PathLike | None, metrics: Sequence[str] | str,
-                      out_dir: str | os.PathLike, allow_mismatch: bool, mask_polarity: str | None, tp: Any,
-                      progress: bool, job: dict | None, protocol: dict | None,
-                      evaluator_options: dict[str, Any], name: str | None = None, save_features: bool = False,
-                      protocol_name: str | None = None, published_row: str | None = None) -> ResultRecord:
-    from tqdm import tqdm
-
-    from matbench import threads as T
-
-    results_dir, gt_dir, out_dir = Path(results_dir), Path(gt_dir), Path(out_dir)
+def _evaluate_folders(results_dir: Path, gt_dir: Path, masks_dir: str | os.PathLike | None, ev: Evaluator,
+                      opts: FolderRun, tp: Any) -> ResultRecord:
+    out_dir, allow_mismatch, protocol_name = Path(opts.out_dir), opts.allow_mismatch, opts.protocol_name
     ids, gt, res = pair_folders(results_dir, gt_dir)
-    masks = _MaskSource(Path(masks_dir), mask_polarity) if masks_dir is not None else None
+    masks = _MaskSource(Path(masks_dir), opts.mask_polarity) if masks_dir is not None else None
     if masks is not None:
         masks.check_ids(ids)
-    ev = Evaluator(metrics, **evaluator_options)
     mask_kind = masks.maskset.meta.get("generator") if masks is not None and masks.maskset is not None else None
     if protocol_name is not None:  # refuse before any network runs: what is known now
-        from matbench import protocols
 
         protocols.check(protocol_name, {
             "fid_convention": ev.fid_convention, "n_images": len(ids), "mask_kind": mask_kind,
@@ -214,7 +223,7 @@ def _evaluate_folders(results_dir: str | os.PathLike, gt_dir: str | os.PathLike,
     mismatched: list[str] = []
     low_agreement: list[str] = []
     shapes: set[tuple[int, int]] = set()
-    with tqdm(total=len(ds), desc="evaluate", unit="img", disable=not progress) as bar:
+    with tqdm(total=len(ds), desc="evaluate", unit="img", disable=not opts.progress) as bar:
         for items in dl:
             for it in items:
                 if it[4] is not None:
@@ -245,11 +254,11 @@ def _evaluate_folders(results_dir: str | os.PathLike, gt_dir: str | os.PathLike,
         log.warning("%d of %d results share almost no pixels with their ground truth; if the model composites "
                     "known pixels, results and ground truths may be mis-paired (give --masks to check)",
                     len(low_agreement), len(ids))
-    job = dict(job or {"results": str(results_dir), "gt": str(gt_dir),
-                       "masks": None if masks_dir is None else str(masks_dir)})
-    if name:
-        job["model"] = name  # else tables name the model after the results folder
-    proto = dict(protocol or {})
+    job = dict(opts.job or {"results": str(results_dir), "gt": str(gt_dir),
+                           "masks": None if masks_dir is None else str(masks_dir)})
+    if opts.name:
+        job["model"] = opts.name  # else tables name the model after the results folder
+    proto = dict(opts.protocol or {})
     if masks is not None and masks.sha256 and "maskset_sha256" not in proto:
         proto["maskset_sha256"] = masks.sha256
     if len(shapes) == 1 and "resolution" not in proto:
@@ -259,16 +268,14 @@ def _evaluate_folders(results_dir: str | os.PathLike, gt_dir: str | os.PathLike,
         proto.setdefault("mask_kind", mask_kind)
     record, df = ev.finalize(batches, job, proto)
     record.provenance["inputs"] = {"results": str(results_dir), "gt": str(gt_dir), "masks": job.get("masks"),
-                                   "mask_polarity": mask_polarity, "mismatched": mismatched}
+                                   "mask_polarity": opts.mask_polarity, "mismatched": mismatched}
     record.provenance["threads"] = tp.describe()
     if protocol_name is not None:
-        from matbench import protocols
 
         protocols.check(protocol_name, protocols.run_fields(record))  # now with the resolution
-        protocols.annotate(record, protocol_name, published_row)
+        protocols.annotate(record, protocol_name, opts.published_row)
     write_outputs(out_dir, record, df)
-    if save_features:
-        from matbench.features.files import save_features as _save
+    if opts.save_features:
 
         _save(out_dir, ev.last_features, ev.inception_name, len(df))
     return record

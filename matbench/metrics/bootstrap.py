@@ -17,11 +17,14 @@ Methods:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import numpy as np
 
 METHODS = ("percentile", "bias-corrected")
+# seconds spent resampling, summed over the process; Evaluator.finalize reports its share as "bootstrap"
+BOOTSTRAP_CLOCK = {"s": 0.0}
 
 
 def bootstrap_ci(statistic: Callable[[np.ndarray], float], n: int, n_resamples: int = 1000, seed: int = 0,
@@ -73,3 +76,30 @@ def mean_ci(values: np.ndarray, n_resamples: int = 1000, seed: int = 0, alpha: f
         return float("nan"), float("nan")
     lo, hi = np.quantile(means, [alpha / 2.0, 1.0 - alpha / 2.0])
     return float(lo), float(hi)
+
+
+def bootstrap_interval(stat: Callable[[np.ndarray], float], n: int, n_resamples: int, seed: int,
+                       method: str = "percentile") -> tuple[float | None, float | None]:
+    """bootstrap_ci for the Evaluator: (None, None) when no interval can be given (no resamples, n < 2); the time
+    spent is added to BOOTSTRAP_CLOCK."""
+    if n_resamples <= 0 or n < 2:
+        return None, None
+    t0 = time.perf_counter()
+    try:
+        lo, hi = bootstrap_ci(stat, n, n_resamples, seed, method=method)
+        return float(lo), float(hi)
+    finally:
+        BOOTSTRAP_CLOCK["s"] += time.perf_counter() - t0
+
+
+def mean_interval(values: np.ndarray, n_resamples: int, seed: int) -> tuple[float | None, float | None]:
+    """mean_ci for the Evaluator: (None, None) when no interval can be given; timed in BOOTSTRAP_CLOCK."""
+    v = np.asarray(values, dtype=np.float64)
+    if n_resamples <= 0 or v.size < 2:
+        return None, None
+    t0 = time.perf_counter()
+    try:
+        lo, hi = mean_ci(v, n_resamples=n_resamples, seed=seed)
+        return float(lo), float(hi)
+    finally:
+        BOOTSTRAP_CLOCK["s"] += time.perf_counter() - t0

@@ -8,7 +8,7 @@ bootstrap intervals. One table (FEATURE_METRICS) maps a requested name to (kind,
   kid_X, pr_X (precision_X, recall_X), dc_X (density_X, coverage_X), ids_X (pids_X, uids_X) on X in
   EXTRACTOR_ALIASES (dinov2, dinov2s/b/g, clip, clipb32, pt); dc alone is density/coverage on VGG16 fc2 like pr.
 
-Adding a metric on a feature space is one line here; adding a feature space is one file in matbench/extractors/.
+Adding a metric on a feature space is one line here; adding a feature space is one file in matbench/features/.
 Every value carries the extractor name, weights sha256 and resize convention in `extra` (see `identity`).
 """
 
@@ -20,6 +20,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from matbench.metrics import bootstrap
+from matbench.metrics import ids as idsm
+from matbench.metrics.cmmd import SCALE, SIGMA, cmmd, l2_normalise
+from matbench.metrics.density_coverage import per_sample
+from matbench.metrics.fd import fd_statistic, fd_value
+from matbench.metrics.kid import kid
+from matbench.metrics.prc import manifold_membership
+from matbench.metrics.registry import DatasetContext, register_group, register_metric
+from matbench.results import MetricValue
 
 EXTRACTOR_ALIASES = {
     "dinov2": "dinov2-vitl14", "dinov2s": "dinov2-vits14", "dinov2b": "dinov2-vitb14", "dinov2g": "dinov2-vitg14",
@@ -59,30 +69,17 @@ def _table() -> dict[str, FeatureMetric]:
 FEATURE_METRICS: dict[str, FeatureMetric] = _table()
 
 
-def output_keys() -> list[str]:
-    return list(dict.fromkeys(k for m in FEATURE_METRICS.values() for k in m.outputs))
-
-
-def metric_infos(info_cls: type) -> list[Any]:
-    """Display information (results.MetricInfo) for every result key written here."""
-    out = []
-    for m in FEATURE_METRICS.values():
-        for key in m.outputs:
-            base = key.split("_")[0] if m.kind not in ("fd", "cmmd") else m.kind
-            suffix = "" if m.name in ("cmmd", "dc") else f" [{m.extractor}]"
-            label, higher, scale, digits = {
-                "fd": ("FD", False, 1.0, 2), "cmmd": ("CMMD", False, 1.0, 3), "kid": ("KID (×10³)", False, 1e3, 2),
-                "precision": ("Precision", True, 1.0, 4), "recall": ("Recall", True, 1.0, 4),
-                "density": ("Density", True, 1.0, 4), "coverage": ("Coverage", True, 1.0, 4),
-                "pids": ("P-IDS (%)", True, 100.0, 2), "uids": ("U-IDS (%)", True, 100.0, 2)}[base]
-            if key == "fd_dinov2":
-                label, suffix = "FD_DINOv2", ""
-            elif key == "clip_fid":
-                label, suffix = "CLIP-FID", ""
-            elif key == "fid_pt":
-                label, suffix = "FID (pytorch-fid)", ""
-            out.append(info_cls(key, label + suffix, higher, scale, digits))
-    return out
+def _info(m: FeatureMetric, key: str) -> tuple[str, bool, float, int]:
+    """(label, higher_is_better, scale, digits) of one output key."""
+    base = key.split("_")[0] if m.kind not in ("fd", "cmmd") else m.kind
+    suffix = "" if m.name in ("cmmd", "dc") else f" [{m.extractor}]"
+    label, higher, scale, digits = {
+        "fd": ("FD", False, 1.0, 2), "cmmd": ("CMMD", False, 1.0, 3), "kid": ("KID (×10³)", False, 1e3, 2),
+        "precision": ("Precision", True, 1.0, 4), "recall": ("Recall", True, 1.0, 4),
+        "density": ("Density", True, 1.0, 4), "coverage": ("Coverage", True, 1.0, 4),
+        "pids": ("P-IDS (%)", True, 100.0, 2), "uids": ("U-IDS (%)", True, 100.0, 2)}[base]
+    label = {"fd_dinov2": "FD_DINOv2", "clip_fid": "CLIP-FID", "fid_pt": "FID (pytorch-fid)"}.get(key, label + suffix)
+    return label, higher, scale, digits
 
 
 def parse(names: list[str]) -> list[FeatureMetric]:
@@ -97,34 +94,10 @@ def identity(extractor: Any) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------------------------- statistics
 
-def fd_statistic(real: np.ndarray, fake: np.ndarray, convention: str, device: str = "cpu"
-                 ) -> Callable[[np.ndarray], float]:
-    """Fréchet distance of a paired resample idx: the N x N cross-product form when N < D, else FIDResampler."""
-    from matbench.metrics.fid import FIDResampler
-
-    n, d = real.shape
-    if n >= d:
-        return FIDResampler(real, fake, convention, device=device)
-
-    def stat(idx: np.ndarray) -> float:
-        r, f = real[idx], fake[idx]
-        m = r.shape[0]
-        c = 1.0 / (m if convention == "mat" else m - 1)
-        a, b = r - r.mean(0), f - f.mean(0)
-        diff = r.mean(0) - f.mean(0)
-        # tr sqrt(S1 S2) = c * nuclear norm of A B^T (A, B centred features): no D x D matrix
-        tr = c * float(np.linalg.svd(a @ b.T, compute_uv=False).sum())
-        return float(diff @ diff + c * (a * a).sum() + c * (b * b).sum() - 2.0 * tr)
-
-    return stat
-
-
 def cmmd_statistic(real: np.ndarray, fake: np.ndarray, estimator: str = "unbiased"
                    ) -> Callable[[np.ndarray], float]:
     """CMMD of a paired resample from kernel matrices computed once (multiplicity weights w):
     Σ_{p≠q} k over resampled positions = wᵀKw - Σ w_i (k(x, x) = 1)."""
-    from matbench.metrics.cmmd import SCALE, SIGMA, l2_normalise
-
     x, y = l2_normalise(real), l2_normalise(fake)
     g = 1.0 / (2.0 * SIGMA * SIGMA)
 
@@ -147,12 +120,16 @@ def cmmd_statistic(real: np.ndarray, fake: np.ndarray, estimator: str = "unbiase
 
 
 def compute(fm: FeatureMetric, real: np.ndarray, fake: np.ndarray, ident: dict[str, Any], *, n_bootstrap: int,
-            seed: int, convention: str = "mat", device: str = "cpu", kid_subsets: int = 100,
-            kid_subset_size: int = 1000, ids_state: dict | None = None, quiet: bool = False) -> dict[str, Any]:
-    """{result key: MetricValue} of one feature metric on paired features (rows = images)."""
-    from matbench.metrics import bootstrap
-    from matbench.results import MetricValue
+            seed: int, **options: Any) -> dict[str, Any]:
+    """{result key: MetricValue} of one feature metric on paired features (rows = images).
 
+    options: convention ("mat"), device ("cpu"), kid_subsets (100), kid_subset_size (1000), ids_state (None: the
+    whole set's SVM scores by metric name, filled on the first call and reused by the hole-ratio bins)."""
+    convention = options.get("convention", "mat")
+    device = options.get("device", "cpu")
+    kid_subsets = int(options.get("kid_subsets", 100))
+    kid_subset_size = int(options.get("kid_subset_size", 1000))
+    ids_state = options.get("ids_state")
     n = real.shape[0]
     nb = n_bootstrap if n >= 2 else 0
     extra = dict(ident)
@@ -172,14 +149,12 @@ def compute(fm: FeatureMetric, real: np.ndarray, fake: np.ndarray, ident: dict[s
 
     if fm.kind == "fd":
         stat = fd_statistic(real, fake, convention, device)
-        value = stat(np.arange(n))
+        value = fd_value(real, fake, convention, stat)
         lo, hi = ci(stat, "bias-corrected")
         lo = None if lo is None else max(lo, 0.0)
         out[fm.outputs[0]] = MetricValue(value, lo, hi, n, convention=convention,
                                          extra={**extra, "ci_method": "bias-corrected"})
     elif fm.kind == "cmmd":
-        from matbench.metrics.cmmd import cmmd
-
         value = cmmd(real, fake)
         lo = hi = None
         method = "bias-corrected"
@@ -190,16 +165,12 @@ def compute(fm: FeatureMetric, real: np.ndarray, fake: np.ndarray, ident: dict[s
         out[fm.outputs[0]] = MetricValue(value, lo, hi, n, extra={**extra, "sigma": 10.0, "scale": 1000.0,
                                                                   "estimator": "unbiased", "ci_method": method})
     elif fm.kind == "kid":
-        from matbench.metrics.kid import kid
-
         k = kid(real, fake, subsets=kid_subsets, subset_size=kid_subset_size, seed=seed)
         half = 1.96 * k["kid_std"] / math.sqrt(kid_subsets)
         out[fm.outputs[0]] = MetricValue(k["kid_mean"], k["kid_mean"] - half, k["kid_mean"] + half, n,
                                          extra={**extra, "kid_std": k["kid_std"], "subset_size": k["subset_size"],
                                                 "ci_method": "subset-normal"})
     elif fm.kind == "pr":
-        from matbench.metrics.prc import manifold_membership
-
         if n <= 3:
             return out
         ind = manifold_membership(real, fake, k=3, device=device)
@@ -207,8 +178,6 @@ def compute(fm: FeatureMetric, real: np.ndarray, fake: np.ndarray, ident: dict[s
             v = ind[part].astype(np.float64)
             out[key] = MetricValue(float(v.mean()), *mean_ci(v), n, extra={**extra, "k": 3})
     elif fm.kind == "dc":
-        from matbench.metrics.density_coverage import per_sample
-
         k = 5
         if n <= k:
             return out
@@ -217,8 +186,6 @@ def compute(fm: FeatureMetric, real: np.ndarray, fake: np.ndarray, ident: dict[s
         out[fm.outputs[0]] = MetricValue(float(dens.mean()), *mean_ci(dens), n, extra={**extra, "k": k})
         out[fm.outputs[1]] = MetricValue(float(cov.mean()), *mean_ci(cov), n, extra={**extra, "k": k})
     elif fm.kind == "ids":
-        from matbench.metrics import ids as idsm
-
         if ids_state is not None and fm.name in ids_state:
             rs, fs = ids_state[fm.name]
         else:
@@ -230,3 +197,32 @@ def compute(fm: FeatureMetric, real: np.ndarray, fake: np.ndarray, ident: dict[s
             lo, hi = ci(lambda j, fn=fn: fn(rs[j], fs[j]))
             out[key] = MetricValue(fn(rs, fs), lo, hi, n, extra=dict(extra))
     return out
+
+
+def identity_of(ctx: DatasetContext, extractor: str) -> dict[str, Any]:
+    return identity(ctx.ev.network(extractor))
+
+
+def _step(fm: FeatureMetric) -> Any:
+    def dataset(ctx: DatasetContext) -> dict[str, MetricValue]:
+        ev, idx = ctx.ev, ctx.idx
+        real, fake = ctx.features(fm.extractor)
+        scores = ctx.state.setdefault("featspace_ids", {})
+        state = {fm.name: tuple(s[idx] for s in scores[fm.name])} if ctx.in_bin and fm.kind == "ids" else scores
+        return compute(fm, real, fake, identity_of(ctx, fm.extractor), n_bootstrap=ctx.n_bootstrap, seed=ctx.seed,
+                       convention=ev.fid_convention, device=ev.device, kid_subsets=ev.kid_subsets,
+                       kid_subset_size=ev.kid_subset_size, ids_state=state)
+
+    dataset.__name__ = f"featspace_{fm.name}"
+    return dataset
+
+
+_INTERVAL = {"fd": "bias-corrected", "cmmd": "bias-corrected", "kid": "subset-normal", "pr": "membership",
+             "dc": "bootstrap-mean", "ids": "percentile"}
+for _i, _fm in enumerate(FEATURE_METRICS.values()):
+    register_group(_fm.name, extractor=_fm.extractor, dataset=_step(_fm))
+    for _j, _key in enumerate(_fm.outputs):
+        _label, _higher, _scale, _digits = _info(_fm, _key)
+        register_metric(_key, higher_is_better=_higher, label=_label, extractor=_fm.extractor, group=_fm.name,
+                        request=_fm.name, scale=_scale, digits=_digits, interval=_INTERVAL[_fm.kind],
+                        order=200 + _i + _j / 10, doc=f"{_fm.kind} on {_fm.extractor} features")(None)

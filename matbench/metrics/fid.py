@@ -1,186 +1,51 @@
-"""Fréchet Inception Distance on precomputed features.
+"""FID: the Fréchet distance (matbench.metrics.fd, the one implementation) on Inception pool features, with a
+bias-corrected bootstrap interval over image pairs.
 
-FID = |mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr(sqrt(S1 S2)).
-
-Two covariance conventions, named in every result because they give different numbers at small N:
-  "mat"             1/N      (MAT's evaluatoin/cal_fid_pids_uids.py, StyleGAN2-ADA's FeatureStats)
-  "torch-fidelity"  1/(N-1)  (torch-fidelity's fid_features_to_statistics, numpy.cov)
-
-The trace of the matrix square root is computed without a general (Schur) matrix square root:
-S1 S2 is similar to the symmetric PSD matrix A = sqrt(S1) S2 sqrt(S1), so
-tr(sqrt(S1 S2)) = sum_i sqrt(lambda_i(A)). Two symmetric eigendecompositions replace scipy.linalg.sqrtm,
-which is an order of magnitude slower at D = 2048 and can return complex noise for singular inputs.
+Conventions "mat" (1/N, MAT's evaluatoin/cal_fid_pids_uids.py) and "torch-fidelity" (1/(N-1)): see metrics.fd.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-CONVENTIONS = ("mat", "torch-fidelity")
-_CHUNK = 8192  # rows per float64 block in feature_stats
+from matbench.metrics.bootstrap import bootstrap_interval
+from matbench.metrics.fd import (
+    CONVENTIONS,
+    FDResampler,
+    fd,
+    fd_statistic,
+    fd_value,
+    feature_stats,
+    frechet_distance,
+    trace_sqrt_product,
+)
+from matbench.metrics.registry import DatasetContext, register_group, register_metric
+from matbench.results import MetricValue
 
-
-def _as_features(x: np.ndarray, name: str) -> np.ndarray:
-    x = np.asarray(x)
-    if x.ndim != 2:
-        raise ValueError(f"{name}: features must be 2-D [N, D], got shape {x.shape}")
-    if x.shape[0] < 2:
-        raise ValueError(f"{name}: need at least 2 feature vectors, got {x.shape[0]}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name}: features contain NaN or inf")
-    if x.dtype not in (np.float32, np.float64):
-        x = x.astype(np.float64)
-    return x
-
-
-def feature_stats(feats: np.ndarray, convention: str = "mat") -> tuple[np.ndarray, np.ndarray]:
-    """Mean [D] and covariance [D, D] (float64) of features [N, D] under the named convention."""
-    if convention not in CONVENTIONS:
-        raise ValueError(f"unknown FID convention {convention!r}; expected one of {', '.join(CONVENTIONS)}")
-    x = _as_features(feats, "feats")
-    n, d = x.shape
-    mu = x.mean(axis=0, dtype=np.float64)
-    # Centred products in float64, accumulated over row chunks so that float32 inputs are never copied whole:
-    # same value as MAT's (sum x x^T)/N - mu mu^T, without the cancellation.
-    sigma = np.zeros((d, d), dtype=np.float64)
-    for i in range(0, n, _CHUNK):
-        xc = x[i:i + _CHUNK].astype(np.float64) - mu
-        sigma += xc.T @ xc
-    sigma /= n if convention == "mat" else n - 1
-    return mu, sigma
-
-
-def _sym_sqrt(s: np.ndarray) -> np.ndarray:
-    w, v = np.linalg.eigh(s)
-    w = np.sqrt(np.clip(w, 0.0, None))  # covariances are PSD; negatives are rounding noise
-    return (v * w) @ v.T
-
-
-def _factor(s: np.ndarray, method: str) -> np.ndarray:
-    """A matrix L with s = L L^T: Cholesky when asked and s is positive definite, else the symmetric sqrt."""
-    if method == "cholesky":
-        try:
-            return np.linalg.cholesky(s)
-        except np.linalg.LinAlgError:  # singular (e.g. N <= D): fall back to the eigendecomposition
-            pass
-    return _sym_sqrt(s)
-
-
-def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, method: str = "eigh") -> float:
-    """tr(sqrt(sigma1 @ sigma2)) for symmetric PSD sigma1, sigma2.
-
-    With sigma1 = L L^T, sigma1 sigma2 is similar to L^T sigma2 L (symmetric PSD), whose eigenvalues are taken with
-    eigvalsh. method "eigh": L = sqrt(sigma1) from a symmetric eigendecomposition; "cholesky": L from a Cholesky
-    factorisation (several times cheaper; falls back to eigh when sigma1 is singular).
-    """
-    if method not in ("eigh", "cholesky"):
-        raise ValueError(f"method must be 'eigh' or 'cholesky', got {method!r}")
-    s1 = 0.5 * (sigma1 + sigma1.T)
-    s2 = 0.5 * (sigma2 + sigma2.T)
-    lf = _factor(s1, method)
-    a = lf.T @ s2 @ lf
-    lam = np.linalg.eigvalsh(0.5 * (a + a.T))
-    return float(np.sqrt(np.clip(lam, 0.0, None)).sum())
-
-
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
-    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2)."""
-    mu1 = np.atleast_1d(np.asarray(mu1, dtype=np.float64))
-    mu2 = np.atleast_1d(np.asarray(mu2, dtype=np.float64))
-    sigma1 = np.atleast_2d(np.asarray(sigma1, dtype=np.float64))
-    sigma2 = np.atleast_2d(np.asarray(sigma2, dtype=np.float64))
-    d = mu1.shape[0]
-    if mu2.shape != (d,) or sigma1.shape != (d, d) or sigma2.shape != (d, d):
-        raise ValueError(f"shape mismatch: mu1 {mu1.shape}, mu2 {mu2.shape}, sigma1 {sigma1.shape}, "
-                         f"sigma2 {sigma2.shape}")
-    diff = mu1 - mu2
-    tr_covmean = trace_sqrt_product(sigma1, sigma2)
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * tr_covmean)
+__all__ = ["CONVENTIONS", "FIDResampler", "feature_stats", "fid", "frechet_distance", "trace_sqrt_product"]
+FIDResampler = FDResampler  # the name used before the Fréchet distance moved to metrics.fd
 
 
 def fid(real_feats: np.ndarray, fake_feats: np.ndarray, convention: str = "mat") -> float:
-    """FID between two feature sets [N, D] (sizes may differ)."""
-    real = _as_features(real_feats, "real_feats")
-    fake = _as_features(fake_feats, "fake_feats")
-    if real.shape[1] != fake.shape[1]:
-        raise ValueError(f"feature dimensions differ: real {real.shape[1]}, fake {fake.shape[1]}")
-    mu1, s1 = feature_stats(real, convention)
-    mu2, s2 = feature_stats(fake, convention)
-    return frechet_distance(mu1, s1, mu2, s2)
+    """FID between two feature sets [N, D] (sizes may differ); MAT's convention by default."""
+    return fd(real_feats, fake_feats, convention)
 
 
-class FIDResampler:
-    """FID of bootstrap resamples of paired feature sets, for bootstrap.bootstrap_ci.
+def _evaluate(ctx: DatasetContext) -> dict[str, MetricValue]:
+    ev = ctx.ev
+    real, fake = ctx.features("inception")
+    conv = ev.fid_convention
+    stat = fd_statistic(real, fake, conv, ev.device)
+    value = fd_value(real, fake, conv, stat)
+    # Resamples repeat images, which inflates FID: percentile intervals can miss the
+    # point estimate entirely, so shift them back by the bootstrap bias estimate.
+    lo, hi = bootstrap_interval(stat, ctx.n, ctx.n_bootstrap, ctx.seed, method="bias-corrected")
+    lo = None if lo is None else max(lo, 0.0)  # the shift can cross 0; FID cannot
+    return {"fid": MetricValue(value, lo, hi, ctx.n, convention=conv,
+                               extra={"extractor": ev.inception_name, "ci_method": "bias-corrected"})}
 
-    `resampler(idx)` equals fid(real[idx], fake[idx], convention) (rows resampled jointly: pair i is image i
-    of the ground truth and its completion), but computes the resampled moments from multiplicity weights
-    (bincount of idx) on `device` in float64 without materialising the resampled arrays, factors sigma_real by
-    Cholesky (eigh fallback when singular) and needs one eigvalsh per resample. With resample="fake" only the
-    fake rows are resampled and the real factor is computed once.
-    """
 
-    def __init__(self, real_feats: np.ndarray, fake_feats: np.ndarray, convention: str = "mat",
-                 device: str = "cpu", resample: str = "both"):
-        import torch
-
-        if convention not in CONVENTIONS:
-            raise ValueError(f"unknown FID convention {convention!r}; expected one of {', '.join(CONVENTIONS)}")
-        if resample not in ("both", "fake"):
-            raise ValueError(f"resample must be 'both' or 'fake', got {resample!r}")
-        real = _as_features(real_feats, "real_feats").astype(np.float64, copy=False)
-        fake = _as_features(fake_feats, "fake_feats").astype(np.float64, copy=False)
-        if real.shape != fake.shape:
-            raise ValueError(f"paired features needed; got real {real.shape}, fake {fake.shape}")
-        self.torch = torch
-        self.n = real.shape[0]
-        self.convention = convention
-        self.resample = resample
-        self.device = torch.device(device)
-        # Centre once on the full-sample mean: shifts do not change covariances and improve conditioning.
-        self.real = torch.as_tensor(real - real.mean(0), device=self.device)
-        self.fake = torch.as_tensor(fake - fake.mean(0), device=self.device)
-        self.mean_diff = torch.as_tensor(real.mean(0) - fake.mean(0), device=self.device)
-        self._real_fixed = None
-        self._real_factor = None
-        if resample == "fake":
-            self._real_fixed = self._moments(self.real, None)
-            self._real_factor = self._factor(self._real_fixed[1])
-
-    def _moments(self, x, w):
-        n = self.n
-        if w is None:
-            mu = x.mean(0)
-            xc = x - mu
-            cov = xc.T @ xc
-        else:
-            mu = (w @ x) / n
-            xc = x - mu
-            cov = (xc * w[:, None]).T @ xc
-        cov = cov / (n if self.convention == "mat" else n - 1)
-        tr = self.torch.trace(cov)
-        return mu, cov, tr
-
-    def _factor(self, s):
-        """L with s = L L^T: Cholesky (cheap), or the symmetric square root when s is singular."""
-        torch = self.torch
-        lf, info = torch.linalg.cholesky_ex(s)
-        if int(info) == 0:
-            return lf
-        lam, v = torch.linalg.eigh(s)
-        return (v * lam.clamp_min(0).sqrt()) @ v.T
-
-    def __call__(self, idx: np.ndarray) -> float:
-        torch = self.torch
-        w = torch.as_tensor(np.bincount(np.asarray(idx), minlength=self.n).astype(np.float64), device=self.device)
-        if self._real_fixed is not None:
-            mu1, s1, t1 = self._real_fixed
-            lf = self._real_factor
-        else:
-            mu1, s1, t1 = self._moments(self.real, w)
-            lf = self._factor(s1)
-        mu2, s2, t2 = self._moments(self.fake, w)
-        a = lf.T @ s2 @ lf
-        lam = torch.linalg.eigvalsh(0.5 * (a + a.T))
-        diff = self.mean_diff + mu1 - mu2
-        val = diff @ diff + t1 + t2 - 2.0 * lam.clamp_min(0).sqrt().sum()
-        return float(val.item())
+register_group("fid", extractor="inception", dataset=_evaluate)
+register_metric("fid", higher_is_better=False, label="FID", extractor="inception", group="fid",
+                interval="bias-corrected", default=1, order=10,
+                doc="Fréchet Inception distance, conventions mat (1/N) and torch-fidelity (1/(N-1))")(None)

@@ -17,6 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from matbench.metrics.bootstrap import bootstrap_interval
+from matbench.metrics.registry import DatasetContext, register_group, register_metric
+from matbench.results import MetricValue
+
 
 def _check_pairs(real_feats: np.ndarray, fake_feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     real = np.asarray(real_feats)
@@ -79,3 +83,31 @@ def pids_uids(real_feats: np.ndarray, fake_feats: np.ndarray, max_iter: int = 10
         "converged": converged,
         "n_iter": int(np.max(svm.n_iter_)),
     }
+
+
+def _evaluate(ctx: DatasetContext) -> dict[str, MetricValue]:
+    """P-IDS and U-IDS: one linear SVM on all images; hole-ratio bins reuse its scores."""
+    idx, n = ctx.idx, ctx.n
+    if not ctx.in_bin:
+        real, fake = ctx.features("inception")
+        r = pids_uids(real, fake)
+        rs, fs = np.asarray(r["real_scores"]), np.asarray(r["fake_scores"])
+        ctx.state["ids"] = {"real_scores": rs, "fake_scores": fs, "converged": r.get("converged")}
+        extra = {"svm": "sklearn LinearSVC(dual=False)", "converged": r.get("converged")}
+    else:
+        whole = ctx.state["ids"]
+        rs, fs = whole["real_scores"][idx], whole["fake_scores"][idx]
+        extra = {"svm": "fitted on all images"}
+    out: dict[str, MetricValue] = {}
+    for m, fn in (("pids", pids_from_scores), ("uids", uids_from_scores)):
+        if m in ctx.ev.metrics:
+            lo, hi = bootstrap_interval(lambda j, fn=fn: fn(rs[j], fs[j]), n, ctx.n_bootstrap, ctx.seed)
+            out[m] = MetricValue(fn(rs, fs), lo, hi, n, extra=dict(extra))
+    return out
+
+
+register_group("ids", extractor="inception", dataset=_evaluate)
+register_metric("pids", higher_is_better=True, label="P-IDS (%)", extractor="inception", group="ids", scale=100.0,
+                default=2, order=30, doc="paired inception discriminative score (CoModGAN)")(None)
+register_metric("uids", higher_is_better=True, label="U-IDS (%)", extractor="inception", group="ids", scale=100.0,
+                default=3, order=40, doc="unpaired inception discriminative score (CoModGAN)")(None)

@@ -24,6 +24,7 @@ import torch
 
 from matbench.errors import WeightsError
 from matbench.io import sha256_file
+from matbench.metrics.registry import BatchContext, register_group, register_metric
 from matbench.weights import WeightsFile, register_weights
 from matbench.weights import resolve as resolve_weights
 
@@ -146,3 +147,22 @@ class LPIPS:
             "backbone_file": str(self.backbone_file) if self.backbone_file else None,
             "backbone_sha256": self.backbone_sha256,
         }
+
+
+def _evaluate(ctx: BatchContext) -> None:
+    """LPIPS per image, in sub-batches of the evaluator's net_batch (activations dominate memory)."""
+    ev = ctx.ev
+    vals: list[float] = []
+    bs = ev.net_batch
+    for i in range(0, len(ctx.ids), bs):
+        vals.extend(ev.lpips(ctx.real[i:i + bs], ctx.fake[i:i + bs]).tolist())
+    for r, v in zip(ctx.rows, vals, strict=True):
+        r["lpips"] = float(v)
+
+
+register_group("lpips", per_image=True, batch=_evaluate)
+register_metric("lpips", higher_is_better=False, label="LPIPS", per_image=True, group="lpips", digits=4, default=4,
+                order=50, doc="LPIPS (lpips package), alex or vgg, inputs scaled to [-1, 1]")(None)
+# computed by `matbench run` from several samples per image (matbench.diversity), not by the Evaluator
+register_metric("diversity", higher_is_better=True, label="Diversity (LPIPS)", digits=4, order=110, evaluated=False,
+                doc="mean pairwise LPIPS between samples of one image")(None)

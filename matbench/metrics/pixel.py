@@ -18,6 +18,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from matbench.errors import InputError
+from matbench.metrics.registry import BatchContext, register_group, register_metric
+
 _C1 = (0.01 * 255) ** 2
 _C2 = (0.03 * 255) ** 2
 _RADIUS = 5
@@ -179,3 +182,27 @@ def _batch_torch(real: torch.Tensor, fake: torch.Tensor) -> dict[str, np.ndarray
         ssim_map = ((2 * mu1 * mu2 + _C1) * (2 * s12 + _C2)) / ((mu1 * mu1 + mu2 * mu2 + _C1) * (s11 + s22 + _C2))
         ssim_v = ssim_map.flatten(1).mean(dim=1)
     return {"psnr": psnr_v.cpu().numpy(), "ssim": ssim_v.cpu().numpy(), "l1": l1_v.cpu().numpy()}
+
+
+PIXEL_METRICS = ("psnr", "ssim", "l1")
+
+
+def _evaluate(ctx: BatchContext) -> None:
+    """PSNR, SSIM and L1 per image, one pass over the batch."""
+    try:
+        px = pixel_metrics_batch(ctx.real, ctx.fake)
+    except ValueError as e:  # e.g. images too small for the SSIM window
+        shown = ", ".join(ctx.ids[:3]) + (f", … ({len(ctx.ids)} in all)" if len(ctx.ids) > 3 else "")
+        raise InputError(f"PSNR/SSIM/L1 on {shown}: {e}") from None
+    for k in set(PIXEL_METRICS) & set(ctx.ev.metrics):
+        for r, v in zip(ctx.rows, px[k], strict=True):
+            r[k] = float(v)
+
+
+register_group("pixel", per_image=True, batch=_evaluate)
+register_metric("psnr", higher_is_better=True, label="PSNR", per_image=True, group="pixel", default=7, order=80,
+                doc="PSNR on uint8 RGB, 20 log10(255 / sqrt(MSE)) (MAT)")(None)
+register_metric("ssim", higher_is_better=True, label="SSIM", per_image=True, group="pixel", digits=4, default=8,
+                order=90, doc="SSIM, 11x11 Gaussian σ 1.5, 5-pixel border cropped (MAT)")(None)
+register_metric("l1", higher_is_better=False, label="L1", per_image=True, group="pixel", digits=4, default=9,
+                order=100, doc="mean |a - b| / 255 (MAT)")(None)

@@ -106,9 +106,7 @@ def model_provenance(m: ModelSpec, model: Any, hashes: dict[str, str]) -> dict[s
 def default_evaluator(spec: Spec, device: str, smoke: bool) -> Any:
     from matbench.evaluate import Evaluator
 
-    return Evaluator(spec.metrics, device=device, smoke=smoke, cache_dir=spec.cache_dir,
-                     fid_convention=spec.fid_convention, lpips_net=spec.lpips_net, n_bootstrap=spec.n_bootstrap,
-                     seed=spec.seed, batch_size=spec.batch_size, inception=spec.inception)
+    return Evaluator(spec.metrics, spec.eval_config(device, smoke))
 
 
 def _probe_batch() -> tuple[list[str], torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from matbench import weights as weights_mod
 from matbench.errors import MatbenchError, WeightsError
+from matbench.layout import RunLayout
 from matbench.spec import DatasetSpec, MaskSetSpec, ModelSpec, Spec
 
 
@@ -91,9 +94,15 @@ def _imported_kinds(spec: Spec) -> dict[str, str | None]:
     return out
 
 
+def _read_state(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def dry_run(spec: Spec) -> str:
     """What would run: jobs, image counts (per job and in total), missing weights. Touches no outputs."""
-    from matbench.runner.state import STATE_FILE, job_dir, read_json
 
     lines = [f"run {spec.name!r} -> {spec.output}", f"device {spec.device}, batch size {spec.batch_size}, "
              f"resolutions {spec.resolutions}" + (" (generalization table)" if spec.generalization else ""),
@@ -104,7 +113,7 @@ def dry_run(spec: Spec) -> str:
     lines.append("jobs:")
     for job in plan_jobs(spec):
         n = counts[job.dataset.name]
-        state = read_json(job_dir(spec.output, job.id) / STATE_FILE)
+        state = _read_state(RunLayout(spec.output).state_file(job.id))
         status = f"  [{state.get('status')} on disk]" if state else ""
         if isinstance(n, int):
             total += n * job.model.samples

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from matbench.errors import InputError
-from matbench.results import METRIC_INFO
+from matbench.metrics import METRIC_INFO
 from matbench.study import bt
 
 CHOICES_SCHEMA = "matbench.study-choices/1"

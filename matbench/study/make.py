@@ -32,7 +32,8 @@ import numpy as np
 
 from matbench.errors import InputError, SpecError
 from matbench.io import read_gray, read_image, save_png, write_json_atomic, write_text_atomic
-from matbench.results import METRIC_INFO, METRICS_FILE
+from matbench.metrics import METRIC_INFO
+from matbench.results import METRICS_FILE
 
 SCHEMA = "matbench.study/1"
 HERE = Path(__file__).resolve().parent

@@ -1,1 +1,0 @@
-"""Per-metric and per-extractor glue between matbench.metrics / matbench.features and the Evaluator."""
