@@ -25,7 +25,7 @@ from matbench.metrics import bootstrap
 from matbench.metrics import ids as idsm
 from matbench.metrics.cmmd import SCALE, SIGMA, cmmd, l2_normalise
 from matbench.metrics.density_coverage import per_sample
-from matbench.metrics.fd import fd_statistic, fd_value
+from matbench.metrics.fd import fd_interval
 from matbench.metrics.kid import kid
 from matbench.metrics.prc import manifold_membership
 from matbench.metrics.registry import DatasetContext, register_group, register_metric
@@ -148,12 +148,8 @@ def compute(fm: FeatureMetric, real: np.ndarray, fake: np.ndarray, ident: dict[s
         return float(lo), float(hi)
 
     if fm.kind == "fd":
-        stat = fd_statistic(real, fake, convention, device)
-        value = fd_value(real, fake, convention, stat)
-        lo, hi = ci(stat, "bias-corrected")
-        lo = None if lo is None else max(lo, 0.0)
-        out[fm.outputs[0]] = MetricValue(value, lo, hi, n, convention=convention,
-                                         extra={**extra, "ci_method": "bias-corrected"})
+        value, lo, hi, method = fd_interval(real, fake, convention, nb, seed, device)
+        out[fm.outputs[0]] = MetricValue(value, lo, hi, n, convention=convention, extra={**extra, "ci_method": method})
     elif fm.kind == "cmmd":
         value = cmmd(real, fake)
         lo = hi = None

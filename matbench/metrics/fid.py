@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from matbench.metrics.bootstrap import bootstrap_interval
 from matbench.metrics.fd import (
     CONVENTIONS,
     FDResampler,
     fd,
-    fd_statistic,
-    fd_value,
+    fd_interval,
     feature_stats,
     frechet_distance,
     trace_sqrt_product,
@@ -34,15 +32,9 @@ def fid(real_feats: np.ndarray, fake_feats: np.ndarray, convention: str = "mat")
 def _evaluate(ctx: DatasetContext) -> dict[str, MetricValue]:
     ev = ctx.ev
     real, fake = ctx.features("inception")
-    conv = ev.fid_convention
-    stat = fd_statistic(real, fake, conv, ev.device)
-    value = fd_value(real, fake, conv, stat)
-    # Resamples repeat images, which inflates FID: percentile intervals can miss the
-    # point estimate entirely, so shift them back by the bootstrap bias estimate.
-    lo, hi = bootstrap_interval(stat, ctx.n, ctx.n_bootstrap, ctx.seed, method="bias-corrected")
-    lo = None if lo is None else max(lo, 0.0)  # the shift can cross 0; FID cannot
-    return {"fid": MetricValue(value, lo, hi, ctx.n, convention=conv,
-                               extra={"extractor": ev.inception_name, "ci_method": "bias-corrected"})}
+    value, lo, hi, method = fd_interval(real, fake, ev.fid_convention, ctx.n_bootstrap, ctx.seed, ev.device)
+    return {"fid": MetricValue(value, lo, hi, ctx.n, convention=ev.fid_convention,
+                               extra={"extractor": ev.inception_name, "ci_method": method})}
 
 
 register_group("fid", extractor="inception", dataset=_evaluate)
