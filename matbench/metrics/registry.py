@@ -107,7 +107,10 @@ class DatasetContext:
     def features(self, extractor: str) -> tuple[np.ndarray, np.ndarray]:
         """(real, fake) features [n, D] of the subset from `extractor` (a matbench.features name or inception)."""
         key = self.ev.feature_key(extractor)
-        return self.feats[f"{key}_real"][self.idx], self.feats[f"{key}_fake"][self.idx]
+        real, fake = self.feats[f"{key}_real"], self.feats[f"{key}_fake"]
+        if not self.in_bin and self.idx.size == real.shape[0]:  # the whole set: no 600 MB copy per metric
+            return real, fake
+        return real[self.idx], fake[self.idx]
 
 
 @dataclass(frozen=True)
