@@ -10,30 +10,14 @@ from pathlib import Path
 
 import pytest
 from runner_helpers import subprocess_env
+from spec_helpers import write_spec
 from test_runner import make_images
 
 HERE = Path(__file__).resolve().parent
 
-SPEC = """
-output = "{out}"
-batch_size = 2
-resolutions = [32]
-smoke = true
-[[datasets]]
-name = "tiny"
-path = "imgs"
-[[masksets]]
-kind = "mat-large"
-[[masksets]]
-kind = "mat-small"
-[[models]]
-name = "opencv-telea"
-label = "telea"
-[[models]]
-name = "runner_helpers:killer"
-label = "logged"
-options = {{ inner = "mean-fill" }}
-"""
+SPEC = {"batch_size": 2, "masksets": [{"kind": "mat-large"}, {"kind": "mat-small"}],
+        "models": [{"name": "opencv-telea", "label": "telea"},
+                   {"name": "runner_helpers:killer", "label": "logged", "options": {"inner": "mean-fill"}}]}
 
 
 def launch(args: list[str], calls: Path) -> None:
@@ -44,8 +28,8 @@ def launch(args: list[str], calls: Path) -> None:
 
 def test_two_gloo_processes_match_one(tmp_path: Path) -> None:
     make_images(tmp_path / "imgs", 7)  # 4 batches: 0,2 on rank 0; 1,3 on rank 1
-    (tmp_path / "one.toml").write_text(SPEC.format(out="one"))
-    (tmp_path / "two.toml").write_text(SPEC.format(out="two"))
+    write_spec(tmp_path, "one", **SPEC)
+    write_spec(tmp_path, "two", **SPEC)
     script = str(HERE / "runner_helpers.py")
     launch([script, str(tmp_path / "one.toml")], tmp_path / "calls1.txt")
     launch(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", script,
@@ -73,35 +57,14 @@ def test_two_gloo_processes_match_one(tmp_path: Path) -> None:
     assert (two / "run.log").is_file() and (two / "run.rank1.log").is_file()
 
 
-DONE_SPEC = """
-output = "{out}"
-batch_size = 2
-resolutions = {resolutions}
-generalization = true
-metrics = ["fid", "pids", "uids", "lpips", "l1"]
-smoke = true
-n_bootstrap = 20
-cache_dir = "cache-{out}"
-[[datasets]]
-name = "tiny"
-path = "imgs"
-[[masksets]]
-kind = "mat-large"
-[[masksets]]
-kind = "mat-small"
-[[models]]
-name = "mean-fill"
-[[models]]
-name = "runner_helpers:killer"
-label = "{label}"
-{model}
-"""
+DONE_SPEC = {"batch_size": 2, "generalization": True, "metrics": ["fid", "pids", "uids", "lpips", "l1"],
+             "n_bootstrap": 20, "masksets": [{"kind": "mat-large"}, {"kind": "mat-small"}]}
 
 VARIANTS = {
     # fast: a second baseline (opencv-telea) behind the killing wrapper
-    "telea": dict(n=5, resolutions=[64, 128], model='options = { inner = "opencv-telea" }'),
+    "telea": dict(n=5, resolutions=[64, 128], model={"options": {"inner": "opencv-telea"}}),
     # MAT on smoke weights (256-px generator), ~4.6 s per image forward on one CPU thread
-    "mat": dict(n=3, resolutions=[128, 256], model='smoke = true\noptions = { inner = "mat", resolution = 256 }'),
+    "mat": dict(n=3, resolutions=[128, 256], model={"smoke": True, "options": {"inner": "mat", "resolution": 256}}),
 }
 
 
@@ -120,8 +83,8 @@ def test_issue_done_when_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     n, (r0, _) = v["n"], v["resolutions"]
     make_images(tmp_path / "imgs", n, size=(80, 96))
     for name in ("ref", "kill", "two"):
-        (tmp_path / f"{name}.toml").write_text(DONE_SPEC.format(out=name, resolutions=v["resolutions"],
-                                                                label=variant, model=v["model"]))
+        write_spec(tmp_path, name, **DONE_SPEC, resolutions=v["resolutions"], cache_dir=f"cache-{name}",
+                   models=[{"name": "mean-fill"}, {"name": "runner_helpers:killer", "label": variant, **v["model"]}])
     monkeypatch.chdir(tmp_path)
     p = matbench(["-m", "matbench", "run", "ref.toml", "--no-progress"])
     assert p.returncode == 0, p.stderr[-3000:]

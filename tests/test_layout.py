@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from runner_helpers import StandinBatch, standin_factory
+from spec_helpers import write_spec
 
 from matbench.layout import RunLayout
 from matbench.runner import RunOptions, run
@@ -57,22 +58,7 @@ def test_a_runner_run_directory_matches(tmp_path: Path) -> None:
     from test_runner import make_images
 
     make_images(tmp_path / "imgs", 3)
-    (tmp_path / "s.toml").write_text("""
-name = "t"
-output = "run"
-seed = 1
-batch_size = 2
-resolutions = [32]
-smoke = true
-metrics = ["fid"]
-[[datasets]]
-name = "tiny"
-path = "imgs"
-[[masksets]]
-kind = "mat-large"
-[[models]]
-name = "mean-fill"
-""")
+    write_spec(tmp_path, "s", name="t", output="run", seed=1, batch_size=2, metrics=["fid"])
     spec = load_spec(tmp_path / "s.toml")
     info = run(spec, RunOptions(evaluator_factory=standin_factory, batch_loader=StandinBatch.load, progress=False))
     (job,) = [j["id"] for j in info["jobs"]]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 from runner_helpers import run_spec_script
+from spec_helpers import write_spec
 from test_runner import make_images, standin_opts
 
 from matbench.runner import run
@@ -15,25 +16,10 @@ from matbench.spec import load_spec
 
 HERE = Path(__file__).resolve().parent
 
-SPEC = """
-output = "{out}"
-pipeline = false  # exact: the batches before the killed one are on disk (pipelined: tests/test_pipeline.py)
-batch_size = 3
-resolutions = [32]
-smoke = true
-[[datasets]]
-name = "tiny"
-path = "imgs"
-[[masksets]]
-kind = "mat-large"
-[[models]]
-name = "opencv-telea"
-label = "telea"
-[[models]]
-name = "runner_helpers:killer"
-label = "killer"
-options = {{ inner = "mean-fill" }}
-"""
+# exact: the batches before the killed one are on disk (pipelined: tests/test_pipeline.py)
+SPEC = {"pipeline": False, "models": [{"name": "opencv-telea", "label": "telea"},
+                                      {"name": "runner_helpers:killer", "label": "killer",
+                                       "options": {"inner": "mean-fill"}}]}
 
 
 def stats(paths: list[Path]) -> dict[Path, tuple[int, int]]:
@@ -42,8 +28,8 @@ def stats(paths: list[Path]) -> dict[Path, tuple[int, int]]:
 
 def test_kill_and_resume_gives_identical_numbers(tmp_path: Path) -> None:
     make_images(tmp_path / "imgs", 10)  # 10 images / batch 3 -> batches [0-2] [3-5] [6-8] [9]
-    (tmp_path / "ref.toml").write_text(SPEC.format(out="ref"))
-    (tmp_path / "kill.toml").write_text(SPEC.format(out="kill"))
+    write_spec(tmp_path, "ref", **SPEC)
+    write_spec(tmp_path, "kill", **SPEC)
     run(load_spec(tmp_path / "ref.toml"), standin_opts())  # uninterrupted reference (in process)
 
     # Jobs run telea then killer; the killer's 3rd call SIGKILLs the process: batches 0 and 1 are on disk.
