@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pandas as pd
 import pytest
 import torch
 from runner_helpers import StandinBatch, run_spec_script, standin_factory, subprocess_env
+from spec_helpers import write_spec
 from test_runner import make_images
 
 from matbench.errors import MatbenchError
@@ -25,34 +27,15 @@ from matbench.spec import load_spec
 
 HERE = Path(__file__).resolve().parent
 
-SPEC = """
-output = "{out}"
-seed = 3
-batch_size = 3
-resolutions = [32]
-metrics = ["psnr", "ssim", "l1"]  # LPIPS runs in the diversity scorer
-smoke = true
-n_bootstrap = 20
-pipeline = {pipeline}
-[[datasets]]
-name = "tiny"
-path = "imgs"
-[[masksets]]
-kind = "mat-large"
-[[models]]
-name = "opencv-telea"
-label = "telea"
-[[models]]
-name = "runner_helpers:noisy"
-label = "noisy"
-samples = 2
-"""
+SPEC = {"seed": 3, "metrics": ["psnr", "ssim", "l1"],  # LPIPS runs in the diversity scorer
+        "n_bootstrap": 20, "models": [{"name": "opencv-telea", "label": "telea"},
+                                      {"name": "runner_helpers:noisy", "label": "noisy", "samples": 2}]}
 
 
-def write_spec(tmp: Path, name: str, text: str = SPEC, **kw: str) -> Path:
-    p = tmp / f"{name}.toml"
-    p.write_text(text.format(out=name, **kw))
-    return p
+def standin_spec(tmp: Path, stem: str, model: str = "mean-fill", model_keys: dict | None = None,
+                 more_models: tuple[dict, ...] = (), **keys: object) -> Path:
+    """One model labelled m (plus more_models) over the tiny spec of spec_helpers."""
+    return write_spec(tmp, stem, **keys, models=[{"name": model, "label": "m", **(model_keys or {})}, *more_models])
 
 
 def files(rd: Path, pattern: str) -> dict[str, Path]:
@@ -61,8 +44,8 @@ def files(rd: Path, pattern: str) -> dict[str, Path]:
 
 def test_pipelined_run_is_bit_identical_to_serial(tmp_path: Path) -> None:
     make_images(tmp_path / "imgs", 10)  # batches of 3: [0-2] [3-5] [6-8] [9]
-    serial = load_spec(write_spec(tmp_path, "serial", pipeline="false"))
-    piped = load_spec(write_spec(tmp_path, "piped", pipeline="true"))
+    serial = load_spec(write_spec(tmp_path, "serial", **SPEC, pipeline=False))
+    piped = load_spec(write_spec(tmp_path, "piped", **SPEC, pipeline=True))
     # More threads than this machine's cores and a one-batch output queue: every overlap path is exercised.
     run(serial, RunOptions(progress=False))
     info = run(piped, RunOptions(progress=False, workers=Workers(input=3, output=3, prefetch=3, queue=1)))
@@ -88,23 +71,6 @@ def test_pipelined_run_is_bit_identical_to_serial(tmp_path: Path) -> None:
         assert "diversity" not in ra["metrics"] or ra["metrics"]["diversity"] == rb["metrics"]["diversity"]
 
 
-STANDIN = """
-output = "{out}"
-batch_size = 3
-resolutions = [32]
-smoke = true
-{extra}
-[[datasets]]
-name = "tiny"
-path = "imgs"
-[[masksets]]
-kind = "mat-large"
-[[models]]
-name = "{model}"
-label = "m"
-"""
-
-
 def standin(**kw: object) -> RunOptions:
     return RunOptions(evaluator_factory=standin_factory, batch_loader=StandinBatch.load, progress=False, **kw)
 
@@ -112,7 +78,7 @@ def standin(**kw: object) -> RunOptions:
 def test_input_stage_error_names_the_file_and_keeps_finished_batches(tmp_path: Path) -> None:
     make_images(tmp_path / "imgs", 10)
     (tmp_path / "imgs" / "img07.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    spec = load_spec(write_spec(tmp_path, "r", STANDIN, extra="", model="mean-fill"))
+    spec = load_spec(standin_spec(tmp_path, "r"))
     with pytest.raises(MatbenchError) as e:
         run(spec, standin())
     msg = str(e.value)
@@ -126,7 +92,7 @@ def test_device_stage_error_is_one_line_naming_job_batch_and_images(tmp_path: Pa
     make_images(tmp_path / "imgs", 10)
     monkeypatch.setenv("MATBENCH_TEST_AT", "2")
     monkeypatch.setenv("MATBENCH_TEST_SIGNAL", "FAIL")
-    spec = load_spec(write_spec(tmp_path, "r", STANDIN, extra="", model="runner_helpers:signaller"))
+    spec = load_spec(standin_spec(tmp_path, "r", "runner_helpers:signaller"))
     with pytest.raises(MatbenchError) as e:
         run(spec, standin())
     msg = str(e.value)
@@ -138,7 +104,7 @@ def test_device_stage_error_is_one_line_naming_job_batch_and_images(tmp_path: Pa
 
 def test_output_stage_error_names_the_file(tmp_path: Path) -> None:
     make_images(tmp_path / "imgs", 4)
-    spec = load_spec(write_spec(tmp_path, "r", STANDIN, extra="", model="mean-fill"))
+    spec = load_spec(standin_spec(tmp_path, "r"))
     blocker = spec.output / "outputs" / "tiny__mat-large__m__32"
     blocker.parent.mkdir(parents=True)
     blocker.write_text("a file where the outputs folder should be")
@@ -156,10 +122,9 @@ def truncate(p: Path) -> None:
 @pytest.mark.parametrize("restart", [False, True])
 def test_corrupt_batch_record_is_named_discarded_and_recomputed(tmp_path: Path, restart: bool) -> None:
     make_images(tmp_path / "imgs", 7)
-    text = STANDIN.replace('smoke = true', 'smoke = true\nmetrics = ["psnr", "l1"]')
-    ref = load_spec(write_spec(tmp_path, "ref", text, extra="", model="mean-fill"))
+    ref = load_spec(standin_spec(tmp_path, "ref", metrics=["psnr", "l1"]))
     run(ref, RunOptions(progress=False))
-    spec = load_spec(write_spec(tmp_path, "r", text, extra="", model="mean-fill"))
+    spec = load_spec(standin_spec(tmp_path, "r", metrics=["psnr", "l1"]))
     run(spec, RunOptions(progress=False))
     jd = spec.output / "jobs" / "tiny__mat-large__m__32"
     bad = jd / "batches" / "1.npz"
@@ -180,7 +145,7 @@ def test_corrupt_batch_record_is_named_discarded_and_recomputed(tmp_path: Path, 
 
 def test_ctrl_c_marks_the_run_interrupted(tmp_path: Path) -> None:
     make_images(tmp_path / "imgs", 7)
-    spec = write_spec(tmp_path, "r", STANDIN, extra="", model="runner_helpers:signaller")
+    spec = standin_spec(tmp_path, "r", "runner_helpers:signaller")
     p = run_spec_script(spec, {"MATBENCH_TEST_AT": "2", "MATBENCH_TEST_SIGNAL": "INT"})
     assert p.returncode != 0 and "KeyboardInterrupt" in p.stderr
     info = json.loads((tmp_path / "r" / "run.json").read_text())
@@ -193,8 +158,8 @@ def test_ctrl_c_marks_the_run_interrupted(tmp_path: Path) -> None:
 
 def test_save_outputs_sample_keeps_a_fixed_seeded_sample_and_the_report_renders(tmp_path: Path) -> None:
     make_images(tmp_path / "imgs", 7)
-    text = STANDIN + '[[models]]\nname = "opencv-telea"\nlabel = "t"\n'
-    spec = load_spec(write_spec(tmp_path, "r", text, extra='save_outputs = "sample:3"', model="mean-fill"))
+    telea = ({"name": "opencv-telea", "label": "t"},)
+    spec = load_spec(standin_spec(tmp_path, "r", more_models=telea, save_outputs="sample:3"))
     run(spec, standin())
     rd = spec.output
     got = {j: sorted(p.stem for p in (rd / "outputs" / j).glob("*.png"))
@@ -202,11 +167,11 @@ def test_save_outputs_sample_keeps_a_fixed_seeded_sample_and_the_report_renders(
     assert len(got["tiny__mat-large__m__32"]) == 3 and got["tiny__mat-large__m__32"] == got["tiny__mat-large__t__32"]
     assert sorted(p.stem for p in (rd / "inputs" / "tiny" / "32").glob("*.png")) == got["tiny__mat-large__m__32"]
     assert len(pd.read_csv(rd / "jobs" / "tiny__mat-large__m__32" / "per_image.csv")) == 7  # all evaluated
-    again = load_spec(write_spec(tmp_path, "r2", text, extra='save_outputs = "sample:3"', model="mean-fill"))
+    again = load_spec(standin_spec(tmp_path, "r2", more_models=telea, save_outputs="sample:3"))
     run(again, standin())
     assert sorted(p.stem for p in (again.output / "outputs" / "tiny__mat-large__m__32").glob("*.png")) == \
         got["tiny__mat-large__m__32"]  # seeded: the same sample every time
-    none = load_spec(write_spec(tmp_path, "r3", STANDIN, extra='save_outputs = "none"', model="mean-fill"))
+    none = load_spec(standin_spec(tmp_path, "r3", save_outputs="none"))
     run(none, standin())
     assert not (none.output / "outputs").exists()
     from reports.render import render_site
@@ -217,8 +182,8 @@ def test_save_outputs_sample_keeps_a_fixed_seeded_sample_and_the_report_renders(
 
 def test_bf16_and_channels_last_keep_known_pixels_and_are_recorded(tmp_path: Path) -> None:
     make_images(tmp_path / "imgs", 4)
-    text = STANDIN.replace('label = "m"', 'label = "m"\nprecision = "bf16"\nchannels_last = true\nbatch_size = 2')
-    spec = load_spec(write_spec(tmp_path, "r", text, extra="", model="runner_helpers:convnet"))
+    spec = load_spec(standin_spec(tmp_path, "r", "runner_helpers:convnet",
+                                  {"precision": "bf16", "channels_last": True, "batch_size": 2}))
     run(spec, standin())
     rd = spec.output
     jd = rd / "jobs" / "tiny__mat-large__m__32"
@@ -263,8 +228,7 @@ def test_workers_come_from_the_cores_and_never_oversubscribe() -> None:
 
 def test_cli_serial_and_workers_flags(tmp_path: Path) -> None:
     make_images(tmp_path / "imgs", 4)
-    spec = write_spec(tmp_path, "r", STANDIN.replace("smoke = true", 'smoke = true\nmetrics = ["l1", "psnr"]'),
-                      extra="", model="mean-fill")
+    spec = standin_spec(tmp_path, "r", metrics=["l1", "psnr"])
     from matbench.cli import main
 
     assert main(["run", str(spec), "--serial", "--no-progress"]) == 0
@@ -274,28 +238,15 @@ def test_cli_serial_and_workers_flags(tmp_path: Path) -> None:
     assert (p["mode"], p["input_workers"], p["output_workers"]) == ("pipelined", 2, 3)
 
 
-KILL_SPEC = """
-output = "{out}"
-batch_size = 2
-resolutions = [32]
-smoke = true
-[[datasets]]
-name = "tiny"
-path = "imgs"
-[[masksets]]
-kind = "mat-large"
-[[models]]
-name = "runner_helpers:killer"
-label = "killer"
-options = {{ inner = "mean-fill" }}
-"""
+KILL_SPEC = {"batch_size": 2, "models": [{"name": "runner_helpers:killer", "label": "killer",
+                                          "options": {"inner": "mean-fill"}}]}
 
 
 def test_pipelined_kill_9_resumes_to_identical_numbers_and_takes_over_the_stale_lock(tmp_path: Path) -> None:
     make_images(tmp_path / "imgs", 9)  # batches of 2: [0,1] [2,3] [4,5] [6,7] [8]
-    ref = load_spec(write_spec(tmp_path, "ref", KILL_SPEC))
+    ref = load_spec(write_spec(tmp_path, "ref", **KILL_SPEC))
     run(ref, standin())
-    spec = write_spec(tmp_path, "kill", KILL_SPEC)
+    spec = write_spec(tmp_path, "kill", **KILL_SPEC)
     p = run_spec_script(spec, {"MATBENCH_TEST_KILL_AT": "4"})  # SIGKILL inside the model, on batch 3
     assert p.returncode == -9, p.stderr
     rd = tmp_path / "kill"
@@ -330,7 +281,7 @@ def test_lock_refuses_a_second_run_at_once_and_a_dead_holder_is_taken_over(tmp_p
     import time
 
     make_images(tmp_path / "imgs", 4)
-    spec_path = write_spec(tmp_path, "r", STANDIN, extra="", model="runner_helpers:signaller")
+    spec_path = standin_spec(tmp_path, "r", "runner_helpers:signaller")
     env = subprocess_env(MATBENCH_TEST_AT="1", MATBENCH_TEST_SIGNAL="STOP")
     holder = subprocess.Popen([sys.executable, str(HERE / "runner_helpers.py"), str(spec_path)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -367,7 +318,7 @@ def test_new_run_keys_are_validated_naming_the_key(tmp_path: Path, key: str, val
     from matbench.errors import SpecError
 
     make_images(tmp_path / "imgs", 2)
-    p = write_spec(tmp_path, "r", STANDIN, extra=f"{key} = {value}", model="mean-fill")
+    p = standin_spec(tmp_path, "r", **tomllib.loads(f"{key} = {value}"))
     with pytest.raises(SpecError, match=msg.replace("(", r"\(")):
         load_spec(p)
 
@@ -379,6 +330,6 @@ def test_model_speed_keys_are_validated_naming_the_key(tmp_path: Path, line: str
     from matbench.errors import SpecError
 
     make_images(tmp_path / "imgs", 2)
-    p = write_spec(tmp_path, "r", STANDIN.replace('label = "m"', f'label = "m"\n{line}'), extra="", model="mean-fill")
+    p = standin_spec(tmp_path, "r", model_keys=tomllib.loads(line))
     with pytest.raises(SpecError, match=msg.replace("[", r"\[").replace("]", r"\]")):
         load_spec(p)

@@ -5,11 +5,13 @@ the features behind the reported numbers, and reruns refinalize from the batch r
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from spec_helpers import write_spec
 from test_runner import make_images
 
 from matbench import protocols as P
@@ -19,25 +21,14 @@ from matbench.metrics.fd import fd
 from matbench.runner import RunOptions, dry_run, run
 from matbench.spec import load_spec
 
-BASE = """
-name = "p"
-output = "run"
-seed = 3
-batch_size = 3
-resolutions = [512]
-metrics = ["fid", "pids", "uids", "l1"]
-smoke = true
-n_bootstrap = 20
-{top}
-[[datasets]]
-name = "tiny"
-path = "imgs"
-[[masksets]]
-kind = "mat-large"
-[[models]]
-name = "mean-fill"
-{model}
-"""
+BASE = {"name": "p", "output": "run", "seed": 3, "resolutions": [512], "metrics": ["fid", "pids", "uids", "l1"],
+        "n_bootstrap": 20}
+
+
+def write(tmp: Path, model: dict | None = None, maskset: str = "mat-large", **keys: object) -> Path:
+    """tmp/spec.toml: BASE with `keys`, one mask set of `maskset` and the model mean-fill with `model` keys."""
+    return write_spec(tmp, "spec", **{**BASE, **keys}, masksets=[{"kind": maskset}],
+                      models=[{"name": "mean-fill", **(model or {})}])
 
 
 @pytest.fixture()
@@ -53,34 +44,29 @@ def tmp(tmp_path: Path) -> Path:
     ("resolutions = [256]", "resolutions", "resolution is 256, protocol mat-places512-large needs 512"),
 ])
 def test_differing_spec_refused_at_validation_naming_the_key(tmp: Path, change: str, key: str, phrase: str) -> None:
-    text = BASE.format(top='protocol = "mat-places512-large"\n' + change, model="")
-    if change.startswith("resolutions"):
-        text = text.replace("resolutions = [512]\n", "")
-    (tmp / "spec.toml").write_text(text)
+    write(tmp, protocol="mat-places512-large", **tomllib.loads(change))
     with pytest.raises(SpecError) as e:
         load_spec(tmp / "spec.toml")
     assert f"{key}: {phrase}" in str(e.value) and "does not follow protocol mat-places512-large" in str(e.value)
 
 
 def test_mask_kind_row_and_unknown_protocol_refused(tmp: Path) -> None:
-    (tmp / "spec.toml").write_text(BASE.format(top='protocol = "mat-places512-large"', model='published_row = "MAT"')
-                                   .replace('kind = "mat-large"', 'kind = "mat-small"'))
+    write(tmp, {"published_row": "MAT"}, "mat-small", protocol="mat-places512-large")
     with pytest.raises(SpecError) as e:
         load_spec(tmp / "spec.toml")
     msg = str(e.value)
     assert "masksets[0].kind: mask_kind is 'mat-small', protocol mat-places512-large needs 'mat-large'" in msg
     assert "models[0].published_row: 'MAT' is not published by mat-places512-large ('MAT (8M)'" in msg
-    (tmp / "spec.toml").write_text(BASE.format(top='protocol = "mat-place"', model=""))
+    write(tmp, protocol="mat-place")
     with pytest.raises(SpecError, match="protocol: unknown protocol 'mat-place'"):
         load_spec(tmp / "spec.toml")
-    (tmp / "spec.toml").write_text(BASE.format(top="", model='published_row = "MAT (8M)"'))
+    write(tmp, {"published_row": "MAT (8M)"})
     with pytest.raises(SpecError, match=r"models\[0\]\.published_row: set protocol"):
         load_spec(tmp / "spec.toml")
 
 
 def test_image_count_refused_by_dry_run_and_run_before_any_job(tmp: Path, capsys) -> None:
-    (tmp / "spec.toml").write_text(BASE.format(top='protocol = "mat-places512-large"',
-                                               model='published_row = "MAT (8M)"'))
+    write(tmp, {"published_row": "MAT (8M)"}, protocol="mat-places512-large")
     spec = load_spec(tmp / "spec.toml")  # everything parsing can know follows the protocol
     with pytest.raises(SpecError, match=r"datasets\[0\]: n_images is 6, protocol mat-places512-large needs 36500"):
         dry_run(spec)
@@ -103,9 +89,7 @@ def tiny_protocol(monkeypatch):
 
 
 def test_protocol_run_publishes_values_and_saves_features(tmp: Path, tiny_protocol, capsys) -> None:
-    text = BASE.format(top='protocol = "tiny-test"\nsave_features = true',
-                       model='published_row = "Mean fill (paper)"').replace("[512]", "[64]")
-    (tmp / "spec.toml").write_text(text)
+    write(tmp, {"published_row": "Mean fill (paper)"}, protocol="tiny-test", save_features=True, resolutions=[64])
     spec = load_spec(tmp / "spec.toml")
     assert "protocol: tiny-test (conventions checked; published rows: {'mean-fill': 'Mean fill (paper)'})" \
         in dry_run(spec)
@@ -151,8 +135,7 @@ def test_protocol_run_publishes_values_and_saves_features(tmp: Path, tiny_protoc
     np.testing.assert_array_equal(np.load(jd / "features.npz")["inception-v3-compat.fake"], fake)
 
     # the protocol dropped from the spec: the record no longer claims it
-    (tmp / "spec.toml").write_text(text.replace('protocol = "tiny-test"', "").replace(
-        'published_row = "Mean fill (paper)"', ""))
+    write(tmp, save_features=True, resolutions=[64])
     run(load_spec(tmp / "spec.toml"), RunOptions(progress=False))
     plain = json.loads((jd / "metrics.json").read_text())
     assert "protocol" not in plain["protocol"] and "published_row" not in plain["protocol"]
@@ -160,11 +143,9 @@ def test_protocol_run_publishes_values_and_saves_features(tmp: Path, tiny_protoc
 
 
 def test_changed_inception_backend_is_a_different_configuration(tmp: Path) -> None:
-    (tmp / "spec.toml").write_text(BASE.format(top="", model="").replace("[512]", "[32]")
-                                   .replace('["fid", "pids", "uids", "l1"]', '["l1"]'))
+    write(tmp, resolutions=[32], metrics=["l1"])
     run(load_spec(tmp / "spec.toml"), RunOptions(progress=False))
-    (tmp / "spec.toml").write_text(BASE.format(top='inception = "pt-inception"', model="").replace("[512]", "[32]")
-                                   .replace('["fid", "pids", "uids", "l1"]', '["l1"]'))
+    write(tmp, resolutions=[32], metrics=["l1"], inception="pt-inception")
     with pytest.raises(SpecError, match="inception changed"):
         run(load_spec(tmp / "spec.toml"), RunOptions(progress=False))
 
