@@ -2,19 +2,28 @@
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+BASE_STAMP := $(VENV)/.installed-base
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench
+.PHONY: setup setup-base demo test lint bench
 
-$(STAMP): pyproject.toml
+# The demo needs only the runtime dependencies; the test extras (pytest, playwright, diffusers, transformers,
+# timm, clean-fid, ...) come with `make test`/`make setup`.
+$(BASE_STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $(BASE_STAMP)
+
+$(STAMP): $(BASE_STAMP)
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
+setup-base: $(BASE_STAMP)
+
 setup: $(STAMP)
 
-demo: setup
+demo: setup-base
 	$(BIN)/matbench demo -o demo_out
 
 test: setup
