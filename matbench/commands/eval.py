@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from matbench.devices import DEVICE_HELP, resolve_device
 from matbench.results import METRIC_INFO, MetricValue, ResultRecord
 
 # kept in sync with matbench.evaluate (not imported here so `matbench --help` stays light)
@@ -37,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--smoke", action="store_true", help="random (seeded) network weights: no downloads, "
                    "numbers are NOT comparable with real ones")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    p.add_argument("--device", default=None, help=DEVICE_HELP)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--workers", type=int, default=None, help="processes reading images (default on CPU: 1 from 3 "
                    "cores, else 0; with a GPU: up to 4); workers + --threads never exceed the cores")
@@ -67,8 +68,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    import torch
-
     from matbench.errors import SpecError
     from matbench.evaluate import evaluate_folders, parse_metrics
 
@@ -82,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from matbench.io import check_output
 
     check_output(args.out, [args.results, args.gt, args.masks])  # before hours of computing, not after
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device)  # a device this machine lacks: one line, before any work
     cache_dir = False if args.no_cache else args.cache_dir
     record = evaluate_folders(
         args.results, args.gt, masks_dir=args.masks, metrics=metrics, out_dir=args.out,

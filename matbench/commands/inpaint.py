@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from matbench.devices import DEVICE_HELP, resolve_device
 from matbench.errors import InputError, SpecError
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="base seed; image i uses (seed, id, sample)")
     p.add_argument("--samples", type=int, default=1, help="pluralistic: K samples per image (sample index 0..K-1)")
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--device", default="cpu", help=DEVICE_HELP + " (default: cpu)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="extra model option (repeatable), e.g. --option resolution=256 --option precision=bf16")
     p.set_defaults(func=run)
@@ -60,7 +61,7 @@ def model_options(args: argparse.Namespace) -> dict[str, Any]:
     from matbench.models.base import get_model_info
     from matbench.models.options import check_options, parse_cli_options
 
-    opts: dict[str, Any] = {"device": args.device}
+    opts: dict[str, Any] = {"device": resolve_device(args.device)}
     if args.weights:
         opts["weights"] = args.weights
     if args.smoke:

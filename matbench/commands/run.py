@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from matbench.devices import DEVICE_HELP
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -22,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     add_history_options(p)
     p.add_argument("-o", "--output", metavar="DIR", help="run directory (overrides the spec's output)")
-    p.add_argument("--device", help="override the spec's device (auto, cpu, cuda, cuda:N)")
+    p.add_argument("--device", help="override the spec's device: " + DEVICE_HELP)
     p.add_argument("--batch-size", type=int, help="override the spec's batch size")
     p.add_argument("--smoke", action="store_true", help="metric networks on random weights (numbers NOT comparable)")
     p.add_argument("--restart", action="store_true",

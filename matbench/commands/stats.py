@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from matbench.devices import DEVICE_HELP, resolve_device
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("stats", help="reference feature statistics of a dataset (FID/FD without the images)",
@@ -20,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pm.add_argument("--resolution", type=int, default=512, help="images are prepared at this size (default 512)")
     pm.add_argument("--weights", metavar="FILE", help="explicit weights file of the extractor")
     pm.add_argument("--smoke", action="store_true", help="random extractor weights (labelled smoke in the file)")
-    pm.add_argument("--device", default=None)
+    pm.add_argument("--device", default=None, help=DEVICE_HELP)
     pm.add_argument("--batch-size", type=int, default=16)
     pm.add_argument("--limit", type=int, help="first N images only (no manifest hash is recorded then)")
     pm.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
@@ -36,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pf.add_argument("--smoke", action="store_true", help="random extractor weights (only against smoke statistics)")
     pf.add_argument("--bootstrap", type=int, default=200, metavar="N")
     pf.add_argument("--seed", type=int, default=0)
-    pf.add_argument("--device", default=None)
+    pf.add_argument("--device", default=None, help=DEVICE_HELP)
     pf.add_argument("--batch-size", type=int, default=16)
     pf.add_argument("-o", "--out", metavar="OUT.json", help="also write the result as JSON")
     pf.set_defaults(func=cmd_fd)
@@ -49,8 +51,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def cmd_make(args: argparse.Namespace) -> int:
     import sys
 
-    import torch
-
     from matbench.errors import SpecError
     from matbench.features import get_spec, refstats
 
@@ -62,7 +62,7 @@ def cmd_make(args: argparse.Namespace) -> int:
     from matbench.io import check_output
 
     check_output(args.out, [args.dataset], kind="file")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device)
     st = refstats.make(args.dataset, args.extractor, args.out, resize=args.resize, resolution=args.resolution,
                        smoke=args.smoke, device=device, batch_size=args.batch_size, weights_path=args.weights,
                        cache_dir=False if args.no_cache else None, limit=args.limit, progress=sys.stderr.isatty())
@@ -71,14 +71,12 @@ def cmd_make(args: argparse.Namespace) -> int:
 
 
 def cmd_fd(args: argparse.Namespace) -> int:
-    import torch
-
     from matbench.features import refstats
     from matbench.io import check_output, write_json_atomic
 
     if args.out:
         check_output(args.out, [args.folder, args.ref], kind="file")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device)
     r = refstats.fd_folder(args.folder, args.ref, convention=args.fid_convention, smoke=args.smoke, device=device,
                            batch_size=args.batch_size, weights_path=args.weights, n_bootstrap=args.bootstrap,
                            seed=args.seed)
