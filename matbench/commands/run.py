@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "Works unchanged under torchrun (batches sharded over ranks, metrics on rank 0).")
     p.add_argument("spec", metavar="SPEC", help="benchmark spec (TOML); see docs/runner.md and examples/specs/")
     p.add_argument("--dry-run", action="store_true",
-                   help="list the jobs, image counts and missing weights; run nothing")
+                   help="list the jobs, image counts and what will be smoke (models, metric networks); "
+                   "run nothing. Exit 3 if a network that should be real has no weights on this machine")
     from matbench.commands.history import add_history_options  # --history PATH, --no-history
 
     add_history_options(p)
@@ -56,8 +57,10 @@ def run_command(args: argparse.Namespace) -> int:
     if args.workers:
         spec.input_workers, spec.output_workers = _workers(args.workers)
     if args.dry_run:
+        from matbench.runner.plan import EXIT_NOT_REAL, not_real
+
         print(dry_run(spec))
-        return 0
+        return EXIT_NOT_REAL if not_real(spec) else 0
     from matbench.io import check_output
 
     inputs = [d.path for d in getattr(spec, "datasets", [])] + [m.path for m in getattr(spec, "masksets", [])]
