@@ -289,3 +289,17 @@ def test_missing_weights_listed_by_dry_run_and_refused_up_front(spec_file: Path,
     with pytest.raises(WeightsError, match=r"models\[2\] \(mat\)"):
         run(spec, standin_opts())
     assert not (spec.output / "jobs").exists()  # refused before any job started
+
+
+def test_run_summary_says_which_part_was_smoke() -> None:
+    from matbench.commands.run import smoke_summary
+
+    spec = {"models": [{"label": "mat", "name": "mat", "smoke": True}, {"label": "telea", "smoke": False}]}
+    both = smoke_summary({"smoke": True, "metric_smoke": True, "spec": spec})
+    assert len(both) == 2 and both[0].startswith("SMOKE metric networks") and "SMOKE models: mat ran" in both[1]
+    only_metrics = smoke_summary({"smoke": True, "metric_smoke": True, "spec": {"models": spec["models"][1:]}})
+    assert len(only_metrics) == 1 and only_metrics[0].startswith("SMOKE metric networks")
+    assert smoke_summary({"smoke": True, "metric_smoke": False, "spec": spec}) == [
+        "SMOKE models: mat ran on random weights: not inpaintings, marked '(random weights)' in tables and never "
+        "ranked"]
+    assert smoke_summary({"smoke": False, "metric_smoke": False, "spec": spec}) == []

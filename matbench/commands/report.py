@@ -48,7 +48,7 @@ def cmd_table(args: argparse.Namespace) -> int:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from matbench.results import METRIC_INFO
     from reports import intervals
-    from reports.leaderboard import leaderboard, load_entries, overlapping_leader
+    from reports.leaderboard import leaderboard, load_entries, overlapping_leader, smoke_mark
     from reports.tables import fmt_value
 
     entries = load_entries(args.run_dirs)
@@ -76,8 +76,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
                 if iv.reason:
                     reasons.append(iv.reason)
                 vals.append(f"{fmt_value(m, mv.value)} {iv.text}".rstrip())
-            label = e.row_label + (" (smoke)" if e.record.smoke else "")
-            lines.append("| " + " | ".join([str(row.rank), label, str(n)] + vals + [str(e.run_dir)]) + " |")
+            label = e.row_label + smoke_mark(e)
+            rank = "–" if row.rank is None else str(row.rank)  # a model on random weights is not ranked
+            lines.append("| " + " | ".join([rank, label, str(n)] + vals + [str(e.run_dir)]) + " |")
         lines.append("")
         if args.ci:
             if reasons:

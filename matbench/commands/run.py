@@ -102,6 +102,22 @@ def summary_table(info: dict) -> str:
             v = vals.get(m)
             cells.append(f"  {'-':>12}" if v is None else f"  {v * METRIC_INFO[m].scale:>12.{METRIC_INFO[m].digits}f}")
         lines.append(job.ljust(width) + "".join(cells))
-    if info.get("smoke"):
-        lines.append("SMOKE: random weights were used somewhere (metric networks or models) — not comparable numbers")
+    lines += smoke_summary(info)
     return "\n".join(lines)
+
+
+def smoke_summary(info: dict) -> list[str]:
+    """Which part of a run was smoke: the metric networks (every number), and/or named models (their rows)."""
+    if not info.get("smoke"):
+        return []
+    out = []
+    models = [m.get("label") or m.get("name") for m in (info.get("spec") or {}).get("models", []) if m.get("smoke")]
+    if info.get("metric_smoke"):
+        out.append("SMOKE metric networks: random weights (no released Inception/LPIPS/... weights here): every "
+                   "number above is not comparable with real results")
+    if models:
+        out.append(f"SMOKE models: {', '.join(models)} ran on random weights: not inpaintings, marked "
+                   "'(random weights)' in tables and never ranked")
+    if not out:  # smoke recorded without saying where (an older run.json)
+        out.append("SMOKE: random weights were used (metric networks or models): not comparable numbers")
+    return out
