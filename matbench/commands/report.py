@@ -164,7 +164,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "or history:last | history:best[:N] (the results history: the latest record of each job, or "
                    "each metric's best over the last N records of the job's latest protocol)")
     c.add_argument("--history", metavar="PATH", help="history database for --baseline history:... (default "
-                   "$MATBENCH_HISTORY or ~/.local/share/matbench/history.db)")
+                   "$MATBENCH_HISTORY or the project's file under ~/.local/share/matbench/projects/)")
     c.add_argument("--tolerance", metavar="SPEC",
                    help="absolute tolerances, e.g. fid=0.05,pids=0.005,default=0.01 (defaults: fid=0.05, "
                         "kid=0.0005, pids=uids=0.005, lpips=0.002, precision=recall=0.005, psnr=0.05, "

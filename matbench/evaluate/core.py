@@ -29,6 +29,7 @@ from matbench.evaluate.registry import (
     parse_metrics,
 )
 from matbench.evaluate.stats import BOOTSTRAP_CLOCK, _mean_metric
+from matbench.history import git_provenance  # the commit, so `history import` keeps it (issue 25)
 from matbench.results import PROTOCOL_FIELDS, MetricValue, ResultRecord
 
 CPU_NET_BATCH = 2
@@ -264,4 +265,4 @@ class Evaluator:
         return {"versions": environment_versions(), "device": dev, "weights": weights, "smoke": self.smoke,
                 "metrics_requested": list(self.metrics), "fid_convention": self.fid_convention,
                 "n_bootstrap": self.n_bootstrap, "bootstrap_seed": self.seed, "pair_tol": self.pair_tol,
-                "created": now_iso()}
+                "created": now_iso(), "git": git_provenance()}
