@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -104,3 +105,62 @@ def test_a_closed_stdout_pipe_ends_quietly_with_141() -> None:
     os.close(w)
     assert p.returncode == EXIT_BROKEN_PIPE == 141
     assert p.stderr == ""
+
+
+def _parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
+    yield path, parser
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            for name, sub in a.choices.items():
+                yield from _parsers(sub, (*path, name))
+
+
+def test_every_argument_of_every_command_has_help_and_help_exits_0(capsys) -> None:
+    from matbench.cli import build_parser
+
+    parsers = list(_parsers(build_parser()))
+    assert len(parsers) > 30  # every command and subcommand is walked
+    missing = [(" ".join(path), a.option_strings or [a.dest]) for path, p in parsers for a in p._actions
+               if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction)) and not a.help]
+    assert missing == []
+    for path, _ in parsers:
+        with pytest.raises(SystemExit) as e:
+            main([*path, "--help"])
+        assert e.value.code == 0, path
+        capsys.readouterr()
+
+
+def test_one_spelling_for_output_files_with_the_old_ones_kept() -> None:
+    """-o/--out everywhere (--output kept as an alias); `-n`/`--n` for counts in `data demo` and `masks make`."""
+    from matbench.cli import build_parser
+
+    for path, p in _parsers(build_parser()):
+        for a in p._actions:
+            if "-o" in a.option_strings:
+                assert a.option_strings[:3] == ["-o", "--out", "--output"], path
+    parser = build_parser()
+    for flag in ("-o", "--out", "--output"):
+        assert parser.parse_args(["inpaint", "--model", "m", "--images", "i", "--masks", "m", flag, "X"]).output == "X"
+        assert parser.parse_args(["eval", "--results", "r", "--gt", "g", flag, "X"]).out == "X"
+    for flag in ("-n", "--n"):
+        assert parser.parse_args(["data", "demo", "-o", "d", flag, "3"]).n == 3
+        assert parser.parse_args(["masks", "make", "--kind", "mat-large", "-o", "m", flag, "3"]).n == 3
+    assert parser.parse_args(["history", "--json"]).format == "json"
+    assert parser.parse_args(["history", "--format", "json"]).format == "json"
+
+
+def test_weights_list_json(capsys) -> None:
+    assert main(["weights", "list", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    inc = next(w for w in data["weights"] if w["name"] == "inception-v3-compat")
+    assert inc["status"] in ("found", "missing") and inc["url"].startswith("https://") and data["searched"]
+
+
+def test_printed_paths_are_normalized(tmp_path: Path, monkeypatch) -> None:
+    from matbench.io import shown_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "examples" / "specs").mkdir(parents=True)
+    assert shown_path(tmp_path / "examples" / "specs" / ".." / ".." / "runs" / "quick") == os.path.join("runs",
+                                                                                                          "quick")
+    assert shown_path("/a/b/../c") == os.path.normpath("/a/c")

@@ -33,13 +33,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "TF-compatible port, NVIDIA's TorchScript file, or pytorch-fid's (LaMa's protocol)")
     p.add_argument("--inception-path", metavar="FILE", help="explicit Inception weights file")
     p.add_argument("--vgg-path", metavar="FILE", help="explicit VGG16 weights file (precision/recall)")
-    p.add_argument("--lpips-net", choices=("alex", "vgg"), default="alex")
+    p.add_argument("--lpips-net", choices=("alex", "vgg"), default="alex", help="LPIPS trunk (default alex)")
     p.add_argument("--bootstrap", type=int, default=200, metavar="N", help="bootstrap resamples for 95%% CIs (0: none)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--smoke", action="store_true", help="random (seeded) network weights: no downloads, "
                    "numbers are NOT comparable with real ones")
     p.add_argument("--device", default=None, help=DEVICE_HELP)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=16, help="images per batch (default 16)")
     p.add_argument("--workers", type=int, default=None, help="processes reading images (default on CPU: 1 from 3 "
                    "cores, else 0; with a GPU: up to 4); workers + --threads never exceed the cores")
     p.add_argument("--threads", type=int, default=None, help="compute threads (torch, OpenCV, numba, BLAS; "
@@ -58,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(default: the only row, or the one starting with the model name)")
     p.add_argument("--name", metavar="NAME", help="the model's name in tables and leaderboards (default: the "
                    "results folder's name, e.g. 'results')")
-    p.add_argument("-o", "--out", required=True, metavar="OUT", help="output directory")
+    p.add_argument("-o", "--out", "--output", dest="out", required=True, metavar="OUT", help="output directory")
     from matbench.commands.history import add_history_options
 
     add_history_options(p)

@@ -145,12 +145,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", help="only this dataset")
     p.add_argument("--maskset", help="only this mask set")
     p.add_argument("--metric", metavar="X", help="only this metric")
-    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format (default table)")
+    p.add_argument("--json", action="store_const", dest="format", const="json", help="same as --format json")
     p.set_defaults(func=cmd_list)
     sub = p.add_subparsers(dest="history_command", metavar="SUBCOMMAND")
     imp = sub.add_parser("import", help="add the results of runs made before (run dirs, eval folders, "
                                         "metrics.json files)")
-    imp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    imp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories, eval folders or metrics.json "
+                     "files")
     # SUPPRESS: `matbench history --history X import ...` must keep X (a subparser default would reset it)
     imp.add_argument("--history", metavar="PATH", default=argparse.SUPPRESS, help="history database (default as "
                      "above)")

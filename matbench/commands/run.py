@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from matbench.devices import DEVICE_HELP
+from matbench.io import shown_path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from matbench.commands.history import add_history_options  # --history PATH, --no-history
 
     add_history_options(p)
-    p.add_argument("-o", "--output", metavar="DIR", help="run directory (overrides the spec's output)")
+    p.add_argument("-o", "--out", "--output", dest="output", metavar="DIR",
+                   help="run directory (overrides the spec's output)")
     p.add_argument("--device", help="override the spec's device: " + DEVICE_HELP)
     p.add_argument("--batch-size", type=int, help="override the spec's batch size")
     p.add_argument("--smoke", action="store_true", help="metric networks on random weights (numbers NOT comparable)")
@@ -71,7 +73,8 @@ def run_command(args: argparse.Namespace) -> int:
         from matbench.commands.history import append_after
 
         append_after(args, [spec.output], "run")
-        print(f"run directory: {spec.output}  (matbench report {spec.output} -o REPORT_DIR)")
+        shown = shown_path(spec.output)
+        print(f"run directory: {shown}  (matbench report {shown} -o REPORT_DIR)")
     return 0
 
 

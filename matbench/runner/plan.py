@@ -7,6 +7,7 @@ from typing import Any
 
 from matbench import weights as weights_mod
 from matbench.errors import MatbenchError, WeightsError
+from matbench.io import shown_path
 from matbench.spec import DatasetSpec, MaskSetSpec, ModelSpec, Spec
 
 
@@ -95,7 +96,7 @@ def dry_run(spec: Spec) -> str:
     """What would run: jobs, image counts (per job and in total), missing weights. Touches no outputs."""
     from matbench.runner.state import STATE_FILE, job_dir, read_json
 
-    lines = [f"run {spec.name!r} -> {spec.output}", f"device {spec.device}, batch size {spec.batch_size}, "
+    lines = [f"run {spec.name!r} -> {shown_path(spec.output)}", f"device {spec.device}, batch size {spec.batch_size}, "
              f"resolutions {spec.resolutions}" + (" (generalization table)" if spec.generalization else ""),
              f"metrics: {', '.join(spec.metrics)}; metric networks: "
              + {True: "SMOKE (random weights)", False: "released weights", "auto": "auto"}[spec.smoke]]
