@@ -20,6 +20,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from matbench.entries import METRIC_SMOKE_MARK, MODEL_SMOKE_MARK
 from matbench.entries import Entry as Entry  # re-exported: the entry helpers live in the core (matbench.entries)
 from matbench.entries import entry_for as entry_for
 from matbench.entries import job_field as job_field
@@ -117,15 +118,6 @@ class Table:
             return set()
         return winners
 
-
-
-MODEL_SMOKE_MARK = "(random weights)"  # the model's weights were random: its outputs are not inpaintings
-METRIC_SMOKE_MARK = "(smoke)"  # only the metric networks were random: real outputs, smoke numbers
-
-
-def smoke_mark(e: Entry) -> str:
-    """' (random weights)', ' (smoke)' or '' after an entry's row label."""
-    return f" {MODEL_SMOKE_MARK}" if e.model_smoke else f" {METRIC_SMOKE_MARK}" if e.record.smoke else ""
 
 
 def may_be_best(metric: str, mv: MetricValue) -> bool:

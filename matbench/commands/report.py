@@ -48,7 +48,7 @@ def cmd_table(args: argparse.Namespace) -> int:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from matbench.results import METRIC_INFO
     from reports import intervals
-    from reports.leaderboard import leaderboard, load_entries, overlapping_leader, smoke_mark
+    from reports.leaderboard import leaderboard, load_entries, overlapping_leader
     from reports.tables import fmt_value
 
     entries = load_entries(args.run_dirs)
@@ -76,7 +76,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
                 if iv.reason:
                     reasons.append(iv.reason)
                 vals.append(f"{fmt_value(m, mv.value)} {iv.text}".rstrip())
-            label = e.row_label + smoke_mark(e)
+            label = e.row_label + e.smoke_mark
             rank = "–" if row.rank is None else str(row.rank)  # a model on random weights is not ranked
             lines.append("| " + " | ".join([rank, label, str(n)] + vals + [str(e.run_dir)]) + " |")
         lines.append("")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from matbench.devices import DEVICE_HELP
+from matbench.errors import SpecError
 from matbench.io import shown_path
 
 
@@ -41,8 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from matbench.errors import SpecError
-    from matbench.runner import RunOptions, dry_run, run
+    from matbench.runner import EXIT_NOT_REAL, RunOptions, dry_run, not_real, run
     from matbench.spec import load_spec
 
     spec = load_spec(args.spec, output=args.output)
@@ -59,8 +59,6 @@ def run_command(args: argparse.Namespace) -> int:
     if args.workers:
         spec.input_workers, spec.output_workers = _workers(args.workers)
     if args.dry_run:
-        from matbench.runner.plan import EXIT_NOT_REAL, not_real
-
         print(dry_run(spec))
         return EXIT_NOT_REAL if not_real(spec) else 0
     from matbench.io import check_output
@@ -79,7 +77,6 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def _workers(text: str) -> tuple[int, int]:
-    from matbench.errors import SpecError
 
     parts = text.split(",")
     try:

@@ -7,7 +7,11 @@ from typing import Any
 
 from matbench import weights as weights_mod
 from matbench.errors import MatbenchError, WeightsError
+from matbench.evaluate import INCEPTION_METRICS
+from matbench.evaluate.registry import extractors_for
+from matbench.features import get_spec
 from matbench.io import shown_path
+from matbench.metrics.lpips import BACKBONE_WEIGHTS
 from matbench.spec import DatasetSpec, MaskSetSpec, ModelSpec, Spec
 
 
@@ -137,11 +141,6 @@ EXIT_NOT_REAL = 3
 
 def metric_networks(spec: Spec) -> dict[str, tuple[str, list[str]]]:
     """Weights registry name -> (network, the spec's metrics that need it) of every metric network the run builds."""
-    from matbench.evaluate import INCEPTION_METRICS
-    from matbench.evaluate.registry import extractors_for
-    from matbench.features import get_spec
-    from matbench.metrics.lpips import BACKBONE_WEIGHTS
-
     def need(ext: str) -> list[str]:
         return [m for m in spec.metrics if any(e.name == ext for e in extractors_for([m]))]
 
