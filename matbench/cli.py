@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from matbench import __version__
@@ -60,7 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        rc = int(args.func(args) or 0)
+        sys.stdout.flush()  # a reader that went away (`| head`) surfaces here, inside the handler below
+        return rc
+    except BrokenPipeError:
+        return _broken_pipe()
     except MatbenchError as e:
         if args.verbose:
             raise
@@ -78,6 +83,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("matbench: interrupted (completed work is kept; rerun to resume)", file=sys.stderr)
         return 130
+
+
+# Exit status when the reader of stdout closed the pipe: 128 + SIGPIPE, what a shell reports for a tool that
+# the signal ended (`yes | head`), so `set -o pipefail` scripts see it the same way.
+EXIT_BROKEN_PIPE = 141
+
+
+def _broken_pipe() -> int:
+    """The reader of stdout went away (`matbench weights list | head`): stop quietly. stdout is pointed at
+    /dev/null so the interpreter's final flush does not raise a second BrokenPipeError at exit (the recipe of
+    the Python docs, 'Note on SIGPIPE')."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -97,10 +97,3 @@ def batch_ranges(n_items: int, batch_size: int) -> list[range]:
     return [range(s, min(s + batch_size, n_items)) for s in range(0, n_items, batch_size)]
 
 
-def resolve_device(device: str, local_rank: int = 0) -> str:
-    """'auto' -> cuda:LOCAL_RANK when available, else cpu; plain 'cuda' -> cuda:LOCAL_RANK."""
-    if device == "auto":
-        return f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-    if device == "cuda":
-        return f"cuda:{local_rank}"
-    return device

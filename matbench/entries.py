@@ -14,7 +14,12 @@ from matbench.errors import InputError
 from matbench.layout import RunLayout
 from matbench.results import PER_IMAGE_FILE, ResultRecord, find_records
 
-__all__ = ["Entry", "entry_for", "job_field", "job_resolution", "load_entries", "smoke_sources"]
+MODEL_SMOKE_MARK = "(random weights)"  # the model's weights were random: its outputs are not inpaintings
+METRIC_SMOKE_MARK = "(smoke)"  # only the metric networks were random: real outputs, smoke numbers
+
+__all__ = ["METRIC_SMOKE_MARK", "MODEL_SMOKE_MARK", "Entry", "entry_for", "job_field", "job_resolution",
+           "load_entries", "smoke_sources"]
+
 
 def job_field(record: ResultRecord, key: str) -> str:
     """dataset / maskset / model of a record; `matbench eval` records (job = results, gt, masks folders) fall
@@ -80,6 +85,14 @@ class Entry:
     def metric_smoke(self) -> bool:
         """The metric networks were random (or stand-ins): the numbers are smoke, the images may be real."""
         return smoke_sources(self.record)[1]
+
+    @property
+    def smoke_mark(self) -> str:
+        """What follows the row label in tables: ' (random weights)' when the model was random (its outputs are not
+        inpaintings: never bold, never ranked), ' (smoke)' when only the metric networks were, else ''."""
+        if self.model_smoke:
+            return f" {MODEL_SMOKE_MARK}"
+        return f" {METRIC_SMOKE_MARK}" if self.record.smoke else ""
 
     @property
     def path(self) -> Path:

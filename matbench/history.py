@@ -1,6 +1,7 @@
 """Results history: every run/eval appends its result records to one SQLite file.
 
-Where: `--history PATH` > `$MATBENCH_HISTORY` > `~/.local/share/matbench/history.db` (XDG_DATA_HOME honoured);
+Where: `--history PATH` > `$MATBENCH_HISTORY` > one file per project (the git top-level of the current directory,
+else the directory): `~/.local/share/matbench/projects/<name>-<hash>/history.db` (XDG_DATA_HOME honoured);
 `--no-history` or MATBENCH_HISTORY=off turns it off. SQLite in WAL mode with a busy timeout, each append one
 `BEGIN IMMEDIATE` transaction, so several processes (parallel CI jobs, torchrun ranks are not involved: only
 rank 0 appends) can append at the same time.
@@ -17,6 +18,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import subprocess
 from collections.abc import Iterable, Sequence
@@ -56,9 +58,25 @@ CREATE TABLE IF NOT EXISTS metrics (
 """
 
 
-def default_path() -> Path:
+def project_root(directory: str | os.PathLike | None = None) -> Path:
+    """The project a command runs in: the git top-level of `directory` (cwd), else that directory itself."""
+    cwd = Path(directory or os.getcwd()).resolve()
+    try:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=str(cwd), capture_output=True, text=True,
+                             timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return cwd
+    return Path(top.stdout.strip()).resolve() if top.returncode == 0 and top.stdout.strip() else cwd
+
+
+def default_path(directory: str | os.PathLike | None = None) -> Path:
+    """One history per project (git top-level, else the directory), so `check --baseline history:last` never
+    gates against a record another project wrote on the same account: <data>/matbench/projects/<name>-<hash>/."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "matbench" / "history.db"
+    root = project_root(directory)
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", root.name).strip("-")[:40] or "root"
+    return Path(base) / "matbench" / "projects" / f"{slug}-{hashlib.sha256(str(root).encode()).hexdigest()[:12]}" \
+        / "history.db"
 
 
 def resolve_path(cli_path: str | None = None, disabled: bool = False) -> Path | None:
@@ -86,6 +104,13 @@ def git_state(directory: str | os.PathLike | None = None) -> tuple[str | None, b
     except (OSError, subprocess.SubprocessError):
         return None, None
     return commit.stdout.strip(), (bool(status.stdout.strip()) if status.returncode == 0 else None)
+
+
+def git_provenance(directory: str | os.PathLike | None = None) -> dict[str, Any] | None:
+    """{commit, dirty} of the work tree the command runs in, for a record's provenance (None outside one): a later
+    `history import` of the record then stores the commit a live append stored."""
+    commit, dirty = git_state(directory)
+    return {"commit": commit, "dirty": dirty} if commit else None
 
 
 def protocol_id(record: ResultRecord) -> str:

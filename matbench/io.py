@@ -284,3 +284,11 @@ def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | No
     if reason:
         raise InputError(f"{out}: not writable ({folder}: {reason}); choose another {what}")
     return out
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """A path as a command prints it: normalized (no `specs/../../runs`), relative to the current directory when it
+    lies below it, else absolute."""
+    norm = os.path.normpath(os.path.abspath(path))
+    rel = os.path.relpath(norm)
+    return norm if rel == ".." or rel.startswith(".." + os.sep) else rel

@@ -95,6 +95,7 @@ class CheckResult:
     comparisons: list[Comparison] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # protocol/smoke mismatches (exit 2)
     notes: list[str] = field(default_factory=list)
+    smoke_vs_smoke: list[str] = field(default_factory=list)  # jobs whose both sides are smoke: a pipeline check only
 
     @property
     def status(self) -> str:
@@ -102,7 +103,8 @@ class CheckResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"status": self.status, "exit_code": self.exit_code, "problems": self.problems,
-                "notes": self.notes, "comparisons": [asdict(c) for c in self.comparisons]}
+                "notes": self.notes, "smoke_vs_smoke": self.smoke_vs_smoke,
+                "comparisons": [asdict(c) for c in self.comparisons]}
 
 
 def compare(current: Sequence[ResultRecord], baseline: Sequence[ResultRecord],
@@ -128,6 +130,8 @@ def compare(current: Sequence[ResultRecord], baseline: Sequence[ResultRecord],
             res.problems.append(f"{key_str(k)}: smoke-vs-real comparison (baseline smoke={b.smoke}, "
                                 f"current smoke={c.smoke}); numbers from random weights cannot gate real ones")
             continue
+        if b.smoke:  # both smoke: allowed (a CI smoke gate), but said, since it gates no real number
+            res.smoke_vs_smoke.append(key_str(k))
         diff = [f for f in PROTOCOL_FIELDS if b.protocol.get(f) != c.protocol.get(f)]
         if diff:
             res.problems.extend(f"{key_str(k)}: protocol field '{f}' differs: baseline "
@@ -199,6 +203,9 @@ def format_text(res: CheckResult, verbose: bool = False) -> str:
         direction = "higher is better" if c.higher_is_better else "lower is better"
         lines.append(f"{c.status.upper():<10} {c.job} {c.metric}: {_num(c.metric, c.baseline)} -> "
                      f"{_num(c.metric, c.current)} ({c.delta:+.6g}; tolerance {c.tolerance:g}, {direction})")
+    if res.smoke_vs_smoke:
+        lines.append(f"SMOKE      smoke vs smoke for {len(res.smoke_vs_smoke)} job(s): both sides ran on random "
+                     "weights, so this checks the pipeline, not real numbers")
     if verbose:
         lines.extend(f"note       {n}" for n in res.notes)
     counts = {s: sum(1 for c in res.comparisons if c.status == s) for s in ("ok", "better", "regressed", "missing")}

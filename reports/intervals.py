@@ -62,7 +62,8 @@ def interval(metric: str, value: float | None, lo: float | None, hi: float | Non
     width = hi - lo
     if zero_width(value, lo, hi):
         return Interval("unsupported", lo_s, hi_s, reason=(
-            f"zero-width interval (every resample gave the same value): n = {n_s} images cannot support one"))
+            f"zero-width interval: every resample of the n = {n_s} images gave the same value for this metric "
+            "(no spread to report; not an exact value)"))
     below, above = value - lo, hi - value
     # Asymmetric: the value lies outside, or the sides differ by >10 % of the width and visibly at display
     # precision (a bootstrap percentile interval is never exactly centred; that alone is not worth [lo, hi]).

@@ -20,6 +20,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from matbench.entries import METRIC_SMOKE_MARK, MODEL_SMOKE_MARK
 from matbench.entries import Entry as Entry  # re-exported: the entry helpers live in the core (matbench.entries)
 from matbench.entries import entry_for as entry_for
 from matbench.entries import job_field as job_field
@@ -88,19 +89,43 @@ class Table:
     def smoke_rows(self) -> set[str]:
         return {r for (r, _), e in self.entries.items() if e.record.smoke}
 
+    def model_smoke_rows(self) -> set[str]:
+        """Rows whose MODEL ran on random weights: labelled '(random weights)', never bold, never ranked."""
+        return {r for (r, _), e in self.entries.items() if e.model_smoke}
+
+    def row_label(self, row: str) -> str:
+        """The row's name with its smoke mark: '(random weights)' for a random model, '(smoke)' for metrics only."""
+        if row in self.model_smoke_rows():
+            return f"{row} {MODEL_SMOKE_MARK}"
+        return f"{row} {METRIC_SMOKE_MARK}" if row in self.smoke_rows() else row
+
     def best(self, maskset: str, metric: str) -> set[str]:
         """Rows holding the best value of a column, compared at display precision (ties all win).
 
-        Nothing is best when fewer than two rows have a value."""
+        Nothing is best when fewer than two rows have a value. Rows whose model ran on random weights do not
+        compete. A winner that `may_be_best` rules out (a KID at or below 0) is not bold, and the next value is not
+        promoted in its place: the column then has no bold."""
         info = METRIC_INFO[metric]
+        random_models = self.model_smoke_rows()
         vals = {r: round(c.value * info.scale, info.digits) for r in self.rows
                 if (c := self.cells.get((r, maskset, metric))) is not None and c.value is not None
-                and math.isfinite(c.value)}
+                and math.isfinite(c.value) and r not in random_models}
         if len(vals) < 2:
             return set()
         target = max(vals.values()) if info.higher_is_better else min(vals.values())
-        return {r for r, v in vals.items() if v == target}
+        winners = {r for r, v in vals.items() if v == target}
+        if not all(may_be_best(metric, self.cells[(r, maskset, metric)]) for r in winners):
+            return set()
+        return winners
 
+
+
+def may_be_best(metric: str, mv: MetricValue) -> bool:
+    """Whether a value may be bold / called best. KID is an unbiased estimate of a non-negative quantity: a value
+    at or below 0, or one whose interval reaches 0, is noise around "no difference", not a win (docs/reports.md)."""
+    if metric.startswith("kid"):
+        return mv.value is not None and mv.value > 0 and (mv.ci_low is None or mv.ci_low > 0)
+    return True
 
 
 def maskset_order(name: str) -> tuple[int, str]:
@@ -195,7 +220,7 @@ def build_tables(entries: Sequence[Entry], metrics: Sequence[str] | None = None)
 
 @dataclass
 class LeaderboardRow:
-    rank: int
+    rank: int | None  # None: the model ran on random weights (listed, not ranked)
     entry: Entry
     values: dict[str, MetricValue]
 
@@ -244,6 +269,9 @@ def leaderboard(entries: Sequence[Entry], sort_by: str = "fid") -> dict[GroupKey
             if mv is None or mv.value is None:
                 return 1, 0.0, e.row_label
             return 0, (-mv.value if info.higher_is_better else mv.value), e.row_label
-        ranked = sorted(groups[key], key=sort_key)
-        out[key] = [LeaderboardRow(i + 1, e, dict(e.record.metrics)) for i, e in enumerate(ranked)]
+        # A model on random weights is listed after the others without a rank: its numbers rank nothing.
+        ranked = sorted([e for e in groups[key] if not e.model_smoke], key=sort_key)
+        unranked = sorted([e for e in groups[key] if e.model_smoke], key=sort_key)
+        out[key] = ([LeaderboardRow(i + 1, e, dict(e.record.metrics)) for i, e in enumerate(ranked)]
+                    + [LeaderboardRow(None, e, dict(e.record.metrics)) for e in unranked])
     return out

@@ -94,7 +94,7 @@ def _smoke_note(entries: Sequence[Entry]) -> str:
 
 def _table_view(t: Table, index: int) -> dict[str, Any]:
     """View model of one leaderboard: mask-set groups (each once), columns, rows, interval notes."""
-    smoke_rows = t.smoke_rows()
+    smoke_rows, model_smoke_rows = t.smoke_rows(), t.model_smoke_rows()
     groups: list[dict[str, Any]] = []
     columns: list[dict[str, Any]] = []
     for gi, (ms, metrics) in enumerate(t.column_groups()):
@@ -126,7 +126,7 @@ def _table_view(t: Table, index: int) -> dict[str, Any]:
             cells.append({"text": fmt_value(m, mv.value), "iv": iv, "n": mv.n,
                           "show_n": groups[col["group"]]["n"] is None, "best": r in t.best(ms, m),
                           "sort": repr(mv.value * METRIC_INFO[m].scale), "title": title})
-        rows.append({"label": r, "smoke": r in smoke_rows, "cells": cells})
+        rows.append({"label": r, "smoke": r in smoke_rows, "model_smoke": r in model_smoke_rows, "cells": cells})
     metrics_all = list(dict.fromkeys(c["metric"] for c in columns))
     # Narrower layouts, tried in order by static/report.js until one fits the page: one table per mask set, then
     # (for a mask set with many metrics) chunks of at most LEADERBOARD_CHUNK metrics of one mask set.

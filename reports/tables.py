@@ -57,7 +57,7 @@ def _cell_parts(table: Table, row: str, ms: str, m: str, ci: bool
 
 
 def _row_label(table: Table, row: str) -> str:
-    return f"{row} (smoke)" if row in table.smoke_rows() else row
+    return table.row_label(row)
 
 
 # ---------------------------------------------------------------- Markdown

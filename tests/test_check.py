@@ -70,6 +70,13 @@ def test_smoke_vs_real_exits_2(tmp_path: Path, baseline: Path, capsys: pytest.Ca
     # smoke vs smoke is a legitimate CI comparison
     base2 = _run(tmp_path / "base2", BASE, smoke=True)
     assert main(["check", str(cur), "--baseline", str(base2)]) == 0
+    # ... and it says so, since it gates the pipeline, not real numbers (issue 25)
+    out = capsys.readouterr().out
+    assert "SMOKE      smoke vs smoke for 2 job(s)" in out
+    assert main(["check", str(cur), "--baseline", str(base2), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["smoke_vs_smoke"] == ["places/mat-large/mat@512",
+                                                                      "places/mat-small/mat@512"]
+    assert "SMOKE " not in (main(["check", str(baseline), "--baseline", str(baseline)]), capsys.readouterr().out)[1]
 
 
 def test_json_output(tmp_path: Path, baseline: Path, capsys: pytest.CaptureFixture) -> None:

@@ -42,7 +42,55 @@ def test_default_path_env_and_off(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     assert resolve_path() is None
     monkeypatch.delenv("MATBENCH_HISTORY")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    assert resolve_path() == tmp_path / "xdg" / "matbench" / "history.db"
+    p = resolve_path()
+    assert p is not None and p.parent.parent == tmp_path / "xdg" / "matbench" / "projects" and p.name == "history.db"
+
+
+def _git_repo(path: Path) -> str:
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "init", "-q", str(path)], check=True)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    (path / "f").write_text("a")
+    subprocess.run(["git", "add", "f"], cwd=path, check=True)
+    subprocess.run(["git", "commit", "-qm", "x"], cwd=path, check=True, env=env)
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True).stdout.strip()
+
+
+def test_default_history_is_one_per_project(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Issue 25: one file per account let `check --baseline history:last` gate against another project's run."""
+    from matbench.history import default_path
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    _git_repo(tmp_path / "proj-a")
+    _git_repo(tmp_path / "proj-b")
+    (tmp_path / "proj-a" / "runs" / "deep").mkdir(parents=True)
+    (tmp_path / "plain").mkdir()
+    a, b = default_path(tmp_path / "proj-a"), default_path(tmp_path / "proj-b")
+    assert a != b and a.parent.name.startswith("proj-a-") and b.parent.name.startswith("proj-b-")
+    assert default_path(tmp_path / "proj-a" / "runs" / "deep") == a  # anywhere in the checkout: its git top-level
+    assert default_path(tmp_path / "plain") not in (a, b)  # outside git: keyed by the directory
+    monkeypatch.delenv("MATBENCH_HISTORY")
+    monkeypatch.chdir(tmp_path / "proj-b")
+    assert resolve_path() == b
+
+
+def test_import_stores_the_commit_a_live_append_stored(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    repo = tmp_path / "proj"
+    head = _git_repo(repo)
+    res, gt = repo / "res", repo / "gt"
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        save_png(gt / f"im{i}.png", rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
+        save_png(res / f"im{i}.png", rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
+    monkeypatch.chdir(repo)
+    live, imported = tmp_path / "live.db", tmp_path / "imported.db"
+    assert main(["eval", "--results", "res", "--gt", "gt", "--metrics", "psnr", "--bootstrap", "0", "--device",
+                 "cpu", "-o", str(tmp_path / "out"), "--history", str(live)]) == 0
+    monkeypatch.chdir(tmp_path)  # imported later, from outside the checkout
+    assert main(["history", "import", str(tmp_path / "out"), "--history", str(imported)]) == 0
+    (a,), (b,) = History(live).rows(), History(imported).rows()
+    assert a.git_commit == b.git_commit == head and b.source == "import"
 
 
 def test_the_test_suite_never_writes_the_users_history() -> None:

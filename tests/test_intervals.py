@@ -39,14 +39,16 @@ def test_interval_classification(metric: str, value: float, lo: float | None, hi
 @pytest.fixture()
 def run_dir(tmp_path: Path) -> Path:
     d = tmp_path / "run"
-    write_job(d, synthetic_record("places", "mat-large", "mat", {
+    rec = synthetic_record("places", "mat-large", "mat", {
         "fid": (10.0, 9.2, 10.3), "kid": (-0.04873, -0.04873, -0.04873), "lpips": (0.2012, 0.2000, 0.2024),
-        "precision": (1.0, 1.0, 1.0)}, n=8, smoke=True))
+        "precision": (1.0, 1.0, 1.0)}, n=8, smoke=True)
+    rec.provenance["metric_smoke"] = True  # smoke metric networks, the model's own weights (the demo's case)
+    write_job(d, rec)
     return d
 
 
-NOTE = ("† No confidence interval shown: zero-width interval (every resample gave the same value): "
-        "n = 8 images cannot support one.")
+NOTE = ("† No confidence interval shown: zero-width interval: every resample of the n = 8 images gave the same "
+        "value for this metric (no spread to report; not an exact value).")
 
 MD = f"""\
 ### places @ 512×512
@@ -77,10 +79,12 @@ CSV = """\
 dataset,resolution,maskset,model,metric,label,value,ci_low,ci_high,n,best,smoke,ci_kind,ci_note
 places,512,mat-large,mat,fid,FID,10.0,9.2,10.3,8,False,True,asymmetric,
 places,512,mat-large,mat,kid,KID (×10³),-48.73,,,8,False,True,unsupported,"recorded [-48.73, -48.73]; \
-zero-width interval (every resample gave the same value): n = 8 images cannot support one"
+zero-width interval: every resample of the n = 8 images gave the same value for this metric \
+(no spread to report; not an exact value)"
 places,512,mat-large,mat,lpips,LPIPS,0.2012,0.2,0.2024,8,False,True,symmetric,
 places,512,mat-large,mat,precision,Precision,1.0,,,8,False,True,unsupported,"recorded [1.0000, 1.0000]; \
-zero-width interval (every resample gave the same value): n = 8 images cannot support one"
+zero-width interval: every resample of the n = 8 images gave the same value for this metric \
+(no spread to report; not an exact value)"
 """
 
 
@@ -108,6 +112,6 @@ def test_eval_summary_does_not_print_a_zero_width_interval_as_exact() -> None:
         "kid": (-0.04873, -0.04873, -0.04873), "fid": (10.0, 9.2, 10.3)}, n=8)
     text = format_summary(rec, "out")
     assert "[-48.73, -48.73]" not in text
-    assert ("KID (×10³)         -48.73  no CI (zero-width interval (every resample gave the same value): "
-            "n = 8 images cannot support one)") in text
+    assert ("KID (×10³)         -48.73  no CI (zero-width interval: every resample of the n = 8 images gave the "
+            "same value for this metric (no spread to report; not an exact value))") in text
     assert "FID                10.00  [9.20, 10.30]" in text

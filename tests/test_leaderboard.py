@@ -98,3 +98,16 @@ def test_plain_eval_records_use_folder_names(tmp_path: Path, capsys: pytest.Capt
     assert main(["check", str(tmp_path / "eval_mat_out"), "--baseline", str(tmp_path / "eval_mat_out")]) == 0
     # Different folders are different jobs: nothing in common -> not comparable.
     assert main(["check", str(tmp_path / "eval_mat_out"), "--baseline", str(tmp_path / "eval_lama_out")]) == 2
+
+
+def test_a_model_on_random_weights_is_listed_last_without_a_rank(tmp_path: Path, capsys) -> None:
+    d = tmp_path / "run"
+    for name, fid, model_smoke in (("mat", 11.94, True), ("opencv-ns", 13.40, False), ("telea", 14.0, False)):
+        rec = synthetic_record("ds", "mat-large", name, {"fid": fid}, smoke=True)
+        rec.provenance.update({"metric_smoke": True, "weights": {"model": {"smoke": model_smoke}}})
+        write_job(d, rec)
+    rows = leaderboard(load_entries([d]))[("ds", "mat-large", 512)]
+    assert [(r.rank, r.entry.model) for r in rows] == [(1, "opencv-ns"), (2, "telea"), (None, "mat")]
+    assert main(["leaderboard", str(d), "--metrics", "fid", "--no-ci"]) == 0
+    out = capsys.readouterr().out
+    assert "| 1 | opencv-ns (smoke) |" in out and "| – | mat (random weights) |" in out

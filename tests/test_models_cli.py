@@ -60,3 +60,12 @@ def test_reference_and_unknown_names(weights_env: Path, capsys) -> None:
     assert data["models"][0]["source"] == "reference"
     assert main(["models", "nope"]) == 2
     assert "unknown model 'nope'" in capsys.readouterr().err
+
+
+def test_size_need_follows_the_resolution_option(weights_env: Path, capsys) -> None:
+    """MAT lists `resolution 256 | 512`: its size need says the multiple follows that option (issue 25)."""
+    assert main(["models", "mat"]) == 0
+    needs = next(line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("needs:"))
+    assert "size multiple of the resolution option (256 | 512; 512 by default)" in needs
+    assert main(["models", "mean-fill"]) == 0  # no resolution option: the plain multiple
+    assert "needs: size multiple 1," in capsys.readouterr().out

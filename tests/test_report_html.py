@@ -244,7 +244,11 @@ def test_leaderboard_intervals_and_groups_in_html(tmp_path: Path) -> None:
     assert "<span class=\"ci\">± 1.00</span>" in whole  # symmetric
     assert whole.count("no CI †") == 2 and "[-48.73, -48.73]</span>" not in whole
     assert 'title="no interval: recorded [-48.73, -48.73]; zero-width interval' in whole
-    assert "† No confidence interval shown: zero-width interval (every resample gave the same value): n = 8" in html
+    assert ("† No confidence interval shown: zero-width interval: every resample of the n = 8 images gave the same "
+            "value for this metric") in html
+    # the negative KID (noise around 0) is the column's lowest: no KID is bold, not even the next one (issue 25)
+    assert re.search(r'<td class="best"[^>]*data-m="fid"', whole)
+    assert not re.search(r'<td class="best"[^>]*data-m="kid"', whole)
     # The per-mask-set tables that replace the whole one when it does not fit hold the same cells.
     assert html.count('<table class="lb lb-part"') == 2
 

@@ -229,6 +229,54 @@ def test_dry_run_lists_jobs_counts_and_missing_weights(spec_file: Path) -> None:
     assert not spec.output.exists()
 
 
+@pytest.fixture
+def no_weights_here(tmp_path: Path, monkeypatch) -> Path:
+    """Empty weights folders: $MATBENCH_WEIGHTS, the torch hub cache and the Hugging Face cache."""
+    d = tmp_path / "weights"
+    d.mkdir()
+    monkeypatch.setenv("MATBENCH_WEIGHTS", str(d))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-home" / "hub"))
+    return d
+
+
+def test_dry_run_names_every_smoke_network_and_exits_3_unless_smoke_is_asked(spec_file: Path, no_weights_here,
+                                                                            capsys) -> None:
+    from matbench import weights as W
+    from matbench.cli import main
+    from matbench.runner.plan import EXIT_NOT_REAL
+
+    spec_file.write_text(SPEC.replace("smoke = true", 'smoke = "auto"').replace('["fid", "lpips"]',
+                                                                              '["fid", "lpips", "pr"]'))
+    assert main(["run", "--dry-run", str(spec_file)]) == EXIT_NOT_REAL == 3
+    out = capsys.readouterr().out
+    smoke = out.split("smoke (random weights):")[1]
+    assert "Inception (inception-v3-compat) for fid: SMOKE" in smoke
+    assert "LPIPS trunk (alex) for lpips: SMOKE" in smoke and "VGG16 for pr: SMOKE" in smoke
+    assert "NOT REAL NUMBERS: 3 network(s)" in smoke
+    assert main(["run", "--dry-run", "--smoke", str(spec_file)]) == 0  # asked for: labelled, not refused
+    assert "smoke asked for: these numbers will NOT be real" in capsys.readouterr().out
+    # the weights on disk: real numbers, exit 0 (find() looks for the file, the run checks its hash)
+    for name in ("inception-v3-compat", "torchvision-alexnet", "torchvision-vgg16"):
+        (no_weights_here / W.get(name).filename).write_bytes(b"x")
+    assert main(["run", "--dry-run", str(spec_file)]) == 0
+    out = capsys.readouterr().out
+    assert "for fid: real (" in out and "real numbers: every network" in out
+    # a model without weights makes the numbers unreal even with every metric network present
+    spec_file.write_text(spec_file.read_text() + '[[models]]\nname = "mat"\n')
+    assert main(["run", "--dry-run", str(spec_file)]) == 3
+    assert "NOT REAL NUMBERS: 1 network(s)" in capsys.readouterr().out
+
+
+def test_dry_run_of_pixel_metrics_needs_no_network(spec_file: Path, no_weights_here, capsys) -> None:
+    from matbench.cli import main
+
+    spec_file.write_text(SPEC.replace("smoke = true", "smoke = false").replace('["fid", "lpips"]', '["psnr", "l1"]'))
+    assert main(["run", "--dry-run", str(spec_file)]) == 0
+    assert "metric networks: none needed" in capsys.readouterr().out
+
+
 def test_missing_weights_listed_by_dry_run_and_refused_up_front(spec_file: Path, monkeypatch) -> None:
     from matbench.errors import WeightsError
 
@@ -241,3 +289,17 @@ def test_missing_weights_listed_by_dry_run_and_refused_up_front(spec_file: Path,
     with pytest.raises(WeightsError, match=r"models\[2\] \(mat\)"):
         run(spec, standin_opts())
     assert not (spec.output / "jobs").exists()  # refused before any job started
+
+
+def test_run_summary_says_which_part_was_smoke() -> None:
+    from matbench.commands.run import smoke_summary
+
+    spec = {"models": [{"label": "mat", "name": "mat", "smoke": True}, {"label": "telea", "smoke": False}]}
+    both = smoke_summary({"smoke": True, "metric_smoke": True, "spec": spec})
+    assert len(both) == 2 and both[0].startswith("SMOKE metric networks") and "SMOKE models: mat ran" in both[1]
+    only_metrics = smoke_summary({"smoke": True, "metric_smoke": True, "spec": {"models": spec["models"][1:]}})
+    assert len(only_metrics) == 1 and only_metrics[0].startswith("SMOKE metric networks")
+    assert smoke_summary({"smoke": True, "metric_smoke": False, "spec": spec}) == [
+        "SMOKE models: mat ran on random weights: not inpaintings, marked '(random weights)' in tables and never "
+        "ranked"]
+    assert smoke_summary({"smoke": False, "metric_smoke": False, "spec": spec}) == []

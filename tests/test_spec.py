@@ -130,6 +130,6 @@ def test_cli_reports_spec_errors_in_one_line(tree: Path, capsys: pytest.CaptureF
     assert main(["run", "--dry-run", str(p)]) == 2
     err = capsys.readouterr().err
     assert err.strip().count("\n") == 0 and "models[0].weigths: unknown key" in err
-    assert main(["run", "--dry-run", str(write(tree, MINIMAL))]) == 0
+    assert main(["run", "--dry-run", "--smoke", str(write(tree, MINIMAL))]) == 0
     out = capsys.readouterr().out
     assert "imgs__mat-large__mean-fill__512" in out and "missing weights: none" in out

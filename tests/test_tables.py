@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import pytest
@@ -104,15 +106,55 @@ def test_table_cli_writes_each_format(run_dir: Path, tmp_path: Path, capsys: pyt
     assert capsys.readouterr().out == CSV
 
 
+def _smoke(rec, model: bool = False, metric: bool = True):
+    """Say which part of a smoke record was smoke, as the runner records it."""
+    rec.provenance.update({"metric_smoke": metric, "weights": {"model": {"smoke": model}}})
+    return rec
+
+
 def test_metric_selection_and_smoke_marking(tmp_path: Path) -> None:
     d = tmp_path / "run"
-    write_job(d, synthetic_record("ds", "mat-large", "a_model", {"fid": 5.0, "lpips": 0.3}, smoke=True))
-    write_job(d, synthetic_record("ds", "mat-large", "b", {"fid": 4.0, "lpips": 0.4}, smoke=True))
+    write_job(d, _smoke(synthetic_record("ds", "mat-large", "a_model", {"fid": 5.0, "lpips": 0.3}, smoke=True)))
+    write_job(d, _smoke(synthetic_record("ds", "mat-large", "b", {"fid": 4.0, "lpips": 0.4}, smoke=True)))
     md = render(build_tables(load_entries([d]), metrics=["fid"]), "md")
     assert "LPIPS" not in md and "SMOKE" in md
     assert "| a_model (smoke) | 5.00 |" in md and "| b (smoke) | **4.00** |" in md
     tex = render(build_tables(load_entries([d]), metrics=["fid"]), "latex")
     assert r"a\_model (smoke) & 5.00 \\" in tex and "SMOKE" in tex
+
+
+def test_a_model_on_random_weights_is_marked_apart_and_never_bold(tmp_path: Path) -> None:
+    """Issue 25: `| mat (smoke) | **11.94** |` beside `| opencv-ns (smoke) | 13.40 |` called a random MAT best."""
+    d = tmp_path / "run"
+    write_job(d, _smoke(synthetic_record("ds", "mat-large", "mat", {"fid": 11.94, "psnr": 30.0}, smoke=True),
+                        model=True))
+    write_job(d, _smoke(synthetic_record("ds", "mat-large", "opencv-ns", {"fid": 13.40, "psnr": 20.0}, smoke=True)))
+    write_job(d, _smoke(synthetic_record("ds", "mat-large", "telea", {"fid": 14.0, "psnr": 21.0}, smoke=True)))
+    md = render(build_tables(load_entries([d])), "md")
+    assert "| mat (random weights) | 11.94 | 30.00 |" in md
+    assert "| opencv-ns (smoke) | **13.40** | 20.00 |" in md and "| telea (smoke) | 14.00 | **21.00** |" in md
+    rows = {r["model"]: r for r in csv.DictReader(io.StringIO(render(build_tables(load_entries([d])), "csv")))
+            if r["metric"] == "fid"}
+    assert rows["mat"]["best"] == "False" and rows["opencv-ns"]["best"] == "True"
+
+
+def test_kid_at_or_below_zero_is_never_bold(tmp_path: Path) -> None:
+    """A negative unbiased KID is noise around 0, not a win; neither is one whose interval reaches 0. The next
+    value is not promoted in its place (it is the worse one)."""
+    def md_of(*records) -> str:
+        d = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
+        for r in records:
+            write_job(d, r)
+        return render(build_tables(load_entries([d])), "md")
+
+    a = synthetic_record("ds", "mat-large", "a", {"kid": (-0.02796, -0.03, -0.02)})
+    b = synthetic_record("ds", "mat-large", "b", {"kid": (0.004, -0.001, 0.009)})
+    b_clear = synthetic_record("ds", "mat-large", "b", {"kid": (0.004, 0.002, 0.006)})
+    c = synthetic_record("ds", "mat-large", "c", {"kid": (0.012, 0.010, 0.014)})
+    md = md_of(a, c)
+    assert "| a | -27.96 |" in md and "| c | 12.00 |" in md and "**" not in md
+    assert "**" not in md_of(b, c)
+    assert "| b | **4.00** |" in md_of(b_clear, c)
 
 
 def test_unknown_metric_is_an_error(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

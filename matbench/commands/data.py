@@ -8,6 +8,7 @@ from pathlib import Path
 
 from matbench.data.preprocess import DEFAULT_POLICY, POLICIES
 from matbench.data.presets import PRESETS
+from matbench.io import shown_path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,33 +17,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     m = sub.add_parser("manifest", help="record every id, byte size and sha256 of a dataset")
     m.add_argument("dataset", help="directory tree or .zip of images")
-    m.add_argument("-o", "--output", required=True, help="manifest JSON to write")
+    m.add_argument("-o", "--out", "--output", dest="output", required=True, help="manifest JSON to write")
     m.add_argument("--preset", default="folder", choices=sorted(PRESETS), help="check count/naming first")
     m.set_defaults(func=_manifest)
 
     v = sub.add_parser("verify", help="compare a dataset with a manifest (exit 1 on differences)")
-    v.add_argument("dataset")
+    v.add_argument("dataset", help="directory tree or .zip of images")
     v.add_argument("manifest", help="manifest JSON from `matbench data manifest`")
     v.add_argument("--show", type=int, default=20, help="list at most this many ids per kind of difference")
     v.set_defaults(func=_verify)
 
     i = sub.add_parser("info", help="count images and check them against a preset (exit 1 if incomplete)")
-    i.add_argument("dataset")
-    i.add_argument("--preset", default="folder", choices=sorted(PRESETS))
+    i.add_argument("dataset", help="directory tree or .zip of images")
+    i.add_argument("--preset", default="folder", choices=sorted(PRESETS), help="dataset preset (default folder)")
     i.set_defaults(func=_info)
 
     pr = sub.add_parser("prepare", help="write the prepared RxR evaluation images as PNG (one per id)")
-    pr.add_argument("dataset")
-    pr.add_argument("-o", "--output", required=True, help="output folder")
+    pr.add_argument("dataset", help="directory tree or .zip of images")
+    pr.add_argument("-o", "--out", "--output", dest="output", required=True, help="output folder")
     pr.add_argument("--res", type=int, default=512, help="resolution R (default 512)")
     pr.add_argument("--policy", default=DEFAULT_POLICY, choices=sorted(POLICIES),
                     help="; ".join(f"{k}: {v}" for k, v in POLICIES.items()))
-    pr.add_argument("--preset", default="folder", choices=sorted(PRESETS))
+    pr.add_argument("--preset", default="folder", choices=sorted(PRESETS), help="dataset preset (default folder)")
     pr.set_defaults(func=_prepare)
 
     d = sub.add_parser("demo", help="write a few real photos bundled with scikit-image (offline)")
-    d.add_argument("-o", "--output", required=True, help="output folder")
-    d.add_argument("-n", type=int, default=8, help="number of photos (at most those available)")
+    d.add_argument("-o", "--out", "--output", dest="output", required=True, help="output folder")
+    d.add_argument("-n", "--n", dest="n", type=int, default=8, help="number of photos (at most those available)")
     d.set_defaults(func=_demo)
 
 
@@ -54,7 +55,7 @@ def _manifest(args: argparse.Namespace) -> int:
     check_output(args.output, [args.dataset], kind="file")
     ds = Dataset.open(args.dataset, preset=args.preset)
     m = write_manifest(ds, args.output)
-    print(f"{args.output}: {m['count']:,} files, manifest sha256 {m['sha256']}")
+    print(f"{shown_path(args.output)}: {m['count']:,} files, manifest sha256 {m['sha256']}")
     return 0
 
 
@@ -98,7 +99,7 @@ def _prepare(args: argparse.Namespace) -> int:
     out = Path(args.output)
     for image_id in ds.ids:
         save_png(out / f"{image_id}.png", ds.load(image_id, args.res, args.policy))
-    print(f"{out}: {len(ds):,} images at {args.res}x{args.res} (policy {args.policy})")
+    print(f"{shown_path(out)}: {len(ds):,} images at {args.res}x{args.res} (policy {args.policy})")
     return 0
 
 

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from matbench.io import shown_path
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -14,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "baselines and every model whose weights are already on this machine, then renders the HTML "
                     "report. Metric networks missing from the weights cache are run on random weights (smoke "
                     "mode), which the output and the report say loudly. Rerunning resumes.")
-    p.add_argument("-o", "--out", default="demo_out", metavar="DIR", help="output directory (default demo_out)")
+    p.add_argument("-o", "--out", "--output", dest="out", default="demo_out", metavar="DIR",
+                   help="output directory (default demo_out)")
     p.add_argument("--resolution", type=int, default=None,
                    help="image size (default 512, MAT's evaluation size; 256 is faster)")
     p.add_argument("--images", type=int, default=None, help="number of photos (default 8, at most 8)")
@@ -38,9 +41,9 @@ def demo_command(args: argparse.Namespace) -> int:
     out = run_demo(args.out, resolution=res, n_images=n, progress=not args.no_progress)
     out["report"] = None if args.no_report else render(out["run_dir"], out["report_dir"])
     print(summary_table(out["info"]))
-    print(f"\nrun directory: {out['run_dir']}")
+    print(f"\nrun directory: {shown_path(out['run_dir'])}")
     if out["report"]:
-        print(f"report: {out['report']}")
+        print(f"report: {shown_path(out['report'])}")
     if out["smoke"]:
         print("\n*** SMOKE MODE: Inception/LPIPS weights were not found (and could not be downloaded), so the metric "
               "networks ran on random weights. The numbers above only show that the pipeline works; they are NOT "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from matbench.devices import DEVICE_HELP, resolve_device
 from matbench.evaluate.config import FID_CONVENTIONS, INCEPTIONS, LPIPS_NETS, EvalConfig
 from matbench.evaluate.folders import MASK_POLARITIES, FolderRun
 from matbench.metrics import METRIC_INFO, default_metrics
@@ -34,13 +35,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "TorchScript file, or pytorch-fid's (LaMa's protocol)")
     p.add_argument("--inception-path", metavar="FILE", help="explicit Inception weights file")
     p.add_argument("--vgg-path", metavar="FILE", help="explicit VGG16 weights file (precision/recall)")
-    p.add_argument("--lpips-net", choices=LPIPS_NETS, default="alex", help="LPIPS backbone")
+    p.add_argument("--lpips-net", choices=LPIPS_NETS, default="alex", help="LPIPS trunk (default alex)")
     p.add_argument("--bootstrap", type=int, default=200, metavar="N", help="bootstrap resamples for 95%% CIs (0: none)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--smoke", action="store_true", help="random (seeded) network weights: no downloads, "
                    "numbers are NOT comparable with real ones")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default=None, help=DEVICE_HELP)
+    p.add_argument("--batch-size", type=int, default=16, help="images per batch (default 16)")
     p.add_argument("--workers", type=int, default=None, help="processes reading images (default on CPU: 1 from 3 "
                    "cores, else 0; with a GPU: up to 4); workers + --threads never exceed the cores")
     p.add_argument("--threads", type=int, default=None, help="compute threads (torch, OpenCV, numba, BLAS; "
@@ -59,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(default: the only row, or the one starting with the model name)")
     p.add_argument("--name", metavar="NAME", help="the model's name in tables and leaderboards (default: the "
                    "results folder's name, e.g. 'results')")
-    p.add_argument("-o", "--out", required=True, metavar="OUT", help="output directory")
+    p.add_argument("-o", "--out", "--output", dest="out", required=True, metavar="OUT", help="output directory")
     from matbench.commands.history import add_history_options
 
     add_history_options(p)
@@ -68,8 +69,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import sys
-
-    import torch
 
     from matbench.errors import SpecError
     from matbench.evaluate import evaluate_folders, parse_metrics
@@ -84,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from matbench.io import check_output
 
     check_output(args.out, [args.results, args.gt, args.masks])  # before hours of computing, not after
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device)  # a device this machine lacks: one line, before any work
     cache_dir = False if args.no_cache else args.cache_dir
     config = EvalConfig(device=device, smoke=args.smoke, cache_dir=cache_dir, fid_convention=args.fid_convention,
                         lpips_net=args.lpips_net, inception=args.inception, inception_path=args.inception_path,

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 def add_history_options(p: argparse.ArgumentParser) -> None:
     """--history PATH / --no-history on a command that appends results."""
     p.add_argument("--history", metavar="PATH", help="results history database to append to (default "
-                   "$MATBENCH_HISTORY or ~/.local/share/matbench/history.db)")
+                   "$MATBENCH_HISTORY or the project's file under ~/.local/share/matbench/projects/)")
     p.add_argument("--no-history", action="store_true", help="do not append the results to the history")
 
 
@@ -132,24 +132,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "history", help="results history of every run/eval (list, import older runs)",
         description="Every `matbench run` and `matbench eval` appends its result records to a SQLite history "
-                    "(--history PATH, $MATBENCH_HISTORY, default ~/.local/share/matbench/history.db). "
+                    "(--history PATH, $MATBENCH_HISTORY, default one file per project, the git top-level or the "
+                    "directory: ~/.local/share/matbench/projects/NAME-HASH/history.db). "
                     "Without a subcommand: list it, one line per record and metric. "
                     "Gate against it with `matbench check CURRENT --baseline history:last|history:best[:N]`; "
                     "plot it with `matbench report RUN... -o DIR --history PATH`.")
     p.add_argument("--history", metavar="PATH", help="history database (default $MATBENCH_HISTORY or "
-                   "~/.local/share/matbench/history.db)")
+                   "the project's file under ~/.local/share/matbench/projects/)")
     p.add_argument("--model", help="only this model")
     p.add_argument("--protocol", metavar="P", help="only this protocol: protocol id (prefix) as listed, "
                    "DATASET/MASKSET@RES, or the protocol name a record states")
     p.add_argument("--dataset", help="only this dataset")
     p.add_argument("--maskset", help="only this mask set")
     p.add_argument("--metric", metavar="X", help="only this metric")
-    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format (default table)")
+    p.add_argument("--json", action="store_const", dest="format", const="json", help="same as --format json")
     p.set_defaults(func=cmd_list)
     sub = p.add_subparsers(dest="history_command", metavar="SUBCOMMAND")
     imp = sub.add_parser("import", help="add the results of runs made before (run dirs, eval folders, "
                                         "metrics.json files)")
-    imp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    imp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories, eval folders or metrics.json "
+                     "files")
     # SUPPRESS: `matbench history --history X import ...` must keep X (a subparser default would reset it)
     imp.add_argument("--history", metavar="PATH", default=argparse.SUPPRESS, help="history database (default as "
                      "above)")

@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from matbench.devices import DEVICE_HELP, resolve_device
 from matbench.errors import InputError, SpecError
+from matbench.io import shown_path
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +35,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--masks", required=True, help="mask set folder (maskset.json) or folder of mask images")
     p.add_argument("--mask-polarity", choices=POLARITIES,
                    help="for plain mask files: known=255 (MAT) or hole=255 (LaMa); masks are thresholded at 128")
-    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("-o", "--out", "--output", dest="output", required=True, help="output folder")
     p.add_argument("--seed", type=int, default=0, help="base seed; image i uses (seed, id, sample)")
     p.add_argument("--samples", type=int, default=1, help="pluralistic: K samples per image (sample index 0..K-1)")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--batch-size", type=int, default=4, help="images per model call (default 4; results do not "
+                   "depend on it)")
+    p.add_argument("--device", default="cpu", help=DEVICE_HELP + " (default: cpu)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="extra model option (repeatable), e.g. --option resolution=256 --option precision=bf16")
     p.set_defaults(func=run)
@@ -60,7 +63,7 @@ def model_options(args: argparse.Namespace) -> dict[str, Any]:
     from matbench.models.base import get_model_info
     from matbench.models.options import check_options, parse_cli_options
 
-    opts: dict[str, Any] = {"device": args.device}
+    opts: dict[str, Any] = {"device": resolve_device(args.device)}
     if args.weights:
         opts["weights"] = args.weights
     if args.smoke:
@@ -187,6 +190,6 @@ def run(args: argparse.Namespace) -> int:
     for group in groups.values():
         if group:
             flush(group)
-    print(f"{out_dir}: {count} images x {args.samples} sample(s) inpainted with {model.name}"
+    print(f"{shown_path(out_dir)}: {count} images x {args.samples} sample(s) inpainted with {model.name}"
           + (" (SMOKE weights)" if getattr(model, "smoke", False) else ""))
     return 0

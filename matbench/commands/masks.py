@@ -10,6 +10,7 @@ from pathlib import Path
 from matbench.data.masks import MASK_KINDS
 from matbench.data.maskset import POLARITIES
 from matbench.errors import SpecError
+from matbench.io import shown_path
 
 log = logging.getLogger("matbench.masks")
 
@@ -20,14 +21,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     m = sub.add_parser("make", help="generate a mask set (mask i from seed+i; PNG 255 = known + maskset.json)")
     m.add_argument("--kind", required=True, choices=MASK_KINDS, help="generator")
-    m.add_argument("--n", type=int, help="number of masks (default with --names-from: one per dataset id)")
+    m.add_argument("-n", "--n", dest="n", type=int,
+                   help="number of masks (default with --names-from: one per dataset id)")
     m.add_argument("--res", type=int, default=512, help="square resolution (default 512)")
     m.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     m.add_argument("--names-from", metavar="DATASET", help="name masks by this dataset's ids (sorted order)")
     m.add_argument("--hole-range", nargs=2, type=float, metavar=("LO", "HI"),
                    help="MAT kinds: keep masks with LO < hole ratio < HI, as the official RandomMask(s, "
                         "hole_range=[LO, HI]) (default 0 1)")
-    m.add_argument("-o", "--output", required=True, help="output folder")
+    m.add_argument("-o", "--out", "--output", dest="output", required=True, help="output folder")
     m.set_defaults(func=_make)
 
     i = sub.add_parser("import", help="import external mask images; --polarity is required")
@@ -35,12 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     i.add_argument("--polarity", choices=POLARITIES,
                    help="what 255 means in the files: known=255 (MAT's released masks) or hole=255 (LaMa)")
     i.add_argument("--binarize", type=int, metavar="T", help="threshold anti-aliased masks: value >= T counts as 255")
-    i.add_argument("-o", "--output", required=True, help="output mask set folder")
+    i.add_argument("-o", "--out", "--output", dest="output", required=True, help="output mask set folder")
     i.set_defaults(func=_import)
 
     s = sub.add_parser("stats", help="hole-ratio statistics and 10-bin histogram (JSON, optional PNG plot)")
     s.add_argument("maskset", help="mask set folder (with maskset.json)")
-    s.add_argument("-o", "--output", help="write the statistics JSON here")
+    s.add_argument("-o", "--out", "--output", dest="output", help="write the statistics JSON here")
     s.add_argument("--plot", help="write a histogram PNG here (like MAT supplementary Fig. A.2)")
     s.set_defaults(func=_stats)
 
@@ -66,7 +68,7 @@ def _make(args: argparse.Namespace) -> int:
                       hole_range=args.hole_range)
     r = ms.hole_ratios()
     hr = f" in hole range {args.hole_range[0]:g}..{args.hole_range[1]:g}" if args.hole_range else ""
-    print(f"{args.output}: {len(ms):,} {args.kind} masks{hr} at {args.res}x{args.res}, "
+    print(f"{shown_path(args.output)}: {len(ms):,} {args.kind} masks{hr} at {args.res}x{args.res}, "
           f"seeds {args.seed}..{args.seed + n - 1}, mean hole ratio {r.mean():.4f}, maskset sha256 {ms.sha256}")
     return 0
 
@@ -82,7 +84,7 @@ def _import(args: argparse.Namespace) -> int:
     check_output(args.output, [args.source])
     ms = import_maskset(args.source, args.output, args.polarity, args.binarize)
     r = ms.hole_ratios()
-    print(f"{args.output}: imported {len(ms):,} masks {ms.resolution}x{ms.resolution} from {args.source} "
+    print(f"{shown_path(args.output)}: imported {len(ms):,} masks {ms.resolution}x{ms.resolution} from {args.source} "
           f"(source {args.polarity}), mean hole ratio {r.mean():.4f}, maskset sha256 {ms.sha256}")
     return 0
 

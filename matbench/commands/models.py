@@ -75,7 +75,7 @@ def format_text(models: list[dict[str, Any]], broken: list[dict[str, str]], opti
     lines = []
     for m in models:
         r = m["requires"]
-        needs = [f"size multiple {r['size_multiple']}"]
+        needs = [_size_need(m)]
         if r["native_resolution"]:
             needs.append(f"native {r['native_resolution']}")
         needs.append("stochastic (samples)" if r["samples"] else "deterministic")
@@ -94,6 +94,17 @@ def format_text(models: list[dict[str, Any]], broken: list[dict[str, str]], opti
     lines.append("missing weights: `matbench weights list` says where to get them; models with weights also run "
                  "with --smoke (random weights)")
     return "\n".join(lines)
+
+
+def _size_need(m: dict[str, Any]) -> str:
+    """'size multiple N', or for a model whose network resolution is an option (MAT: 256 | 512) the multiple
+    that follows it: a fixed 'size multiple 512' beside 'resolution 256 | 512' reads as a contradiction."""
+    r = m["requires"]
+    res = next((o for o in m["options"] or () if o["name"] == "resolution" and o["choices"]), None)
+    if res is None or r["size_multiple"] != r["native_resolution"]:
+        return f"size multiple {r['size_multiple']}"
+    choices = " | ".join(str(c) for c in res["choices"])
+    return f"size multiple of the resolution option ({choices}; {r['size_multiple']} by default)"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -76,8 +76,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
                 if iv.reason:
                     reasons.append(iv.reason)
                 vals.append(f"{fmt_value(m, mv.value)} {iv.text}".rstrip())
-            label = e.row_label + (" (smoke)" if e.record.smoke else "")
-            lines.append("| " + " | ".join([str(row.rank), label, str(n)] + vals + [str(e.run_dir)]) + " |")
+            label = e.row_label + e.smoke_mark
+            rank = "–" if row.rank is None else str(row.rank)  # a model on random weights is not ranked
+            lines.append("| " + " | ".join([rank, label, str(n)] + vals + [str(e.run_dir)]) + " |")
         lines.append("")
         if args.ci:
             if reasons:
@@ -112,12 +113,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("report", help="render a static HTML report (leaderboards, plots, image pages)",
                               description="Render a self-contained static site from run/result directories. "
                                           "Open REPORT_DIR/index.html in a browser (works from file://).")
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    p.add_argument("-o", "--output", required=True, metavar="REPORT_DIR")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories or eval folders")
+    p.add_argument("-o", "--out", "--output", dest="output", required=True, metavar="REPORT_DIR",
+                   help="folder to write the site into")
     p.add_argument("--per-page", type=int, default=50, help="images per comparison page (default 50)")
     p.add_argument("--max-images", type=int, default=None,
                    help="at most this many images per comparison (worst first); default all")
-    p.add_argument("--title", default="matbench report")
+    p.add_argument("--title", default="matbench report", help="page title (default 'matbench report')")
     p.add_argument("--hole-overlay", choices=("tint", "opaque"), default="tint",
                    help="comparison pages' default hole overlay: 65%% magenta over the ground truth (tint) or solid "
                         "magenta (opaque); both are rendered and the page can switch (default tint)")
@@ -129,11 +131,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t = subparsers.add_parser("table", help="paper table (MAT Table 2 layout) as Markdown, LaTeX or CSV",
                               description="One table per dataset and resolution: FID↓ P-IDS↑ U-IDS↑ per mask "
                                           "set, then the further metrics; best value bold.")
-    t.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    t.add_argument("--format", choices=("md", "latex", "csv"), default="md")
+    t.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories or eval folders")
+    t.add_argument("--format", choices=("md", "latex", "csv"), default="md", help="Markdown (default), LaTeX "
+                   "booktabs or CSV")
     t.add_argument("--ci", action="store_true", help="show ± half the confidence-interval width (md, latex)")
     t.add_argument("--metrics", help="comma-separated metrics to show (default: all present)")
-    t.add_argument("-o", "--output", help="write to this file instead of stdout")
+    t.add_argument("-o", "--out", "--output", dest="output", help="write to this file instead of stdout")
     t.set_defaults(func=cmd_table)
     add_table_options(t)
 
@@ -142,12 +145,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                            "set × resolution. Refuses to put numbers side by side whose protocol "
                                            "(dataset manifest, mask set, FID convention, extractor, image count, "
                                            "resolution) differs, naming the field (exit 2).")
-    lb.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    lb.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories or eval folders")
     lb.add_argument("--sort", default="fid", help="metric to rank by (default fid)")
     lb.add_argument("--metrics", help="comma-separated metrics to show (default: all present)")
     lb.add_argument("--ci", action=argparse.BooleanOptionalAction, default=True,
                     help="95%% intervals beside the values and which rows #1 is not separated from (default on)")
-    lb.add_argument("-o", "--output", help="write Markdown to this file instead of stdout")
+    lb.add_argument("-o", "--out", "--output", dest="output",
+                    help="write Markdown to this file instead of stdout")
     lb.set_defaults(func=cmd_leaderboard)
 
     c = subparsers.add_parser(
@@ -164,7 +168,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "or history:last | history:best[:N] (the results history: the latest record of each job, or "
                    "each metric's best over the last N records of the job's latest protocol)")
     c.add_argument("--history", metavar="PATH", help="history database for --baseline history:... (default "
-                   "$MATBENCH_HISTORY or ~/.local/share/matbench/history.db)")
+                   "$MATBENCH_HISTORY or the project's file under ~/.local/share/matbench/projects/)")
     c.add_argument("--tolerance", metavar="SPEC",
                    help="absolute tolerances, e.g. fid=0.05,pids=0.005,default=0.01 (defaults: fid=0.05, "
                         "kid=0.0005, pids=uids=0.005, lpips=0.002, precision=recall=0.005, psnr=0.05, "

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import argparse
 
+from matbench.devices import DEVICE_HELP
+from matbench.errors import SpecError
+from matbench.io import shown_path
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -17,12 +21,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "Works unchanged under torchrun (batches sharded over ranks, metrics on rank 0).")
     p.add_argument("spec", metavar="SPEC", help="benchmark spec (TOML); see docs/runner.md and examples/specs/")
     p.add_argument("--dry-run", action="store_true",
-                   help="list the jobs, image counts and missing weights; run nothing")
+                   help="list the jobs, image counts and what will be smoke (models, metric networks); "
+                   "run nothing. Exit 3 if a network that should be real has no weights on this machine")
     from matbench.commands.history import add_history_options  # --history PATH, --no-history
 
     add_history_options(p)
-    p.add_argument("-o", "--output", metavar="DIR", help="run directory (overrides the spec's output)")
-    p.add_argument("--device", help="override the spec's device (auto, cpu, cuda, cuda:N)")
+    p.add_argument("-o", "--out", "--output", dest="output", metavar="DIR",
+                   help="run directory (overrides the spec's output)")
+    p.add_argument("--device", help="override the spec's device: " + DEVICE_HELP)
     p.add_argument("--batch-size", type=int, help="override the spec's batch size")
     p.add_argument("--smoke", action="store_true", help="metric networks on random weights (numbers NOT comparable)")
     p.add_argument("--restart", action="store_true",
@@ -36,8 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from matbench.errors import SpecError
-    from matbench.runner import RunOptions, dry_run, run
+    from matbench.runner import EXIT_NOT_REAL, RunOptions, dry_run, not_real, run
     from matbench.spec import load_spec
 
     spec = load_spec(args.spec, output=args.output)
@@ -55,7 +60,7 @@ def run_command(args: argparse.Namespace) -> int:
         spec.input_workers, spec.output_workers = _workers(args.workers)
     if args.dry_run:
         print(dry_run(spec))
-        return 0
+        return EXIT_NOT_REAL if not_real(spec) else 0
     from matbench.io import check_output
 
     inputs = [d.path for d in getattr(spec, "datasets", [])] + [m.path for m in getattr(spec, "masksets", [])]
@@ -66,12 +71,12 @@ def run_command(args: argparse.Namespace) -> int:
         from matbench.commands.history import append_after
 
         append_after(args, [spec.output], "run")
-        print(f"run directory: {spec.output}  (matbench report {spec.output} -o REPORT_DIR)")
+        shown = shown_path(spec.output)
+        print(f"run directory: {shown}  (matbench report {shown} -o REPORT_DIR)")
     return 0
 
 
 def _workers(text: str) -> tuple[int, int]:
-    from matbench.errors import SpecError
 
     parts = text.split(",")
     try:
@@ -97,6 +102,22 @@ def summary_table(info: dict) -> str:
             v = vals.get(m)
             cells.append(f"  {'-':>12}" if v is None else f"  {v * METRIC_INFO[m].scale:>12.{METRIC_INFO[m].digits}f}")
         lines.append(job.ljust(width) + "".join(cells))
-    if info.get("smoke"):
-        lines.append("SMOKE: random weights were used somewhere (metric networks or models) — not comparable numbers")
+    lines += smoke_summary(info)
     return "\n".join(lines)
+
+
+def smoke_summary(info: dict) -> list[str]:
+    """Which part of a run was smoke: the metric networks (every number), and/or named models (their rows)."""
+    if not info.get("smoke"):
+        return []
+    out = []
+    models = [m.get("label") or m.get("name") for m in (info.get("spec") or {}).get("models", []) if m.get("smoke")]
+    if info.get("metric_smoke"):
+        out.append("SMOKE metric networks: random weights (no released Inception/LPIPS/... weights here): every "
+                   "number above is not comparable with real results")
+    if models:
+        out.append(f"SMOKE models: {', '.join(models)} ran on random weights: not inpaintings, marked "
+                   "'(random weights)' in tables and never ranked")
+    if not out:  # smoke recorded without saying where (an older run.json)
+        out.append("SMOKE: random weights were used (metric networks or models): not comparable numbers")
+    return out

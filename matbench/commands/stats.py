@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from matbench.devices import DEVICE_HELP, resolve_device
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("stats", help="reference feature statistics of a dataset (FID/FD without the images)",
@@ -12,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "sha256; FID/FD against it refuse features of another kind.")
     sub = p.add_subparsers(dest="stats_command", metavar="ACTION")
     pm = sub.add_parser("make", help="compute the statistics of DATASET (folder or zip)")
-    pm.add_argument("dataset", metavar="DATASET")
+    pm.add_argument("dataset", metavar="DATASET", help="folder or .zip of images")
     pm.add_argument("--extractor", required=True, help="inception-v3-compat, inception-nvidia, pt-inception, "
                     "dinov2-vitl14 (s/b/g), clip-vitl14-336, clip-vitb32")
     pm.add_argument("--resize", choices=("legacy-tf", "legacy-pytorch", "clean"),
@@ -20,36 +22,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pm.add_argument("--resolution", type=int, default=512, help="images are prepared at this size (default 512)")
     pm.add_argument("--weights", metavar="FILE", help="explicit weights file of the extractor")
     pm.add_argument("--smoke", action="store_true", help="random extractor weights (labelled smoke in the file)")
-    pm.add_argument("--device", default=None)
-    pm.add_argument("--batch-size", type=int, default=16)
+    pm.add_argument("--device", default=None, help=DEVICE_HELP)
+    pm.add_argument("--batch-size", type=int, default=16, help="images per network call (default 16)")
     pm.add_argument("--limit", type=int, help="first N images only (no manifest hash is recorded then)")
     pm.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
-    pm.add_argument("-o", "--out", required=True, metavar="REF.npz")
+    pm.add_argument("-o", "--out", "--output", dest="out", required=True, metavar="REF.npz",
+                    help="statistics file to write")
     pm.set_defaults(func=cmd_make)
     pf = sub.add_parser("fd", help="FD of a folder of generated images against a statistics file")
-    pf.add_argument("folder", metavar="DIR")
+    pf.add_argument("folder", metavar="DIR", help="folder of generated images")
     pf.add_argument("--ref", required=True, metavar="REF.npz", help="from `matbench stats make`; its extractor, "
                     "weights and resize are used, and features of another kind are refused")
     pf.add_argument("--fid-convention", choices=("mat", "torch-fidelity"), default="mat",
                     help="covariance 1/N (mat) or 1/(N-1) (torch-fidelity)")
     pf.add_argument("--weights", metavar="FILE", help="explicit weights file of the extractor")
     pf.add_argument("--smoke", action="store_true", help="random extractor weights (only against smoke statistics)")
-    pf.add_argument("--bootstrap", type=int, default=200, metavar="N")
-    pf.add_argument("--seed", type=int, default=0)
-    pf.add_argument("--device", default=None)
-    pf.add_argument("--batch-size", type=int, default=16)
-    pf.add_argument("-o", "--out", metavar="OUT.json", help="also write the result as JSON")
+    pf.add_argument("--bootstrap", type=int, default=200, metavar="N", help="bootstrap resamples for the 95%% CI "
+                    "(0: none)")
+    pf.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    pf.add_argument("--device", default=None, help=DEVICE_HELP)
+    pf.add_argument("--batch-size", type=int, default=16, help="images per network call (default 16)")
+    pf.add_argument("-o", "--out", "--output", dest="out", metavar="OUT.json", help="also write the result as JSON")
     pf.set_defaults(func=cmd_fd)
     ps = sub.add_parser("show", help="print what a statistics file holds")
-    ps.add_argument("file", metavar="REF.npz")
+    ps.add_argument("file", metavar="REF.npz", help="a file from `matbench stats make`")
     ps.set_defaults(func=cmd_show)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
 def cmd_make(args: argparse.Namespace) -> int:
     import sys
-
-    import torch
 
     from matbench.errors import SpecError
     from matbench.features import get_spec, refstats
@@ -62,7 +64,7 @@ def cmd_make(args: argparse.Namespace) -> int:
     from matbench.io import check_output
 
     check_output(args.out, [args.dataset], kind="file")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device)
     st = refstats.make(args.dataset, args.extractor, args.out, resize=args.resize, resolution=args.resolution,
                        smoke=args.smoke, device=device, batch_size=args.batch_size, weights_path=args.weights,
                        cache_dir=False if args.no_cache else None, limit=args.limit, progress=sys.stderr.isatty())
@@ -71,14 +73,12 @@ def cmd_make(args: argparse.Namespace) -> int:
 
 
 def cmd_fd(args: argparse.Namespace) -> int:
-    import torch
-
     from matbench.features import refstats
     from matbench.io import check_output, write_json_atomic
 
     if args.out:
         check_output(args.out, [args.folder, args.ref], kind="file")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device)
     r = refstats.fd_folder(args.folder, args.ref, convention=args.fid_convention, smoke=args.smoke, device=device,
                            batch_size=args.batch_size, weights_path=args.weights, n_bootstrap=args.bootstrap,
                            seed=args.seed)

@@ -60,8 +60,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument("--attention-against", choices=("broken", "gt"), default="broken",
                    help="attention checks: a model's result against the same result with a broken fill (default; "
                         "the result is the answer), or a result against the ground truth (the ground truth is)")
-    m.add_argument("--title", default="Which result looks better?")
-    m.add_argument("-o", "--output", required=True, metavar="DIR")
+    m.add_argument("--title", default="Which result looks better?", help="the question on the study page")
+    m.add_argument("-o", "--out", "--output", dest="output", required=True, metavar="DIR",
+                   help="study folder to write")
     m.set_defaults(func=cmd_make)
 
     a = sub.add_parser("analyze", help="preference rates, Bradley–Terry ranking, attention checks, metric agreement")
@@ -70,9 +71,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--min-attention", type=float, default=1.0, metavar="RATE",
                    help="exclude participants who pass fewer attention checks than this fraction (default 1.0)")
     a.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (0: none)")
-    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     a.add_argument("--prior", type=float, default=0.0,
                    help="virtual wins each way per compared pair (0: plain MLE; 0.5 when a model never won/lost)")
-    a.add_argument("--format", choices=("text", "md", "latex", "csv"), default="text")
-    a.add_argument("-o", "--output", metavar="FILE", help="analysis JSON (default DIR/analysis.json)")
+    a.add_argument("--format", choices=("text", "md", "latex", "csv"), default="text", help="output tables")
+    a.add_argument("-o", "--out", "--output", dest="output", metavar="FILE",
+                   help="analysis JSON (default DIR/analysis.json)")
     a.set_defaults(func=cmd_analyze)

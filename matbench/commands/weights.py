@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="weights_command", metavar="ACTION")
     pl = sub.add_parser("list", help="every known file: status, path, URL or how to get it")
     pl.add_argument("name", nargs="?", help="only this entry")
+    pl.add_argument("--json", action="store_true", help="machine-readable output (one object per entry)")
     pl.set_defaults(func=cmd_list)
     pv = sub.add_parser("verify", help="hash-check the files that are present")
     pv.add_argument("name", nargs="?", help="only this entry (then a missing file is an error)")
@@ -27,8 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          "pinned, else recorded on first download). Default: official if it has a URL, else hf")
     pf.set_defaults(func=cmd_fetch)
     pc = sub.add_parser("convert", help="convert an official MAT .pkl checkpoint to .safetensors")
-    pc.add_argument("src", metavar="SRC.pkl")
-    pc.add_argument("-o", "--out", required=True, metavar="DST.safetensors")
+    pc.add_argument("src", metavar="SRC.pkl", help="checkpoint to convert")
+    pc.add_argument("-o", "--out", "--output", dest="out", required=True, metavar="DST.safetensors",
+                    help="safetensors file to write")
     pc.set_defaults(func=cmd_convert)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
@@ -49,11 +52,19 @@ def cmd_list(args: argparse.Namespace) -> int:
         if e.hf_repo:
             source += f" | mirror hf:{e.hf_repo}/{e.hf_filename or e.filename}"
         rows.append((e.name, e.filename, st, str(path) if path else "-", source))
+    dirs = ([W.weights_dir()] if W.weights_dir() else []) + [W.hub_checkpoints_dir()]
+    if getattr(args, "json", False):
+        print(json.dumps({"weights": [{"name": e.name, "filename": e.filename, "status": r[2],
+                                       "path": None if r[3] == "-" else r[3], "url": e.url, "manual": e.manual or None,
+                                       "hf_repo": e.hf_repo, "used_by": e.used_by}
+                                      for e, r in zip(_entries(args.name), rows, strict=True)],
+                          "searched": [str(d) for d in dirs]}, indent=2))
+        return 0
     widths = [max(len(r[i]) for r in rows + [("NAME", "FILE", "STATUS", "PATH", "")]) for i in range(4)]
     print(f"{'NAME':<{widths[0]}}  {'FILE':<{widths[1]}}  {'STATUS':<{widths[2]}}  {'PATH':<{widths[3]}}  URL / HOW")
     for r in rows:
         print(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]:<{widths[3]}}  {r[4]}")
-    where = ", ".join(str(p) for p in ([W.weights_dir()] if W.weights_dir() else []) + [W.hub_checkpoints_dir()])
+    where = ", ".join(str(p) for p in dirs)
     print(f"searched: {where}")
     return 0
 

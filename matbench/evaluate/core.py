@@ -20,6 +20,7 @@ from matbench.errors import InputError
 from matbench.evaluate.batch import BatchResult
 from matbench.evaluate.config import EvalConfig
 from matbench.evaluate.pairs import _pair_checks
+from matbench.history import git_provenance  # the commit, so `history import` keeps it (issue 25)
 from matbench.metrics import bins as binsm
 from matbench.metrics import registry as R
 from matbench.metrics.bootstrap import BOOTSTRAP_CLOCK, mean_interval
@@ -281,7 +282,7 @@ class Evaluator:
         prov = {"versions": environment_versions(), "device": dev, "weights": weights, "smoke": c.smoke,
                 "metrics_requested": list(self.metrics), "fid_convention": c.fid_convention,
                 "n_bootstrap": c.n_bootstrap, "bootstrap_seed": c.seed, "pair_tol": c.pair_tol,
-                "created": now_iso()}
+                "created": now_iso(), "git": git_provenance()}
         info = R.external_info(R.outputs_of(self.metrics))
         if info:  # metrics of user modules: what readers in other processes need to show them
             prov["metric_info"] = info

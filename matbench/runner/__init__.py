@@ -29,7 +29,7 @@ from matbench.runner.inputs import (
 )
 from matbench.runner.models import build_model, default_evaluator, make_evaluator, model_provenance
 from matbench.runner.pipeline import Workers, available_cores, plan_workers
-from matbench.runner.plan import Job, dry_run, job_id, missing_weights, plan_jobs
+from matbench.runner.plan import EXIT_NOT_REAL, Job, dry_run, job_id, missing_weights, not_real, plan_jobs
 from matbench.runner.records import RUN_SCHEMA
 from matbench.runner.state import (
     LOCK_FILE,
@@ -44,9 +44,9 @@ from matbench.runner.state import (
 )
 
 __all__ = [
-    "LOCK_FILE", "LOG_FILE", "RUN_FILE", "RUN_SCHEMA", "STATE_FILE", "Job", "MaskSource", "PreparedDataset",
-    "PreparedMaskSet", "RunLock", "RunOptions", "Workers", "available_cores", "batch_done", "batch_file",
-    "build_model", "default_evaluator", "dry_run", "generalization_table", "job_dir", "job_fingerprint", "job_id",
-    "make_evaluator", "missing_weights", "model_provenance", "open_dataset", "plan_jobs", "plan_workers",
-    "prepare_dataset", "prepare_maskset", "run", "workers_for", "write_generalization",
+    "EXIT_NOT_REAL", "LOCK_FILE", "LOG_FILE", "RUN_FILE", "RUN_SCHEMA", "STATE_FILE", "Job", "MaskSource",
+    "PreparedDataset", "PreparedMaskSet", "RunLock", "RunOptions", "Workers", "available_cores", "batch_done",
+    "batch_file", "build_model", "default_evaluator", "dry_run", "generalization_table", "job_dir", "job_fingerprint",
+    "job_id", "make_evaluator", "missing_weights", "model_provenance", "not_real", "open_dataset", "plan_jobs",
+    "plan_workers", "prepare_dataset", "prepare_maskset", "run", "workers_for", "write_generalization",
 ]

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from matbench.distributed import DistContext, init_from_env, resolve_device
+from matbench.devices import resolve_device
+from matbench.distributed import DistContext, init_from_env
 from matbench.errors import MatbenchError, WeightsError
 from matbench.io import write_json_atomic
 from matbench.layout import RunLayout
@@ -43,7 +44,7 @@ def run(spec: Spec, options: RunOptions | None = None) -> dict[str, Any]:
     """Run every job of the spec (resuming what is on disk); return run.json's content (on rank 0)."""
     opts = options or RunOptions()
     run_dir = Path(spec.output)
-    device = resolve_device(spec.device, int(os.environ.get("LOCAL_RANK", "0")))
+    device = resolve_device(spec.device, int(os.environ.get("LOCAL_RANK", "0")), where="device (spec or --device)")
     dist = init_from_env(device)
     handler = _attach_log(run_dir, dist)
     lock = RunLock(run_dir)

@@ -9,7 +9,11 @@ from typing import Any
 
 from matbench import weights as weights_mod
 from matbench.errors import MatbenchError, WeightsError
+from matbench.features import get_spec
+from matbench.io import shown_path
 from matbench.layout import RunLayout
+from matbench.metrics import INCEPTION, extractors_for
+from matbench.metrics.lpips import BACKBONE_WEIGHTS
 from matbench.spec import DatasetSpec, MaskSetSpec, ModelSpec, Spec
 
 
@@ -104,7 +108,7 @@ def _read_state(path: Path) -> dict[str, Any] | None:
 def dry_run(spec: Spec) -> str:
     """What would run: jobs, image counts (per job and in total), missing weights. Touches no outputs."""
 
-    lines = [f"run {spec.name!r} -> {spec.output}", f"device {spec.device}, batch size {spec.batch_size}, "
+    lines = [f"run {spec.name!r} -> {shown_path(spec.output)}", f"device {spec.device}, batch size {spec.batch_size}, "
              f"resolutions {spec.resolutions}" + (" (generalization table)" if spec.generalization else ""),
              f"metrics: {', '.join(spec.metrics)}; metric networks: "
              + {True: "SMOKE (random weights)", False: "released weights", "auto": "auto"}[spec.smoke]]
@@ -135,4 +139,78 @@ def dry_run(spec: Spec) -> str:
     missing = missing_weights(spec)
     lines.append("missing weights: " + ("none" if not missing else ""))
     lines += [f"  {m}" for m in missing]
+    lines += smoke_lines(spec)
     return "\n".join(lines)
+
+
+# `matbench run --dry-run` exits with this when the run, as the machine stands, would not give real numbers.
+EXIT_NOT_REAL = 3
+
+
+def metric_networks(spec: Spec) -> dict[str, tuple[str, list[str]]]:
+    """Weights registry name -> (network, the spec's metrics that need it) of every metric network the run builds."""
+    def need(ext: str) -> list[str]:
+        return [m for m in spec.metrics if ext in extractors_for([m])]
+
+    out: dict[str, tuple[str, list[str]]] = {}
+    if inc := need(INCEPTION):
+        out[get_spec(spec.inception).weights] = (f"Inception ({spec.inception})", inc)
+    diversity = any(m.samples > 1 for m in spec.models)  # pluralistic models: LPIPS diversity
+    if "lpips" in spec.metrics or diversity:
+        name = BACKBONE_WEIGHTS[spec.lpips_net].name
+        out[name] = (f"LPIPS trunk ({spec.lpips_net})", ["lpips"] * ("lpips" in spec.metrics)
+                     + ["diversity"] * diversity)
+    if vgg := need("vgg16"):
+        w = get_spec("vgg16").weights
+        prev = out.get(w, ("", []))[1]
+        out[w] = ("VGG16" + (" (and the LPIPS trunk)" if prev else ""), prev + vgg)
+    for e in extractors_for(spec.metrics):
+        if e not in (INCEPTION, "vgg16"):
+            out.setdefault(get_spec(e).weights, (e, need(e)))
+    return out
+
+
+def not_real(spec: Spec) -> list[str]:
+    """One line per network that should run on released weights but has none on this machine.
+
+    Empty: the run gives real numbers from files on disk (or random weights were asked for, spec or --smoke)."""
+    out = [f"model {m}" for m in missing_weights(spec)]
+    if spec.smoke is not True:
+        for w, (net, _) in metric_networks(spec).items():
+            if weights_mod.find(w) is None:
+                out.append(f"metric network {net}: weights {w} not on this machine")
+    return out
+
+
+def smoke_lines(spec: Spec) -> list[str]:
+    """What `--dry-run` says will be smoke: each model and each metric network, and why."""
+    lines = ["smoke (random weights):"]
+    asked = [m.label for m in spec.models if m.smoke]
+    lines.append("  models: " + (", ".join(asked) + " (smoke = true in the spec)" if asked else "none asked"))
+    nets = metric_networks(spec)
+    if not nets:
+        lines.append("  metric networks: none needed (pixel metrics only)")
+    for w, (net, metrics) in nets.items():
+        entry, found = weights_mod.get(w), weights_mod.find(w)
+        if spec.smoke is True:
+            state = "SMOKE (smoke = true / --smoke)"
+        elif found is not None:
+            state = f"real ({found})"
+        elif spec.smoke == "auto":
+            state = (f"SMOKE: {entry.filename} not on this machine (smoke = \"auto\": random weights unless "
+                     + (f"the download of {entry.url} at start succeeds)" if entry.url else "you put it there)"))
+        else:
+            state = (f"MISSING: {entry.filename} not on this machine; the run will download {entry.url} or stop"
+                     if entry.url else f"MISSING: {entry.filename} not on this machine; the run will stop")
+        lines.append(f"  metric network {net} for {', '.join(metrics)}: {state}")
+    problems = not_real(spec)
+    if problems:
+        names = sorted(w for w in nets if weights_mod.find(w) is None) if spec.smoke is not True else []
+        lines.append(f"NOT REAL NUMBERS: {len(problems)} network(s) have no weights on this machine "
+                     f"(exit {EXIT_NOT_REAL}; "
+                     + (f"`matbench weights fetch NAME` for {', '.join(names)}; " if names else "")
+                     + "or --smoke / smoke = true to accept random weights)")
+    else:
+        lines.append("real numbers: every network that should be real has its weights on this machine"
+                     if not (spec.smoke is True or asked) else "smoke asked for: these numbers will NOT be real")
+    return lines
