@@ -9,12 +9,15 @@ Per-image metrics (LPIPS, PSNR, ...): the statistic is the mean, so a resampled 
 resampled per-image values (`resampled_means`).
 
 Fréchet distances (FID, FD-DINOv2, ...): recomputing two covariances and a matrix square root per resample is
-too slow at paper scale (N = 36,500, D = 2048), so the default method ("linear") linearises the distance in the
-image weights: each image i gets an influence value phi_i (how much FD moves per unit of extra weight on image i,
-real and generated rows together), and FD(resample) - FD ~ mean(phi[idx]) - mean(phi). The paired deviation
-of B - A is then the resampled mean of phi_B - phi_A, exactly like a per-image metric. method="exact" recomputes
-both distances per resample instead (for checks at small N); its deviations are centred on their mean, which is
-the bias-corrected percentile interval matbench uses for FID (a resample repeats images and inflates FD).
+too slow at paper scale (N = 36,500, D = 2048), so method "linear" linearises the distance in the image weights:
+each image i gets an influence value phi_i (how much FD moves per unit of extra weight on image i, real and
+generated rows together), and FD(resample) - FD ~ mean(phi[idx]) - mean(phi). The paired deviation of B - A is
+then the resampled mean of phi_B - phi_A, exactly like a per-image metric. Method "exact" recomputes both
+distances per resample; its deviations are centred on their mean, which is the bias-corrected percentile
+interval matbench uses for FID (a resample repeats images and inflates FD). With fewer images than feature
+dimensions the covariances are singular, the square root is not smooth there and the linearisation can be off by
+more than 10 % of the interval width, so the default ("auto") is exact for N < D up to EXACT_MAX_N images (an
+N x N SVD per resample) and linear otherwise.
 
 Interval and p-value: the percentile interval of delta + deviation at level 1 - alpha, and the two-sided
 p-value that inverts it: p = 2 * min(#(delta* <= 0) + 1, #(delta* >= 0) + 1) / (B + 1), capped at 1 (the
@@ -36,7 +39,8 @@ import numpy as np
 from matbench.metrics.fid import CONVENTIONS, FIDResampler, fid
 
 VERDICTS = ("better", "worse", "tie")
-FD_METHODS = ("linear", "exact")
+FD_METHODS = ("auto", "linear", "exact")
+EXACT_MAX_N = 256  # method="auto": exact paired bootstrap for N < D up to this many images
 _GATHER = 1 << 22  # resampled entries per chunk (memory bound of the index matrix)
 
 
@@ -218,13 +222,28 @@ def fd_influence(real: np.ndarray, fake: np.ndarray, convention: str = "mat",
     return phi - 2.0 * n * c * g
 
 
-def _fd_small(real: np.ndarray, fake: np.ndarray, c: float) -> float:
-    """FD through the N x N cross product (N < D): tr sqrt(S_r S_f) = c ||Xr Xf^T||_*."""
-    xr, mur = _centred(real)
-    xf, muf = _centred(fake)
-    dmu = mur - muf
-    tr = c * float(np.linalg.svd(xr @ xf.T, compute_uv=False).sum())
-    return float(dmu @ dmu + c * (xr * xr).sum() + c * (xf * xf).sum() - 2.0 * tr)
+class _SmallExact:
+    """Exact FD of a resample through N x N matrices (N < D): with centred rows, tr sqrt(S_r S_f) = c ||M||_*,
+    M = C K[idx, idx] C (K = Xr Xf^T computed once, C the centring matrix), so a resample costs one N x N SVD."""
+
+    def __init__(self, real: np.ndarray, fake: np.ndarray, c: float):
+        self.xr, mur = _centred(real)
+        self.xf, muf = _centred(fake)
+        self.dmu = mur - muf
+        self.k = self.xr @ self.xf.T
+        self.sr, self.sf = (self.xr * self.xr).sum(axis=1), (self.xf * self.xf).sum(axis=1)
+        self.c = c
+
+    def __call__(self, idx: np.ndarray) -> float:
+        n = idx.size
+        m = self.k[np.ix_(idx, idx)]
+        m = m - m.mean(axis=0) - m.mean(axis=1)[:, None] + m.mean()
+        ar, af = self.xr[idx].mean(axis=0), self.xf[idx].mean(axis=0)
+        tr_r = self.sr[idx].sum() - n * (ar @ ar)
+        tr_f = self.sf[idx].sum() - n * (af @ af)
+        dmu = self.dmu + ar - af
+        nuc = float(np.linalg.svd(m, compute_uv=False).sum())
+        return float(dmu @ dmu + self.c * (tr_r + tr_f - 2.0 * nuc))
 
 
 def _exact_fd_deltas(real: np.ndarray, fake_a: np.ndarray, fake_b: np.ndarray, convention: str,
@@ -233,28 +252,30 @@ def _exact_fd_deltas(real: np.ndarray, fake_a: np.ndarray, fake_b: np.ndarray, c
     out = np.empty(n_resamples, dtype=np.float64)
     if n >= d:
         ra, rb = FIDResampler(real, fake_a, convention), FIDResampler(real, fake_b, convention)
-
-        def stat(idx: np.ndarray) -> float:
-            return rb(idx) - ra(idx)
     else:
         c = _cov_scale(n, convention)
-
-        def stat(idx: np.ndarray) -> float:
-            r = real[idx]
-            return _fd_small(r, fake_b[idx], c) - _fd_small(r, fake_a[idx], c)
+        ra, rb = _SmallExact(real, fake_a, c), _SmallExact(real, fake_b, c)
     row = 0
     for idx in index_chunks(n, n_resamples, seed):
         for k in range(idx.shape[0]):
-            out[row] = stat(idx[k])
+            out[row] = rb(idx[k]) - ra(idx[k])
             row += 1
     return out
 
 
+def fd_method(n: int, d: int) -> str:
+    """What method="auto" uses: "exact" when N < D and N <= EXACT_MAX_N (covariances are singular there and the
+    linearisation misses the non-smooth part of the matrix square root; one N x N SVD per resample is cheap),
+    else "linear"."""
+    return "exact" if n < d and n <= EXACT_MAX_N else "linear"
+
+
 def paired_fd(real: np.ndarray, fake_a: np.ndarray, fake_b: np.ndarray, convention: str = "mat", *,
               higher_is_better: bool = False, value_a: float | None = None, value_b: float | None = None,
-              method: str = "linear", n_resamples: int = 2000, seed: int = 0, alpha: float = 0.05) -> Paired:
+              method: str = "auto", n_resamples: int = 2000, seed: int = 0, alpha: float = 0.05) -> Paired:
     """Paired comparison of a Fréchet distance (FID, FD-DINOv2, ...): the same resampled images for the ground
-    truth and both models. value_a/value_b: the recorded values (default: computed from the features)."""
+    truth and both models. value_a/value_b: the recorded values (default: computed from the features).
+    method: "linear" (influence values), "exact" (both distances recomputed per resample) or "auto" (fd_method)."""
     if method not in FD_METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {', '.join(FD_METHODS)}")
     real = np.asarray(real, dtype=np.float64)
@@ -264,6 +285,8 @@ def paired_fd(real: np.ndarray, fake_a: np.ndarray, fake_b: np.ndarray, conventi
         raise ValueError(f"paired features [n, D] needed; got real {real.shape}, A {fa.shape}, B {fb.shape}")
     n = real.shape[0]
     _check_args(n, n_resamples, alpha)
+    if method == "auto":
+        method = fd_method(n, real.shape[1])
     va = fid(real, fa, convention) if value_a is None else float(value_a)
     vb = fid(real, fb, convention) if value_b is None else float(value_b)
     if method == "exact":
