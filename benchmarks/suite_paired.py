@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from benchmarks.metrics import synthetic_features
-from matbench.paired import paired_fd, paired_mean
+from matbench.paired import Resampling, paired_fd, paired_mean
 
 
 def measure(n: int, d: int, resamples: int) -> dict[str, float | int]:
@@ -25,12 +25,13 @@ def measure(n: int, d: int, resamples: int) -> dict[str, float | int]:
     rng = np.random.default_rng(1)
     fb = fa + rng.standard_normal(fa.shape, dtype=np.float32) * 0.05  # model B: a slightly noisier A
     t0 = time.perf_counter()
-    r = paired_fd(real, fa, fb, "mat", value_a=0.0, value_b=0.0, method="linear", n_resamples=resamples)
+    rs = Resampling(resamples)
+    r = paired_fd(real, fa, fb, "mat", values=(0.0, 0.0), method="linear", rs=rs)
     t_fid = time.perf_counter() - t0
     cols = rng.standard_normal((n, 8))
     t0 = time.perf_counter()
     for j in range(4):
-        paired_mean(cols[:, j], cols[:, 4 + j], True, n_resamples=resamples)
+        paired_mean(cols[:, j], cols[:, 4 + j], True, rs)
     t_img = time.perf_counter() - t0
     return {"n": n, "d": d, "resamples": resamples, "delta_fid_interval_s": round(t_fid, 2),
             "per_image_4_metrics_s": round(t_img, 2), "delta_fid_ci_width": r.ci[1] - r.ci[0]}

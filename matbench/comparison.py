@@ -17,7 +17,7 @@ import pandas as pd
 from matbench.errors import InputError, SpecError
 from matbench.features.files import FEATURES_FILE
 from matbench.layout import RunLayout
-from matbench.paired import Paired, paired_fd, paired_mean, verdict
+from matbench.paired import Paired, Resampling, paired_fd, paired_mean, verdict
 from matbench.results import METRIC_INFO, PER_IMAGE_FILE, PROTOCOL_FIELDS, ResultRecord, read_record
 
 JOB_SEP = "::"
@@ -169,9 +169,8 @@ def _select(a: Side, b: Side, names: list[str] | None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _mean_metric(name: str, a: Side, b: Side, perm: np.ndarray, rows: np.ndarray | None, hib: bool, *,
-                 n_resamples: int, seed: int, alpha: float, values: tuple[float, float] | None
-                 ) -> Paired | str:
+def _mean_metric(name: str, a: Side, b: Side, perm: np.ndarray, rows: np.ndarray | None, hib: bool,
+                 rs: Resampling, values: tuple[float, float] | None) -> Paired | str:
     va = a.rows[name].to_numpy(dtype=np.float64)
     vb = b.rows[name].to_numpy(dtype=np.float64)[perm]
     if rows is not None:
@@ -182,13 +181,13 @@ def _mean_metric(name: str, a: Side, b: Side, perm: np.ndarray, rows: np.ndarray
             return f"non-finite per-image values in {side.label} ({bad.size} image(s))"
     if va.size < 2:
         return f"{va.size} image(s): a paired interval needs at least 2"
-    r = paired_mean(va, vb, hib, n_resamples=n_resamples, seed=seed, alpha=alpha)
+    r = paired_mean(va, vb, hib, rs)
     if values is None:
         return r
-    return _with_values(r, values, hib, alpha)
+    return _with_values(r, values, hib)
 
 
-def _with_values(r: Paired, values: tuple[float, float], hib: bool, alpha: float) -> Paired:
+def _with_values(r: Paired, values: tuple[float, float], hib: bool) -> Paired:
     """The same interval around the recorded values (per_image.csv keeps 10 digits, metrics.json all)."""
     va, vb = values
     shift = (vb - va) - r.delta
@@ -196,8 +195,7 @@ def _with_values(r: Paired, values: tuple[float, float], hib: bool, alpha: float
     return Paired(va, vb, vb - va, (lo, hi), r.p_value, verdict(lo, hi, hib), r.n, r.method)
 
 
-def _fd_metric(name: str, a: Side, b: Side, perm: np.ndarray, hib: bool, *, n_resamples: int, seed: int,
-               alpha: float) -> Paired | str:
+def _fd_metric(name: str, a: Side, b: Side, perm: np.ndarray, rs: Resampling) -> Paired | str:
     missing = [s.label for s in (a, b) if not s.has_features]
     if missing:
         return (f"dataset-level: needs {FEATURES_FILE} on both sides, missing in {' and '.join(missing)} "
@@ -222,8 +220,7 @@ def _fd_metric(name: str, a: Side, b: Side, perm: np.ndarray, hib: bool, *, n_re
     if not np.allclose(real_a, real_b, rtol=_REAL_FEATURES_RTOL, atol=_REAL_FEATURES_RTOL * float(
             np.abs(real_a).max(initial=1.0))):
         return f"the ground-truth features ({keys[0]}) of {a.label} and {b.label} differ"
-    return paired_fd(real_a, fa[keys[1]], fb[keys[1]][perm], conv, higher_is_better=hib, value_a=ma.value,
-                     value_b=mb.value, n_resamples=n_resamples, seed=seed, alpha=alpha)
+    return paired_fd(real_a, fa[keys[1]], fb[keys[1]][perm], conv, values=(ma.value, mb.value), rs=rs)
 
 
 def compare(a: Side, b: Side, metrics: list[str] | None = None, *, alpha: float = 0.05, n_resamples: int = 2000,
@@ -239,7 +236,7 @@ def compare(a: Side, b: Side, metrics: list[str] | None = None, *, alpha: float 
         raise InputError(f"{a.label} and {b.label}: {n} image(s); a paired comparison needs at least 2")
     names = _select(a, b, metrics)
     per_image = _per_image_columns(a) & _per_image_columns(b)
-    opts = {"n_resamples": n_resamples, "seed": seed, "alpha": alpha}
+    rs = Resampling(n_resamples, seed, alpha)
     out = Comparison(a.label, b.label, n, {}, {}, n_resamples=n_resamples, seed=seed, alpha=alpha)
     for name in names:
         info = METRIC_INFO.get(name)
@@ -248,10 +245,10 @@ def compare(a: Side, b: Side, metrics: list[str] | None = None, *, alpha: float 
             continue
         hib = info.higher_is_better
         if name in per_image:
-            r = _mean_metric(name, a, b, perm, None, hib, values=(a.record.metrics[name].value,
-                                                                   b.record.metrics[name].value), **opts)
-        elif _is_frechet(name):
-            r = _fd_metric(name, a, b, perm, hib, **opts)
+            r = _mean_metric(name, a, b, perm, None, hib, rs, (a.record.metrics[name].value,
+                                                               b.record.metrics[name].value))
+        elif _is_frechet(name) and not hib:
+            r = _fd_metric(name, a, b, perm, rs)
         else:
             r = "dataset-level: no paired interval for this metric yet (Fréchet distances only)"
         if isinstance(r, str):
@@ -259,11 +256,11 @@ def compare(a: Side, b: Side, metrics: list[str] | None = None, *, alpha: float 
         else:
             out.metrics[name] = r
     if bins:
-        out.bins = _bins(a, b, perm, [m for m in names if m in per_image and m in METRIC_INFO], opts)
+        out.bins = _bins(a, b, perm, [m for m in names if m in per_image and m in METRIC_INFO], rs)
     return out
 
 
-def _bins(a: Side, b: Side, perm: np.ndarray, names: list[str], opts: dict) -> list[dict]:
+def _bins(a: Side, b: Side, perm: np.ndarray, names: list[str], rs: Resampling) -> list[dict]:
     """Per hole-ratio bin (per_image.csv's `bin` column of A): per-image metrics only."""
     if "bin" not in a.rows.columns:
         return []
@@ -273,7 +270,7 @@ def _bins(a: Side, b: Side, perm: np.ndarray, names: list[str], opts: dict) -> l
         rows = np.flatnonzero(labels == label)
         entry: dict = {"label": label, "n": int(rows.size), "metrics": {}, "skipped": {}}
         for name in names:
-            r = _mean_metric(name, a, b, perm, rows, METRIC_INFO[name].higher_is_better, values=None, **opts)
+            r = _mean_metric(name, a, b, perm, rows, METRIC_INFO[name].higher_is_better, rs, None)
             if isinstance(r, str):
                 entry["skipped"][name] = r
             else:

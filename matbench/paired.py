@@ -45,6 +45,15 @@ _GATHER = 1 << 22  # resampled entries per chunk (memory bound of the index matr
 
 
 @dataclass(frozen=True)
+class Resampling:
+    """How to resample: number of resamples, seed of the image draws, 1 - interval level."""
+
+    n_resamples: int = 2000
+    seed: int = 0
+    alpha: float = 0.05
+
+
+@dataclass(frozen=True)
 class Paired:
     """The paired comparison of one metric: values of A and B, delta = B - A, its interval, p-value, verdict."""
 
@@ -125,17 +134,17 @@ def _paired(a: float, b: float, deviations: np.ndarray, n: int, higher_is_better
     return Paired(float(a), float(b), delta, (lo, hi), p, verdict(lo, hi, higher_is_better), n, method)
 
 
-def paired_mean(values_a: np.ndarray, values_b: np.ndarray, higher_is_better: bool, *, n_resamples: int = 2000,
-                seed: int = 0, alpha: float = 0.05) -> Paired:
+def paired_mean(values_a: np.ndarray, values_b: np.ndarray, higher_is_better: bool,
+                rs: Resampling = Resampling()) -> Paired:
     """Paired comparison of a per-image metric (rows = the same images in the same order)."""
     va = np.asarray(values_a, dtype=np.float64).ravel()
     vb = np.asarray(values_b, dtype=np.float64).ravel()
     if va.shape != vb.shape:
         raise ValueError(f"paired values needed; got {va.size} and {vb.size}")
-    _check_args(va.size, n_resamples, alpha)
+    _check_args(va.size, rs.n_resamples, rs.alpha)
     d = vb - va
-    dev = resampled_means(d, n_resamples, seed) - d.mean()
-    return _paired(va.mean(), vb.mean(), dev, va.size, higher_is_better, alpha, "bootstrap")
+    dev = resampled_means(d, rs.n_resamples, rs.seed) - d.mean()
+    return _paired(va.mean(), vb.mean(), dev, va.size, higher_is_better, rs.alpha, "bootstrap")
 
 
 # --------------------------------------------------------------------------------------------- Fréchet distances
@@ -271,10 +280,10 @@ def fd_method(n: int, d: int) -> str:
 
 
 def paired_fd(real: np.ndarray, fake_a: np.ndarray, fake_b: np.ndarray, convention: str = "mat", *,
-              higher_is_better: bool = False, value_a: float | None = None, value_b: float | None = None,
-              method: str = "auto", n_resamples: int = 2000, seed: int = 0, alpha: float = 0.05) -> Paired:
-    """Paired comparison of a Fréchet distance (FID, FD-DINOv2, ...): the same resampled images for the ground
-    truth and both models. value_a/value_b: the recorded values (default: computed from the features).
+              values: tuple[float, float] | None = None, method: str = "auto", rs: Resampling = Resampling()
+              ) -> Paired:
+    """Paired comparison of a Fréchet distance (FID, FD-DINOv2, ...; lower is better): the same resampled images
+    for the ground truth and both models. values: the recorded (A, B) values (default: computed from the features).
     method: "linear" (influence values), "exact" (both distances recomputed per resample) or "auto" (fd_method)."""
     if method not in FD_METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {', '.join(FD_METHODS)}")
@@ -284,22 +293,22 @@ def paired_fd(real: np.ndarray, fake_a: np.ndarray, fake_b: np.ndarray, conventi
     if not (real.shape == fa.shape == fb.shape) or real.ndim != 2:
         raise ValueError(f"paired features [n, D] needed; got real {real.shape}, A {fa.shape}, B {fb.shape}")
     n = real.shape[0]
+    n_resamples, seed, alpha = rs.n_resamples, rs.seed, rs.alpha
     _check_args(n, n_resamples, alpha)
     if method == "auto":
         method = fd_method(n, real.shape[1])
-    va = fid(real, fa, convention) if value_a is None else float(value_a)
-    vb = fid(real, fb, convention) if value_b is None else float(value_b)
+    va, vb = (fid(real, fa, convention), fid(real, fb, convention)) if values is None else map(float, values)
     if method == "exact":
         star = _exact_fd_deltas(real, fa, fb, convention, n_resamples, seed)
         dev = star - star[np.isfinite(star)].mean()
-        return _paired(va, vb, dev, n, higher_is_better, alpha, "exact bootstrap (bias-corrected)")
+        return _paired(va, vb, dev, n, False, alpha, "exact bootstrap (bias-corrected)")
     if np.array_equal(fa, fb):  # the same model twice: every deviation is exactly 0 (no rounding residue)
-        return _paired(va, vb, np.zeros(n_resamples), n, higher_is_better, alpha, "linearised bootstrap")
+        return _paired(va, vb, np.zeros(n_resamples), n, False, alpha, "linearised bootstrap")
     xr, _ = _centred(real)
     rf = _RealFactor(xr, _cov_scale(n, convention)) if n >= real.shape[1] else None
     psi = fd_influence(real, fb, convention, rf) - fd_influence(real, fa, convention, rf)
     dev = resampled_means(psi, n_resamples, seed) - psi.mean()
-    return _paired(va, vb, dev, n, higher_is_better, alpha, "linearised bootstrap")
+    return _paired(va, vb, dev, n, False, alpha, "linearised bootstrap")
 
 
 # --------------------------------------------------------------------------------------------- many comparisons

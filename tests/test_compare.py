@@ -30,7 +30,7 @@ def test_paired_mean_matches_the_analytic_paired_interval_at_large_n():
     n = 20000
     a = rng.normal(5.0, 2.0, n)
     b = a + 0.02 + rng.normal(0.0, 1.0, n)  # shared image effect (a) cancels in b - a
-    r = P.paired_mean(a, b, higher_is_better=True, n_resamples=4000, seed=1)
+    r = P.paired_mean(a, b, True, P.Resampling(4000, seed=1))
     d = b - a
     se = d.std(ddof=1) / math.sqrt(n)
     lo, hi = d.mean() - 1.96 * se, d.mean() + 1.96 * se
@@ -116,12 +116,12 @@ def test_linearised_fd_interval_agrees_with_the_slow_paired_bootstrap(n, d, seed
     real, fa, fb = _feature_case(n, d, seed=seed)
     nb = 400
     deltas, lo, hi = _slow_paired_fd(real, fa, fb, nb, seed=3)
-    r = P.paired_fd(real, fa, fb, "mat", n_resamples=nb, seed=3, method="linear")
+    r = P.paired_fd(real, fa, fb, "mat", method="linear", rs=P.Resampling(nb, seed=3))
     width = hi - lo
     assert r.delta == pytest.approx(fid(real, fb) - fid(real, fa))
     assert abs(r.ci[0] - lo) < 0.1 * width and abs(r.ci[1] - hi) < 0.1 * width
     # method="exact" is the same full bootstrap computed another way (FIDResampler / N x N form)
-    ex = P.paired_fd(real, fa, fb, "mat", n_resamples=nb, seed=3, method="exact")
+    ex = P.paired_fd(real, fa, fb, "mat", method="exact", rs=P.Resampling(nb, seed=3))
     assert ex.ci == pytest.approx((lo, hi), rel=1e-6, abs=1e-9)
     assert P.fd_method(n, d) == "linear"
 
@@ -130,7 +130,7 @@ def test_linearised_fd_interval_agrees_with_the_slow_paired_bootstrap(n, d, seed
 def test_fewer_images_than_dimensions_use_the_exact_paired_bootstrap(convention):
     real, fa, fb = _feature_case(40, 64, seed=4)
     _, lo, hi = _slow_paired_fd(real, fa, fb, 100, seed=3, convention=convention)
-    r = P.paired_fd(real, fa, fb, convention, n_resamples=100, seed=3)  # auto: exact, N x N form
+    r = P.paired_fd(real, fa, fb, convention, rs=P.Resampling(100, seed=3))  # auto: exact, N x N form
     assert r.method.startswith("exact") and r.ci == pytest.approx((lo, hi), rel=1e-6)
     assert r.delta == pytest.approx(fid(real, fb, convention) - fid(real, fa, convention))
 
@@ -138,7 +138,7 @@ def test_fewer_images_than_dimensions_use_the_exact_paired_bootstrap(convention)
 def test_fd_of_a_result_with_itself_is_a_tie_with_delta_zero():
     real, fa, _ = _feature_case(100, 8, seed=5)
     for method in P.FD_METHODS:
-        r = P.paired_fd(real, fa, fa.copy(), "mat", n_resamples=100, method=method)
+        r = P.paired_fd(real, fa, fa.copy(), "mat", method=method, rs=P.Resampling(100))
         assert r.delta == 0.0 and r.ci == (0.0, 0.0) and r.verdict == "tie" and r.p_value == 1.0
 
 
@@ -146,7 +146,7 @@ def test_paired_fd_detects_a_worse_model():
     real, fa, _ = _feature_case(400, 8, seed=6)
     rng = np.random.default_rng(7)
     fb = fa + rng.normal(size=fa.shape) * 0.8  # noisier completions: higher FID
-    r = P.paired_fd(real, fa, fb, "mat", n_resamples=500)
+    r = P.paired_fd(real, fa, fb, "mat", rs=P.Resampling(500))
     assert r.delta > 0 and r.ci[0] > 0 and r.verdict == "worse" and r.p_value < 0.01
 
 
@@ -245,7 +245,7 @@ def test_a_degraded_model_is_worse_and_the_json_shape_is_exact(evals, capsys):
     # PSNR delta and interval from the per-image rows directly (independent of compare's loading)
     da = pd.read_csv(evals["a"] / "per_image.csv")["psnr"].to_numpy()
     db = pd.read_csv(evals["b"] / "per_image.csv")["psnr"].to_numpy()
-    ref = P.paired_mean(da, db, True, n_resamples=500, seed=0)
+    ref = P.paired_mean(da, db, True, P.Resampling(500, seed=0))
     assert psnr["ci"] == pytest.approx(list(ref.ci), abs=1e-6)
     assert data["metrics"]["l1"]["verdict"] == "worse"  # lower is better: B's higher L1 is worse
 
