@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "matbench.commands.demo",
     "matbench.commands.run",
     "matbench.commands.eval",
+    "matbench.commands.compare",
     "matbench.commands.history",
     "matbench.commands.study",
     "matbench.commands.inpaint",
