@@ -99,7 +99,7 @@ def _dataset_metrics(n: int, quick: bool, device: str) -> dict[str, Any]:
     out["fid_bootstrap_s_per_resample"] = t / k
     out["fid_bootstrap_s_projected"] = t / k * resamples
     # What finalize runs at this N instead (metrics.fd.linearized): influence values, then a bootstrap of their mean.
-    t, (_, psi) = _timed(lambda: fd_influence(real, fake, "mat"))
+    t, psi = _timed(lambda: fd_influence(real, fake, "mat"))
     t2, _ = _timed(lambda: mean_ci(psi, 200, 0))
     out["fid_interval_linearized_s"] = t + t2
     out["fid_interval_speedup_vs_200_resamples"] = out["fid_bootstrap_s_per_resample"] * 200 / (t + t2)

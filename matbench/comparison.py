@@ -17,8 +17,9 @@ import pandas as pd
 from matbench.errors import InputError, SpecError
 from matbench.features.files import FEATURES_FILE
 from matbench.layout import RunLayout
+from matbench.metrics import METRIC_INFO
 from matbench.paired import Paired, Resampling, paired_fd, paired_mean, verdict
-from matbench.results import METRIC_INFO, PER_IMAGE_FILE, PROTOCOL_FIELDS, ResultRecord, read_record
+from matbench.results import PER_IMAGE_FILE, PROTOCOL_FIELDS, ResultRecord, read_record
 
 JOB_SEP = "::"
 # per_image.csv columns that are not metrics

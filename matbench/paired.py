@@ -36,7 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from matbench.metrics.fid import CONVENTIONS, FIDResampler, fid
+from matbench.metrics.fd import RealFactor, fd_influence, fd_statistic
+from matbench.metrics.fid import fid
 
 VERDICTS = ("better", "worse", "tie")
 FD_METHODS = ("auto", "linear", "exact")
@@ -149,121 +150,11 @@ def paired_mean(values_a: np.ndarray, values_b: np.ndarray, higher_is_better: bo
 
 # --------------------------------------------------------------------------------------------- Fréchet distances
 
-def _cov_scale(n: int, convention: str) -> float:
-    if convention not in CONVENTIONS:
-        raise ValueError(f"unknown FID convention {convention!r}; expected one of {', '.join(CONVENTIONS)}")
-    return 1.0 / (n if convention == "mat" else n - 1)
-
-
-def _centred(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    x = np.asarray(x, dtype=np.float64)
-    mu = x.mean(axis=0)
-    return x - mu, mu
-
-
-def _sqrt_grad_small(xr: np.ndarray, xf: np.ndarray) -> np.ndarray:
-    """d/dw_i of ||W^1/2 Xr Xf^T W^1/2||_* at W = I (N < D): tr sqrt(S_r S_f) = c times that nuclear norm, and
-    d||M||_* = <U V^T, dM> over the non-zero singular values."""
-    m = xr @ xf.T
-    u, s, vt = np.linalg.svd(m)
-    keep = s > s.max(initial=0.0) * 1e-10
-    q = (u[:, keep] @ vt[keep]) * m
-    return 0.5 * (q.sum(axis=1) + q.sum(axis=0))
-
-
-class _RealFactor:
-    """What the D-space influence needs of the real side, computed once for every model compared with it."""
-
-    def __init__(self, xr: np.ndarray, c: float):
-        self.xr = xr
-        self.c = c
-        s = c * (xr.T @ xr)
-        try:
-            self.lf = np.linalg.cholesky(s)
-            self.lf_inv = np.linalg.inv(self.lf)
-        except np.linalg.LinAlgError:  # singular: symmetric square root and its pseudo-inverse
-            w, v = np.linalg.eigh(s)
-            w = np.clip(w, 0.0, None)
-            r = np.sqrt(w)
-            inv = np.where(r > r.max(initial=0.0) * 1e-10, 1.0 / np.where(r > 0, r, 1.0), 0.0)
-            self.lf = (v * r) @ v.T
-            self.lf_inv = (v * inv) @ v.T
-        self.sq_norms = (xr * xr).sum(axis=1)
-
-
-def _sqrt_grad_large(rf: _RealFactor, xf: np.ndarray) -> np.ndarray:
-    """d/dw_i of tr sqrt(S_r(w) S_f(w)) / c at w = 1 (N >= D). With S_r = L L^T and L^T S_f L = U diag(lam) U^T:
-    the gradient in S_r is 1/2 L^-T U lam^1/2 U^T L^-1, in S_f it is 1/2 L U lam^-1/2 U^T L^T, and dS = c x x^T dw,
-    so each term is half a squared row norm of a projection of the image's centred feature."""
-    sf = rf.c * (xf.T @ xf)
-    a = rf.lf.T @ sf @ rf.lf
-    lam, u = np.linalg.eigh(0.5 * (a + a.T))
-    lam = np.clip(lam, 0.0, None)
-    pos = lam > lam.max(initial=0.0) * 1e-12
-    q4 = np.where(pos, np.sqrt(np.sqrt(np.where(pos, lam, 1.0))), 0.0)
-    kr = (rf.lf_inv.T @ u) * q4  # real rows: lam^(1/4) U^T L^-1 x
-    kf = (rf.lf @ u) * np.where(pos, 1.0 / np.where(pos, q4, 1.0), 0.0)  # fake rows: lam^(-1/4) U^T L^T x
-    pr = rf.xr @ kr
-    pf = xf @ kf
-    return 0.5 * ((pr * pr).sum(axis=1) + (pf * pf).sum(axis=1))
-
-
-def fd_influence(real: np.ndarray, fake: np.ndarray, convention: str = "mat",
-                 _real_factor: _RealFactor | None = None) -> np.ndarray:
-    """Influence values phi [n] of the Fréchet distance between paired feature rows (row i = image i's ground
-    truth and completion): FD(weights w) ~ FD + mean((w - 1) * phi) for multiplicity weights summing to n.
-
-    FD = |mu_r - mu_f|^2 + tr S_r + tr S_f - 2 tr sqrt(S_r S_f); with centred rows x and S = c sum_i w_i x_i x_i^T
-    (c = 1/n "mat", 1/(n - 1) "torch-fidelity"; the shift of the mean is second order), phi_i = n dFD/dw_i.
-    """
-    xr, mur = _centred(real)
-    xf, muf = _centred(fake)
-    if xr.shape != xf.shape or xr.ndim != 2:
-        raise ValueError(f"paired features [n, D] needed; got real {xr.shape}, fake {xf.shape}")
-    n, d = xr.shape
-    c = _cov_scale(n, convention)
-    dmu = mur - muf
-    phi = 2.0 * ((xr - xf) @ dmu) + n * c * ((xr * xr).sum(axis=1) + (xf * xf).sum(axis=1))
-    if n < d:
-        g = _sqrt_grad_small(xr, xf)
-    else:
-        g = _sqrt_grad_large(_real_factor or _RealFactor(xr, c), xf)
-    return phi - 2.0 * n * c * g
-
-
-class _SmallExact:
-    """Exact FD of a resample through N x N matrices (N < D): with centred rows, tr sqrt(S_r S_f) = c ||M||_*,
-    M = C K[idx, idx] C (K = Xr Xf^T computed once, C the centring matrix), so a resample costs one N x N SVD."""
-
-    def __init__(self, real: np.ndarray, fake: np.ndarray, c: float):
-        self.xr, mur = _centred(real)
-        self.xf, muf = _centred(fake)
-        self.dmu = mur - muf
-        self.k = self.xr @ self.xf.T
-        self.sr, self.sf = (self.xr * self.xr).sum(axis=1), (self.xf * self.xf).sum(axis=1)
-        self.c = c
-
-    def __call__(self, idx: np.ndarray) -> float:
-        n = idx.size
-        m = self.k[np.ix_(idx, idx)]
-        m = m - m.mean(axis=0) - m.mean(axis=1)[:, None] + m.mean()
-        ar, af = self.xr[idx].mean(axis=0), self.xf[idx].mean(axis=0)
-        tr_r = self.sr[idx].sum() - n * (ar @ ar)
-        tr_f = self.sf[idx].sum() - n * (af @ af)
-        dmu = self.dmu + ar - af
-        nuc = float(np.linalg.svd(m, compute_uv=False).sum())
-        return float(dmu @ dmu + self.c * (tr_r + tr_f - 2.0 * nuc))
-
-
 def _exact_fd_deltas(real: np.ndarray, fake_a: np.ndarray, fake_b: np.ndarray, convention: str,
                      n_resamples: int, seed: int) -> np.ndarray:
     n, d = real.shape
     out = np.empty(n_resamples, dtype=np.float64)
-    if n >= d:
-        ra, rb = FIDResampler(real, fake_a, convention), FIDResampler(real, fake_b, convention)
-    else:
-        c = _cov_scale(n, convention)
-        ra, rb = _SmallExact(real, fake_a, c), _SmallExact(real, fake_b, c)
+    ra, rb = fd_statistic(real, fake_a, convention), fd_statistic(real, fake_b, convention)
     row = 0
     for idx in index_chunks(n, n_resamples, seed):
         for k in range(idx.shape[0]):
@@ -304,8 +195,8 @@ def paired_fd(real: np.ndarray, fake_a: np.ndarray, fake_b: np.ndarray, conventi
         return _paired(va, vb, dev, n, False, alpha, "exact bootstrap (bias-corrected)")
     if np.array_equal(fa, fb):  # the same model twice: every deviation is exactly 0 (no rounding residue)
         return _paired(va, vb, np.zeros(n_resamples), n, False, alpha, "linearised bootstrap")
-    xr, _ = _centred(real)
-    rf = _RealFactor(xr, _cov_scale(n, convention)) if n >= real.shape[1] else None
+    xr = real - real.mean(axis=0)  # the real side's factor once, for both models
+    rf = RealFactor(xr, 1.0 / (n if convention == "mat" else n - 1)) if n >= real.shape[1] else None
     psi = fd_influence(real, fb, convention, rf) - fd_influence(real, fa, convention, rf)
     dev = resampled_means(psi, n_resamples, seed) - psi.mean()
     return _paired(va, vb, dev, n, False, alpha, "linearised bootstrap")

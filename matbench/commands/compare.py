@@ -8,8 +8,8 @@ import math
 import sys
 
 from matbench.comparison import JOB_SEP, Comparison, compare_paths
+from matbench.metrics import METRIC_INFO
 from matbench.paired import Paired
-from matbench.results import METRIC_INFO
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

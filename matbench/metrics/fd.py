@@ -238,49 +238,90 @@ def fd_value(real: np.ndarray, fake: np.ndarray, convention: str, stat: Callable
 LINEAR_MIN_N = 4096
 
 
-def _sym_pow(s: np.ndarray, p: float) -> np.ndarray:
-    w, v = np.linalg.eigh(0.5 * (s + s.T))
-    w = np.clip(w, 0.0, None)
-    with np.errstate(divide="ignore"):
-        wp = np.where(w > w.max() * 1e-12, w ** p, 0.0)  # pseudo-power: null directions contribute nothing
-    return (v * wp) @ v.T
+def _cov_scale(n: int, convention: str) -> float:
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown FID convention {convention!r}; expected one of {', '.join(CONVENTIONS)}")
+    return 1.0 / (n if convention == "mat" else n - 1)
 
 
-def fd_influence(real: np.ndarray, fake: np.ndarray, convention: str = "mat") -> tuple[float, np.ndarray]:
-    """(FD, psi): the distance of paired features and each pair's influence value psi_i = d FD / d w_i * N at
-    w = 1 (w: multiplicity weights of the pairs), so that FD(w) ~ FD + mean((w - 1) psi) to first order.
+def _centred(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(x, dtype=np.float64)
+    mu = x.mean(axis=0)
+    return x - mu, mu
 
-    With a_i, b_i the centred real / fake rows and T = tr sqrt(S_r S_f):
-      psi_i = 2 (mu_r - mu_f).(a_i - b_i) + (|a_i|^2 - tr S_r) + (|b_i|^2 - tr S_f)
-              - (a_i' P_r a_i - T) - (b_i' P_f b_i - T),
-      P_f = S_r^1/2 (S_r^1/2 S_f S_r^1/2)^-1/2 S_r^1/2 and P_r the same with r and f swapped
-    (d tr sqrt(B) = tr(B^-1/2 dB) / 2). A bootstrap of the mean of psi is then the bootstrap of FD's linear
-    part; products in float32 where the features are float32, accumulated in float64 by the covariances.
+
+def _sqrt_grad_small(xr: np.ndarray, xf: np.ndarray) -> np.ndarray:
+    """d/dw_i of ||W^1/2 Xr Xf^T W^1/2||_* at W = I (N < D): tr sqrt(S_r S_f) = c times that nuclear norm, and
+    d||M||_* = <U V^T, dM> over the non-zero singular values."""
+    m = xr @ xf.T
+    u, s, vt = np.linalg.svd(m)
+    keep = s > s.max(initial=0.0) * 1e-10
+    q = (u[:, keep] @ vt[keep]) * m
+    return 0.5 * (q.sum(axis=1) + q.sum(axis=0))
+
+
+class RealFactor:
+    """What the D-space influence needs of the real side, computed once for every model compared with it."""
+
+    def __init__(self, xr: np.ndarray, c: float):
+        self.xr = xr
+        self.c = c
+        s = c * (xr.T @ xr)
+        try:
+            self.lf = np.linalg.cholesky(s)
+            self.lf_inv = np.linalg.inv(self.lf)
+        except np.linalg.LinAlgError:  # singular: symmetric square root and its pseudo-inverse
+            w, v = np.linalg.eigh(s)
+            w = np.clip(w, 0.0, None)
+            r = np.sqrt(w)
+            inv = np.where(r > r.max(initial=0.0) * 1e-10, 1.0 / np.where(r > 0, r, 1.0), 0.0)
+            self.lf = (v * r) @ v.T
+            self.lf_inv = (v * inv) @ v.T
+        self.sq_norms = (xr * xr).sum(axis=1)
+
+
+def _sqrt_grad_large(rf: RealFactor, xf: np.ndarray) -> np.ndarray:
+    """d/dw_i of tr sqrt(S_r(w) S_f(w)) / c at w = 1 (N >= D). With S_r = L L^T and L^T S_f L = U diag(lam) U^T:
+    the gradient in S_r is 1/2 L^-T U lam^1/2 U^T L^-1, in S_f it is 1/2 L U lam^-1/2 U^T L^T, and dS = c x x^T dw,
+    so each term is half a squared row norm of a projection of the image's centred feature."""
+    sf = rf.c * (xf.T @ xf)
+    a = rf.lf.T @ sf @ rf.lf
+    lam, u = np.linalg.eigh(0.5 * (a + a.T))
+    lam = np.clip(lam, 0.0, None)
+    pos = lam > lam.max(initial=0.0) * 1e-12
+    q4 = np.where(pos, np.sqrt(np.sqrt(np.where(pos, lam, 1.0))), 0.0)
+    kr = (rf.lf_inv.T @ u) * q4  # real rows: lam^(1/4) U^T L^-1 x
+    kf = (rf.lf @ u) * np.where(pos, 1.0 / np.where(pos, q4, 1.0), 0.0)  # fake rows: lam^(-1/4) U^T L^T x
+    pr = rf.xr @ kr
+    pf = xf @ kf
+    return 0.5 * ((pr * pr).sum(axis=1) + (pf * pf).sum(axis=1))
+
+
+def fd_influence(real: np.ndarray, fake: np.ndarray, convention: str = "mat",
+                 real_factor: RealFactor | None = None) -> np.ndarray:
+    """Influence values phi [n] of the Fréchet distance between paired feature rows (row i = image i's ground
+    truth and completion): FD(weights w) ~ FD + mean((w - 1) * phi) for multiplicity weights summing to n,
+    centred (mean 0: the total weight is fixed). A bootstrap of mean(phi) is the bootstrap of FD's linear part.
+    real_factor: RealFactor(centred real rows, c), shared when several models are compared with one real set.
+
+    FD = |mu_r - mu_f|^2 + tr S_r + tr S_f - 2 tr sqrt(S_r S_f); with centred rows x and S = c sum_i w_i x_i x_i^T
+    (c = 1/n "mat", 1/(n - 1) "torch-fidelity"; the shift of the mean is second order), phi_i = n dFD/dw_i.
     """
-    if real.shape != fake.shape:
-        raise ValueError(f"paired features needed; got real {real.shape}, fake {fake.shape}")
-    n = real.shape[0]
-    mu_r, s_r = feature_stats(real, convention)
-    mu_f, s_f = feature_stats(fake, convention)
-    root_r, root_f = _sym_pow(s_r, 0.5), _sym_pow(s_f, 0.5)
-    b_f = root_r @ s_f @ root_r
-    b_r = root_f @ s_r @ root_f
-    tr = float(np.sqrt(np.clip(np.linalg.eigvalsh(0.5 * (b_f + b_f.T)), 0.0, None)).sum())
-    p_f = root_r @ _sym_pow(b_f, -0.5) @ root_r
-    p_r = root_f @ _sym_pow(b_r, -0.5) @ root_f
-    diff = mu_r - mu_f
-    value = float(diff @ diff + np.trace(s_r) + np.trace(s_f) - 2.0 * tr)
-    # "torch-fidelity" (1/(N-1)): moving weight onto pair i (total kept at N) scales its outer product by N/(N-1)
-    k = 1.0 if convention == "mat" else n / (n - 1.0)
-    psi = np.empty(n, dtype=np.float64)
-    for i in range(0, n, _CHUNK):
-        a = real[i:i + _CHUNK].astype(np.float64) - mu_r
-        b = fake[i:i + _CHUNK].astype(np.float64) - mu_f
-        qa = np.einsum("ij,ij->i", a @ p_r, a)
-        qb = np.einsum("ij,ij->i", b @ p_f, b)
-        psi[i:i + _CHUNK] = (2.0 * (a - b) @ diff + (k * (a * a).sum(1) - np.trace(s_r))
-                             + (k * (b * b).sum(1) - np.trace(s_f)) - (k * qa - tr) - (k * qb - tr))
-    return value, psi
+    xr, mur = _centred(real)
+    xf, muf = _centred(fake)
+    if xr.shape != xf.shape or xr.ndim != 2:
+        raise ValueError(f"paired features [n, D] needed; got real {xr.shape}, fake {xf.shape}")
+    n, d = xr.shape
+    c = _cov_scale(n, convention)
+    dmu = mur - muf
+    phi = 2.0 * ((xr - xf) @ dmu) + n * c * ((xr * xr).sum(axis=1) + (xf * xf).sum(axis=1))
+    if n < d:
+        g = _sqrt_grad_small(xr, xf)
+    else:
+        g = _sqrt_grad_large(real_factor or RealFactor(xr, c), xf)
+    phi = phi - 2.0 * n * c * g
+    return phi - phi.mean()
+
 
 
 def linearized(real: np.ndarray, fake: np.ndarray) -> bool:
@@ -298,7 +339,8 @@ def fd_interval(real: np.ndarray, fake: np.ndarray, convention: str, n_bootstrap
     intervals can miss the point estimate entirely and are shifted back by the bootstrap bias estimate."""
     n = real.shape[0]
     if linearized(real, fake):
-        value, psi = fd_influence(real, fake, convention)
+        value = fd(real, fake, convention)
+        psi = fd_influence(real, fake, convention)
         lo, hi = mean_interval(psi, n_bootstrap, seed)
         lo, hi = (None, None) if lo is None else (value + lo, value + hi)
         method = "linearized"
