@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pl = sub.add_parser("list", help="every known file: status, path, URL or how to get it")
     pl.add_argument("name", nargs="?", help="only this entry")
     pl.set_defaults(func=cmd_list)
-    pv = sub.add_parser("verify", help="hash-check the files that are present")
+    pv = sub.add_parser("verify", help="hash-check the files that are present (the full sha256 where published, "
+                                       "else 'prefix ok, full hash unknown')")
     pv.add_argument("name", nargs="?", help="only this entry (then a missing file is an error)")
     pv.set_defaults(func=cmd_verify)
     pf = sub.add_parser("fetch", help="download missing files from their official URLs (hash-checked)")
@@ -76,8 +77,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             bad += 1
             print(f"{e.name}: MISMATCH {err}")
             continue
-        note = "" if (e.sha256 or e.hash_prefix) else " (no published hash to compare with)"
-        print(f"{e.name}: ok {path} sha256={digest}{note}")
+        print(f"{e.name}: {W.hash_check_note(e)}: {path} sha256={digest}")
     if bad:
         print(f"matbench: error: {bad} file(s) failed the hash check", file=sys.stderr)
         return 1
