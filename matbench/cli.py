@@ -13,6 +13,7 @@ import sys
 
 from matbench import __version__
 from matbench.errors import MatbenchError
+from matbench.trust import trusting
 
 # Order = order in `matbench --help`.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -60,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with trusting(getattr(args, "trust", None)):  # --trust MODULE: this command only
+            return int(args.func(args) or 0)
     except MatbenchError as e:
         if args.verbose:
             raise

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from matbench.errors import SpecError
+from matbench.trust import TrustError
 
 DATASET_PRESETS = ("places365-val", "celeba-hq-val", "folder")
 POLICIES = ("mat-val", "resize-crop")
@@ -373,7 +374,9 @@ def _model(d: dict[str, Any], key: str, base: Path, where: str, check: bool) -> 
     from matbench.models.base import get_model_info
 
     try:
-        info = get_model_info(name)
+        info = get_model_info(name, source=f"{where}{key}.name")
+    except TrustError:
+        raise  # already names the spec and the key
     except SpecError as e:
         raise SpecError(f"{where}{key}.name: {e}") from None
     label = r.str("label", name.replace(":", "-").replace("/", "-"))

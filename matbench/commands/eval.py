@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from matbench.results import METRIC_INFO, MetricValue, ResultRecord
+from matbench.trust import add_trust_option
 
 # kept in sync with matbench.evaluate (not imported here so `matbench --help` stays light)
 ALL_METRICS = ("fid", "pids", "uids", "lpips", "pr", "kid", "psnr", "ssim", "l1")
@@ -61,6 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from matbench.commands.history import add_history_options
 
     add_history_options(p)
+    add_trust_option(p)  # a spec or --model naming code: matbench.trust
     p.set_defaults(func=run)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from matbench.errors import InputError, SpecError
+from matbench.trust import add_trust_option
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="extra model option (repeatable), e.g. --option resolution=256 --option precision=bf16")
+    add_trust_option(p)  # a spec or --model naming code: matbench.trust
     p.set_defaults(func=run)
 
 

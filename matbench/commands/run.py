@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from matbench.trust import add_trust_option
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -32,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="run the stages of each batch one after the other (spec: pipeline = false); same results")
     p.add_argument("--workers", metavar="IN[,OUT]",
                    help="threads of the input and output stages (default: from the available cores)")
+    add_trust_option(p)  # a spec or --model naming code: matbench.trust
     p.set_defaults(func=run_command)
 
 
