@@ -291,3 +291,19 @@ def test_trust_rule_prefixes_env_own_package_and_registered_only() -> None:
     from matbench.io import sha256_file
 
     assert resolve_reference("matbench.io:sha256_file", "model", "t", registered=[sha256_file]) is sha256_file
+
+
+@pytest.mark.parametrize("reader", ["features", "statecheck"])
+def test_every_state_dict_reader_refuses_a_code_pickle(tmp_path: Path, reader: str) -> None:
+    import torch
+
+    from matbench.errors import WeightsError
+    from matbench.features.base import load_state_dict_file
+    from matbench.models.statecheck import read_plain_state_dict
+
+    marker = tmp_path / "PWNED"
+    f = tmp_path / "evil.pth"
+    torch.save({"w": _Payload(marker)}, f)
+    with pytest.raises(WeightsError, match="nothing from the file was executed"):
+        load_state_dict_file(f) if reader == "features" else read_plain_state_dict(f, "state dict")
+    assert not marker.exists()
