@@ -14,6 +14,7 @@ import sys
 
 from matbench import __version__
 from matbench.errors import MatbenchError
+from matbench.trust import trusting
 
 # Order = order in `matbench --help`.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -62,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        rc = int(args.func(args) or 0)
+        with trusting(getattr(args, "trust", None)):  # --trust MODULE: this command only
+            rc = int(args.func(args) or 0)
         sys.stdout.flush()  # a reader that went away (`| head`) surfaces here, inside the handler below
         return rc
     except BrokenPipeError:

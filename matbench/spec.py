@@ -47,6 +47,7 @@ from matbench import protocols as P
 from matbench.errors import InputError, SpecError
 from matbench.evaluate.config import CHOICES, INCEPTIONS, EvalConfig
 from matbench.metrics import INCEPTION, extractors_for, load_metric
+from matbench.trust import TrustError
 
 DATASET_PRESETS = ("places365-val", "celeba-hq-val", "folder")
 POLICIES = ("mat-val", "resize-crop")
@@ -212,7 +213,9 @@ def parse_spec(data: dict[str, Any], base_dir: str | Path = ".", source: Path | 
     metrics = list(metrics)
     for i, m in enumerate(metrics):
         try:
-            metrics[i] = load_metric(m)  # built-in, module:name (imports the module) or an entry point
+            metrics[i] = load_metric(m, str(source or "the spec"))  # built-in, trusted module:name, entry point
+        except TrustError:
+            raise
         except InputError as e:
             raise SpecError(f"{where}metrics[{i}]: {e}") from None
     smoke = r.get("smoke", False)
@@ -377,7 +380,9 @@ def _model(d: dict[str, Any], key: str, base: Path, where: str, check: bool) -> 
     from matbench.models.base import get_model_info
 
     try:
-        info = get_model_info(name)
+        info = get_model_info(name, source=f"{where}{key}.name")
+    except TrustError:
+        raise  # already names the spec and the key
     except SpecError as e:
         raise SpecError(f"{where}{key}.name: {e}") from None
     label = r.str("label", name.replace(":", "-").replace("/", "-"))

@@ -115,6 +115,20 @@ def verify(entry: WeightsFile, path: Path) -> str:
     return digest
 
 
+def hash_check_note(entry: WeightsFile) -> str:
+    """What a passed `verify` proves for this entry: a full sha256, a recorded one, only a prefix, or nothing.
+
+    A prefix of 8 hex digits (torch hub file names) can be brute-forced in minutes, so a matching prefix alone is
+    never called a verified file; such files are safe only because matbench reads them weights-only."""
+    if entry.sha256:
+        return "ok, full sha256 matches the published value"
+    if recorded_sha256(entry.name):
+        return "ok, sha256 matches the value recorded on first download"
+    if entry.hash_prefix:
+        return f"prefix ok, full hash unknown (only the 8-digit prefix {entry.hash_prefix} is published)"
+    return "present, no published hash to compare with"
+
+
 def find(name: str) -> Path | None:
     """The first existing candidate path (file, or unpacked folder if the entry has one), or None.
 

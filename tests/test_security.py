@@ -152,3 +152,158 @@ def test_dark_16bit_png_is_scaled_by_its_bit_depth() -> None:
     buf = io.BytesIO()
     Image.fromarray(np.full((4, 4), 200, np.uint16)).save(buf, "PNG")  # max 200 of 65535: nearly black
     assert decode_image(buf.getvalue(), "dark16.png").max() <= 1
+
+
+# --------------------------------------------------------------------------- 4. weights files never run code
+
+
+class _Payload:
+    """Unpickling this calls pathlib.Path.touch(marker): proof that the file's code ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def _forged(tmp_path: Path, name: str, monkeypatch, registry_name: str) -> tuple[Path, Path]:
+    """A malicious pickle under the official file name, with the registry's prefix made to match it (as if the
+    8-hex prefix had been brute-forced, which takes minutes, not a test's time)."""
+    import dataclasses
+    import hashlib
+
+    import torch
+
+    from matbench import weights as W
+
+    marker = tmp_path / "PWNED"
+    d = tmp_path / "w"
+    d.mkdir()
+    f = d / name
+    torch.save({"conv.weight": _Payload(marker)}, f)
+    entry = W.get(registry_name)
+    monkeypatch.setitem(W._REGISTRY, registry_name,
+                        dataclasses.replace(entry, hash_prefix=hashlib.sha256(f.read_bytes()).hexdigest()[:8]))
+    return f, marker
+
+
+@pytest.mark.parametrize("how", ["--inception-path", "MATBENCH_WEIGHTS", "--vgg-path"])
+def test_forged_prefix_weights_are_refused_unexecuted(tmp_path: Path, capsys, monkeypatch, how: str) -> None:
+    from matbench import weights as W
+
+    vgg = how == "--vgg-path"
+    f, marker = _forged(tmp_path, "vgg16-397923af.pth" if vgg else "weights-inception-2015-12-05-6726825d.pth",
+                        monkeypatch, "torchvision-vgg16" if vgg else "inception-v3-compat")
+    assert W.verify(W.get("torchvision-vgg16" if vgg else "inception-v3-compat"), f)  # the prefix check passes
+    img_dir, _ = _inputs(tmp_path)
+    argv = ["eval", "--results", str(img_dir), "--gt", str(img_dir), "--metrics", "pr" if vgg else "fid",
+            "-o", str(tmp_path / "out")]
+    if how == "MATBENCH_WEIGHTS":
+        monkeypatch.setenv("MATBENCH_WEIGHTS", str(f.parent))
+    else:
+        argv += [how, str(f)]
+    rc = main(argv)
+    err = _one_line(capsys)
+    assert rc == 2 and str(f) in err and "refused" in err and "nothing from the file was executed" in err
+    assert not marker.exists()
+
+
+def test_weights_verify_does_not_call_a_forged_prefix_ok(tmp_path: Path, capsys, monkeypatch) -> None:
+    f, _ = _forged(tmp_path, "weights-inception-2015-12-05-6726825d.pth", monkeypatch, "inception-v3-compat")
+    monkeypatch.setenv("MATBENCH_WEIGHTS", str(f.parent))
+    assert main(["weights", "verify", "inception-v3-compat"]) == 0
+    out = capsys.readouterr().out
+    assert "prefix ok, full hash unknown" in out and ": ok" not in out
+
+
+# --------------------------------------------------------------------------- 5. a spec naming code
+
+
+def _spec(tmp_path: Path, model: str) -> Path:
+    img_dir, _ = _inputs(tmp_path)
+    spec = tmp_path / "spec.toml"
+    spec.write_text(f'''name = "t"
+output = "{tmp_path / 'run'}"
+resolutions = [32]
+smoke = true
+metrics = ["psnr"]
+[[datasets]]
+name = "d"
+path = "{img_dir}"
+[[masksets]]
+kind = "mat-large"
+[[models]]
+name = "{model}"
+options = {{command = "touch {tmp_path / 'PWNED'}"}}
+''')
+    return spec
+
+
+@pytest.mark.parametrize("model", ["os:system", "subprocess:getoutput", "builtins:exec", "matbench.io:os.system"])
+def test_spec_naming_stdlib_code_is_refused_even_when_trusted(tmp_path: Path, capsys, monkeypatch,
+                                                              model: str) -> None:
+    monkeypatch.setenv("MATBENCH_TRUSTED_MODULES", "os,subprocess,builtins,matbench")
+    spec = _spec(tmp_path, model)
+    rc = main(["run", str(spec), "--trust", model.partition(":")[0]])
+    err = _one_line(capsys)
+    assert rc == 2 and str(spec) in err and "refused" in err and "models[0].name" in err
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_spec_naming_an_untrusted_module_says_how_to_allow_it(tmp_path: Path, capsys, monkeypatch) -> None:
+    import sys
+
+    (tmp_path / "mod").mkdir()
+    (tmp_path / "mod" / "evil_plugin.py").write_text(
+        f"from pathlib import Path\nPath({str(tmp_path / 'IMPORTED')!r}).touch()\n"
+        "def make(**_):\n    raise SystemExit('factory ran')\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "mod"))
+    monkeypatch.delenv("MATBENCH_TRUSTED_MODULES")
+    spec = _spec(tmp_path, "evil_plugin:make")
+    assert main(["run", str(spec), "--dry-run"]) == 2
+    err = _one_line(capsys)
+    assert "refused to import 'evil_plugin'" in err and "--trust evil_plugin" in err and str(spec) in err
+    assert not (tmp_path / "IMPORTED").exists() and "evil_plugin" not in sys.modules
+    # allowed explicitly, the module is imported (its factory would run in the run)
+    assert main(["run", str(spec), "--dry-run", "--trust", "evil_plugin"]) == 0
+    assert (tmp_path / "IMPORTED").exists()
+    sys.modules.pop("evil_plugin", None)
+
+
+def test_trust_rule_prefixes_env_own_package_and_registered_only() -> None:
+    from matbench import trust
+    from matbench.trust import TrustError, allow_import, resolve_reference
+
+    assert allow_import("matbench.models.base", "model", "t") == "matbench"
+    assert allow_import("baselines.classical", "model", "t") == "matbench"
+    with pytest.raises(TrustError, match="--trust pkgx"):
+        allow_import("pkgx.sub", "model", "t")
+    with trust.trusting(["pkgx"]):
+        assert allow_import("pkgx.sub", "model", "t") == "trusted" and allow_import("pkgx", "model", "t")
+        with pytest.raises(TrustError):
+            allow_import("pkgxy", "model", "t")  # a prefix is a whole package name, not a string prefix
+    with pytest.raises(TrustError):
+        allow_import("pkgx", "model", "t")  # the context is over
+    # matbench's own helpers are not factories: only registered objects, unless explicitly trusted
+    with pytest.raises(TrustError, match="not a registered"):
+        resolve_reference("matbench.io:sha256_file", "model", "t", registered=[])
+    from matbench.io import sha256_file
+
+    assert resolve_reference("matbench.io:sha256_file", "model", "t", registered=[sha256_file]) is sha256_file
+
+
+@pytest.mark.parametrize("reader", ["features", "statecheck"])
+def test_every_state_dict_reader_refuses_a_code_pickle(tmp_path: Path, reader: str) -> None:
+    import torch
+
+    from matbench.errors import WeightsError
+    from matbench.features.base import load_state_dict_file
+    from matbench.models.statecheck import read_plain_state_dict
+
+    marker = tmp_path / "PWNED"
+    f = tmp_path / "evil.pth"
+    torch.save({"w": _Payload(marker)}, f)
+    with pytest.raises(WeightsError, match="nothing from the file was executed"):
+        load_state_dict_file(f) if reader == "features" else read_plain_state_dict(f, "state dict")
+    assert not marker.exists()

@@ -9,6 +9,7 @@ from matbench.evaluate.config import FID_CONVENTIONS, INCEPTIONS, LPIPS_NETS, Ev
 from matbench.evaluate.folders import MASK_POLARITIES, FolderRun
 from matbench.metrics import METRIC_INFO, default_metrics
 from matbench.results import MetricValue, ResultRecord
+from matbench.trust import add_trust_option
 
 ALL_METRICS = default_metrics()
 
@@ -64,6 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from matbench.commands.history import add_history_options
 
     add_history_options(p)
+    add_trust_option(p)  # a spec or --model naming code: matbench.trust
     p.set_defaults(func=run)
 
 

@@ -20,6 +20,7 @@ import torch
 from matbench.devices import DEVICE_HELP, resolve_device
 from matbench.errors import InputError, SpecError
 from matbench.io import shown_path
+from matbench.trust import add_trust_option
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help=DEVICE_HELP + " (default: cpu)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="extra model option (repeatable), e.g. --option resolution=256 --option precision=bf16")
+    add_trust_option(p)  # a spec or --model naming code: matbench.trust
     p.set_defaults(func=run)
 
 

@@ -7,6 +7,8 @@ import argparse
 import json
 from typing import Any
 
+from matbench.trust import add_trust_option
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -16,6 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("name", nargs="?", help="only this model, with its options (a registered name, entry point or "
                    "pkg.mod:factory)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_trust_option(p)  # a spec or --model naming code: matbench.trust
     p.set_defaults(func=run)
 
 

@@ -11,6 +11,7 @@ import argparse
 from matbench.devices import DEVICE_HELP
 from matbench.errors import SpecError
 from matbench.io import shown_path
+from matbench.trust import add_trust_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,6 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="run the stages of each batch one after the other (spec: pipeline = false); same results")
     p.add_argument("--workers", metavar="IN[,OUT]",
                    help="threads of the input and output stages (default: from the available cores)")
+    add_trust_option(p)  # a spec or --model naming code: matbench.trust
     p.set_defaults(func=run_command)
 
 

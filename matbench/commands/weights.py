@@ -18,7 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pl.add_argument("name", nargs="?", help="only this entry")
     pl.add_argument("--json", action="store_true", help="machine-readable output (one object per entry)")
     pl.set_defaults(func=cmd_list)
-    pv = sub.add_parser("verify", help="hash-check the files that are present")
+    pv = sub.add_parser("verify", help="hash-check the files that are present (the full sha256 where published, "
+                                       "else 'prefix ok, full hash unknown')")
     pv.add_argument("name", nargs="?", help="only this entry (then a missing file is an error)")
     pv.set_defaults(func=cmd_verify)
     pf = sub.add_parser("fetch", help="download missing files from their official URLs (hash-checked)")
@@ -87,8 +88,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             bad += 1
             print(f"{e.name}: MISMATCH {err}")
             continue
-        note = "" if (e.sha256 or e.hash_prefix) else " (no published hash to compare with)"
-        print(f"{e.name}: ok {path} sha256={digest}{note}")
+        print(f"{e.name}: {W.hash_check_note(e)}: {path} sha256={digest}")
     if bad:
         print(f"matbench: error: {bad} file(s) failed the hash check", file=sys.stderr)
         return 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import pickle
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import torch
 
 from matbench import weights as W
 from matbench.errors import InputError, WeightsError
+from matbench.models.statecheck import torch_load_error
 
 SMOKE_SEED = 20240601
 # torch's global RNG and the monkeypatched package loaders are process-wide: one smoke build at a time
@@ -164,6 +166,8 @@ def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
         try:
             return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
         except Exception:
+            if isinstance(e_plain, pickle.UnpicklingError):  # a pickle that needs code: refused, nothing ran
+                raise torch_load_error(path, e_plain, "weights") from None
             raise WeightsError(f"{path}: neither a weights-only state dict nor a TorchScript archive "
                                f"({type(e_plain).__name__}: {str(e_plain).splitlines()[0][:200]})") from None
     if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):

@@ -1,6 +1,10 @@
 """``inception-nvidia``: NVIDIA's TorchScript ``inception-2015-12-05.pt`` (what MAT's scripts use), called as
 ``detector(x_uint8, return_features=True)``. Its smoke twin is the torch-fidelity architecture (same role, same
 2048-d output) with seeded random weights.
+
+The file is loaded with ``torch.jit.load``, not unpickled as Python: a TorchScript archive holds TorchScript
+programs and tensors, so loading it runs no Python code from the file, and calling it runs TorchScript operators
+(docs/security.md). No full sha256 is published for it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """``inception-v3-compat``: torch-fidelity's TF-compatible Inception-v3 (resizes to 299 like TF inside the
 network), 2048-d pool3 features. Weights are the torch-fidelity release file, resolved by :mod:`matbench.weights`
-and handed to torch-fidelity as ``feature_extractor_weights_path``, so torch-fidelity never downloads by itself.
+and read here weights-only (never by torch-fidelity, whose loader would unpickle with ``weights_only=False``), so
+torch-fidelity neither downloads nor unpickles anything by itself.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from pathlib import Path
 import torch
 
 from matbench import weights as W
-from matbench.features.base import ExtractorSpec, FirstOutput, patched, seeded
+from matbench.features.base import BUILD_LOCK, ExtractorSpec, FirstOutput, patched, seeded
+from matbench.models.statecheck import check_state_dict, read_plain_state_dict
 
 URL_TORCH_FIDELITY_INCEPTION = (
     "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
@@ -26,28 +28,39 @@ W.register_weights(W.WeightsFile(
 
 
 def build_tf_inception(path: Path | None) -> torch.nn.Module:
-    """torch-fidelity's module (returns a tuple of feature layers); path None = seeded smoke weights."""
+    """torch-fidelity's module (returns a tuple of feature layers); path None = seeded smoke weights.
+
+    torch-fidelity would read a weights path with ``torch.load(weights_only=False)``, which runs any code a
+    pickle carries, so it never sees the path: the module is built with no weights and our tensors, read
+    weights-only (or from .safetensors), are loaded strictly into it."""
     import torch_fidelity.feature_extractor_inceptionv3 as tfi
 
-    if path is not None:
-        return tfi.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
-                                               feature_extractor_weights_path=str(path))
+    if path is None:
+        def make() -> torch.nn.Module:
+            m = _bare(tfi)
+            # He init keeps activations alive through ~50 random layers, so smoke features depend on the image.
+            for mod in m.modules():
+                if isinstance(mod, torch.nn.Conv2d):
+                    torch.nn.init.kaiming_normal_(mod.weight, nonlinearity="relu")
+            return m
 
-    # Smoke: same module, default (seeded) init, no state dict loaded.
-    class _Smoke(tfi.FeatureExtractorInceptionV3):
+        return seeded(make)
+    sd = read_plain_state_dict(path, "torch-fidelity Inception-v3 state dict")  # weights-only: no code runs
+    m = _bare(tfi)
+    check_state_dict(sd, m.state_dict(), "torch-fidelity FeatureExtractorInceptionV3", str(path))
+    torch.nn.Module.load_state_dict(m, sd, strict=True)  # copies into the float32 parameters it already has
+    return m
+
+
+def _bare(tfi) -> torch.nn.Module:
+    """The module with its default init and no state dict loaded (its loader is given nothing to fetch)."""
+    class _NoLoad(tfi.FeatureExtractorInceptionV3):
         def load_state_dict(self, state_dict, strict=True, assign=False):  # noqa: ARG002
             return None
 
-    def make() -> torch.nn.Module:
-        with patched(tfi, "load_state_dict_from_url", lambda *a, **k: {}):
-            m = _Smoke("inception-v3-compat", ["2048"])
-        # He init keeps activations alive through ~50 random layers, so smoke features depend on the image.
-        for mod in m.modules():
-            if isinstance(mod, torch.nn.Conv2d):
-                torch.nn.init.kaiming_normal_(mod.weight, nonlinearity="relu")
-        return m
-
-    return seeded(make)
+    # the patched loader is process-wide: one build at a time
+    with BUILD_LOCK, patched(tfi, "load_state_dict_from_url", lambda *a, **k: {}):
+        return _NoLoad("inception-v3-compat", ["2048"])
 
 
 def build(path: Path | None) -> torch.nn.Module:

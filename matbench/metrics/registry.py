@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from matbench import results
+from matbench import results, trust
 from matbench.errors import InputError
 from matbench.metrics.bootstrap import bootstrap_interval
 from matbench.results import MetricInfo, MetricValue, ResultRecord
@@ -303,12 +303,15 @@ def per_image_metrics(requests: Iterable[str] | None = None) -> tuple[str, ...]:
     return tuple(n for n, m in reg.items() if m.per_image and n in chosen)
 
 
-def load_metric(name: str) -> str:
+def load_metric(name: str, source: str = "the command line") -> str:
     """Resolve one requested name to a request name: a registered name as it is; `module:name` imports the
-    module (which registers the metric); an unknown name is looked up in the `matbench.metrics` entry points."""
+    module (which registers the metric) when matbench.trust allows it (an entry point, --trust MODULE or
+    MATBENCH_TRUSTED_MODULES; never the standard library); an unknown name is looked up in the `matbench.metrics`
+    entry points. source: where the name was given (a spec file), for the refusal message."""
     n = name.strip()
     if ":" in n:
         mod, _, n = n.partition(":")
+        trust.allow_import(mod, f"metric {name!r}", source, attr=n, group=ENTRY_POINT_GROUP)
         try:
             importlib.import_module(mod)
         except ImportError as e:

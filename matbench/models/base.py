@@ -30,6 +30,9 @@ import torch
 
 from matbench.errors import MatbenchError, SpecError
 from matbench.models.options import Option, as_options, check_options, declared
+from matbench.trust import resolve_reference, trusting
+
+ENTRY_POINT_GROUP = "matbench.models"
 
 
 @dataclass(frozen=True)
@@ -171,35 +174,35 @@ def _load_builtins() -> None:
 
 
 def _entry_point_models() -> dict[str, str]:
-    return {ep.name: ep.value for ep in entry_points(group="matbench.models")}
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
-def _load_reference(ref: str) -> Callable[..., Inpainter]:
-    mod_name, _, attr = ref.partition(":")
-    if not mod_name or not attr:
+def _load_reference(ref: str, source: str = "command line", trusted_entry_point: bool = False
+                    ) -> Callable[..., Inpainter]:
+    """The factory named by 'pkg.mod:factory', imported only as matbench.trust allows (docs/security.md)."""
+    if ":" not in ref or not all(ref.partition(":")[::2]):
         raise SpecError(f"model reference {ref!r} must look like 'package.module:factory'")
-    try:
-        mod = importlib.import_module(mod_name)
-    except ImportError as e:
-        raise SpecError(f"model reference {ref!r}: cannot import {mod_name!r} ({e})") from None
-    obj: Any = mod
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise SpecError(f"model reference {ref!r}: {mod_name!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
+    what = f"model {ref!r}"
+    if trusted_entry_point:  # the value of an installed entry point: installing the package trusted it
+        with trusting([ref.partition(":")[0]]):
+            obj: Any = resolve_reference(ref, what, source, group=ENTRY_POINT_GROUP)
+    else:
+        registered = [i.factory for i in _MODELS.values()]
+        obj = resolve_reference(ref, what, source, group=ENTRY_POINT_GROUP, registered=registered)
     if not callable(obj):
         raise SpecError(f"model reference {ref!r} is not callable")
     return obj
 
 
-def get_model_info(name: str) -> ModelInfo:
-    """Look a model up by registered name, entry-point name, or 'pkg.mod:factory'."""
+def get_model_info(name: str, source: str = "command line") -> ModelInfo:
+    """Look a model up by registered name, entry-point name, or 'pkg.mod:factory' (imported only when trusted:
+    matbench.trust; `source` names where the reference came from, for the refusal message)."""
     _load_builtins()
     if name in _MODELS:
         return _MODELS[name]
     eps = _entry_point_models()
     if name in eps:
-        factory = _load_reference(eps[name])
+        factory = _load_reference(eps[name], f"entry point {name!r}", trusted_entry_point=True)
         info = _MODELS.get(name) or ModelInfo(name=name, factory=factory, source="entry-point",
                                               requires=getattr(factory, "requires", Requirements()),
                                               description=(inspect.getdoc(factory) or "").split("\n")[0],
@@ -208,7 +211,7 @@ def get_model_info(name: str) -> ModelInfo:
         _MODELS[name] = info
         return info
     if ":" in name:
-        factory = _load_reference(name)
+        factory = _load_reference(name, source)
         return ModelInfo(name=name, factory=factory, source="reference",
                          requires=getattr(factory, "requires", Requirements()),
                          description=(inspect.getdoc(factory) or "").split("\n")[0], options=declared(factory))

@@ -86,7 +86,7 @@ def user_module(tmp_path, monkeypatch):
 def _eval(d: dict[str, Path], out: Path, capsys) -> dict:
     rc = main(["eval", "--results", str(d["res"]), "--gt", str(d["gt"]), "--masks", str(d["masks"]),
                "--mask-polarity", "known=255", "--metrics", "psnr,mymetrics:hole_mse,mymetrics:feat_mean_gap",
-               "--smoke", "--device", "cpu", "--bootstrap", "50", "--save-features", "--no-cache", "--name", "mine",
+               "--trust", "mymetrics", "--smoke", "--device", "cpu", "--bootstrap", "50", "--save-features", "--no-cache", "--name", "mine",
                "-o", str(out)])
     capsys.readouterr()
     assert rc == 0
@@ -149,14 +149,20 @@ def test_user_metric_end_to_end(tmp_path, user_module, capsys):
     assert "Hole MSE" in html
 
 
-def test_spec_names_a_user_metric(tmp_path, user_module):
+def test_spec_names_a_user_metric(tmp_path, user_module, monkeypatch):
     from matbench.spec import parse_spec
+    from matbench.trust import TrustError
 
-    spec = parse_spec({"name": "t", "output": str(tmp_path / "run"),
-                       "datasets": [{"name": "d", "preset": "folder", "path": str(tmp_path)}],
-                       "masksets": [{"name": "m", "kind": "mat-large"}], "models": [{"name": "opencv-telea"}],
-                       "resolutions": [256], "metrics": ["fid", "mymetrics:hole_mse"]}, base_dir=tmp_path,
-                      check_paths=False)
+    spec_dict = {"name": "t", "output": str(tmp_path / "run"), "resolutions": [256],
+                 "datasets": [{"name": "d", "preset": "folder", "path": str(tmp_path)}],
+                 "masksets": [{"name": "m", "kind": "mat-large"}], "models": [{"name": "opencv-telea"}],
+                 "metrics": ["fid", "mymetrics:hole_mse"]}
+    with pytest.raises(TrustError, match="--trust mymetrics"):  # a spec naming code runs it: only when allowed
+        parse_spec(spec_dict, base_dir=tmp_path, check_paths=False)
+    assert "mymetrics" not in sys.modules
+    monkeypatch.setenv("MATBENCH_TRUSTED_MODULES", "runner_helpers,mymetrics")
+
+    spec = parse_spec(spec_dict, base_dir=tmp_path, check_paths=False)
     assert spec.metrics == ["fid", "hole_mse"]
 
 
@@ -178,11 +184,14 @@ def test_register_metric_validates():
 
 def test_unknown_and_unimportable_metrics_are_one_line(capsys):
     from matbench.errors import InputError
+    from matbench.trust import TrustError
 
     with pytest.raises(InputError, match="unknown metric 'fidd'"):
         M.parse_metrics("fid,fidd")
-    with pytest.raises(InputError, match="cannot import module 'no_such_mod'"):
+    with pytest.raises(TrustError, match="refused to import 'no_such_mod'"):  # not trusted: not even tried
         M.parse_metrics("no_such_mod:x")
+    with pytest.raises(TrustError, match="standard-library"):
+        M.parse_metrics("os:system")
     with pytest.raises(InputError, match="registers no metric 'nope'"):
         M.parse_metrics("matbench.metrics.fid:nope")
 
