@@ -85,6 +85,7 @@ cache_dir = "cache-{out}"
 [[datasets]]
 name = "tiny"
 path = "imgs"
+allow_upscale = true  # 80x96 images at 128 and 256 (the generalization table)
 [[masksets]]
 kind = "mat-large"
 [[masksets]]

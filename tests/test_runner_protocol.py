@@ -32,6 +32,7 @@ n_bootstrap = 20
 [[datasets]]
 name = "tiny"
 path = "imgs"
+allow_upscale = true  # 48x40 images at 512: these tests are about the protocol checks
 [[masksets]]
 kind = "mat-large"
 [[models]]
