@@ -31,7 +31,8 @@ DEFAULT_SPEC: dict[str, Any] = {
     "metrics": ["fid", "pids", "uids", "lpips", "psnr", "ssim", "l1"],
     "smoke": "auto",
     "n_bootstrap": 50,
-    "datasets": [{"name": "photos", "preset": "folder", "path": "photos", "policy": "resize-crop"}],
+    "datasets": [{"name": "photos", "preset": "folder", "path": "photos", "policy": "resize-crop",
+                  "allow_upscale": True}],  # chelsea, coffee and rocket are under 512 px on a side
     "masksets": [{"kind": "mat-large"}, {"kind": "mat-small"}],
     "models": [{"name": m} for m in BASELINES],
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -25,6 +26,7 @@ from PIL import Image
 from matbench.errors import DiskFullError, InputError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+log = logging.getLogger("matbench.io")
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -169,6 +171,34 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def walk_files(root: str | os.PathLike, skip_hidden_dirs: bool = True) -> list[str]:
+    """Relative '/'-separated paths of the files below `root`, sorted, symlinked folders followed.
+
+    Every image listing goes through here, so that a symlinked subfolder is never skipped silently. A folder is
+    entered once per real path: a link back to an ancestor (a loop) or a second link to a folder already listed
+    would repeat images, so it is skipped with a warning naming it."""
+    root = Path(root)
+    seen = {os.path.realpath(root)}
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        keep = []
+        for d in sorted(dirnames):
+            if skip_hidden_dirs and d.startswith("."):
+                continue
+            full = os.path.join(dirpath, d)
+            real = os.path.realpath(full)
+            if real in seen:
+                log.warning("%s: skipped, it leads to %s, which is already listed (symlink loop or duplicate)",
+                            full, real)
+                continue
+            seen.add(real)
+            keep.append(d)
+        dirnames[:] = keep
+        rel = Path(dirpath).relative_to(root)
+        out += [(rel / f).as_posix() for f in filenames]
+    return sorted(out)
 
 
 def decode_image(data: bytes, name: str) -> np.ndarray:

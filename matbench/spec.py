@@ -65,6 +65,7 @@ class DatasetSpec:
     path: Path | None
     policy: str = "mat-val"
     limit: int | None = None
+    allow_upscale: bool = False  # images smaller than a resolution may be reflect-padded / upscaled
 
 
 @dataclass
@@ -140,7 +141,8 @@ class Spec:
             "output_workers": self.output_workers, "fid_convention": self.fid_convention, "lpips_net": self.lpips_net,
             "n_bootstrap": self.n_bootstrap, "cache_dir": p(self.cache_dir), "source": p(self.source),
             "datasets": [{"name": d.name, "preset": d.preset, "path": p(d.path), "policy": d.policy,
-                          "limit": d.limit} for d in self.datasets],
+                          "limit": d.limit, **({"allow_upscale": True} if d.allow_upscale else {})}
+                         for d in self.datasets],
             "masksets": [{"name": m.name, "kind": m.kind, "path": p(m.path), "seed": m.seed,
                           **({"hole_range": list(m.hole_range)} if m.hole_range else {})} for m in self.masksets],
             "models": [{"label": m.label, "name": m.name, "weights": p(m.weights), "smoke": m.smoke,
@@ -341,8 +343,9 @@ def _dataset(d: dict[str, Any], key: str, base: Path, where: str, check: bool) -
     name = r.str("name", preset if preset != "folder" else path.stem)
     _check_name(name, f"{key}.name", where)
     limit = r.int("limit", None, minimum=1)
+    allow_upscale = r.bool("allow_upscale", False)
     r.finish()
-    return DatasetSpec(name=name, preset=preset, path=path, policy=policy, limit=limit)
+    return DatasetSpec(name=name, preset=preset, path=path, policy=policy, limit=limit, allow_upscale=allow_upscale)
 
 
 def _maskset(d: dict[str, Any], key: str, base: Path, where: str, seed: int, check: bool) -> MaskSetSpec:

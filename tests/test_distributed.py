@@ -57,8 +57,10 @@ def test_two_gloo_processes_match_one(tmp_path: Path) -> None:
     assert (two / "run.log").is_file() and (two / "run.rank1.log").is_file()
 
 
+# 80x96 images at 128 and 256 (the generalization table): allow_upscale
 DONE_SPEC = {"batch_size": 2, "generalization": True, "metrics": ["fid", "pids", "uids", "lpips", "l1"],
-             "n_bootstrap": 20, "masksets": [{"kind": "mat-large"}, {"kind": "mat-small"}]}
+             "n_bootstrap": 20, "masksets": [{"kind": "mat-large"}, {"kind": "mat-small"}],
+             "datasets": [{"name": "tiny", "path": "imgs", "allow_upscale": True}]}
 
 VARIANTS = {
     # fast: a second baseline (opencv-telea) behind the killing wrapper

@@ -48,6 +48,7 @@ smoke = true
 name = "tiny"
 path = "imgs"
 limit = 7
+allow_upscale = true  # 40x48 images at 64: the generalization numbers below include the reflect padding
 [[masksets]]
 kind = "mat-large"
 [[masksets]]

@@ -22,7 +22,9 @@ from matbench.runner import RunOptions, dry_run, run
 from matbench.spec import load_spec
 
 BASE = {"name": "p", "output": "run", "seed": 3, "resolutions": [512], "metrics": ["fid", "pids", "uids", "l1"],
-        "n_bootstrap": 20}
+        "n_bootstrap": 20,
+        # 48x40 images at 512: these tests are about the protocol checks
+        "datasets": [{"name": "tiny", "path": "imgs", "allow_upscale": True}]}
 
 
 def write(tmp: Path, model: dict | None = None, maskset: str = "mat-large", **keys: object) -> Path:

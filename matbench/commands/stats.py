@@ -19,7 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "dinov2-vitl14 (s/b/g), clip-vitl14-336, clip-vitb32")
     pm.add_argument("--resize", choices=("legacy-tf", "legacy-pytorch", "clean"),
                     help="resize convention (default: the extractor's native one)")
-    pm.add_argument("--resolution", type=int, default=512, help="images are prepared at this size (default 512)")
+    pm.add_argument("--resolution", type=int, default=512, help="images are prepared at this size (default 512); "
+                    "images smaller than it are refused unless --allow-upscale")
+    pm.add_argument("--allow-upscale", action="store_true", help="reflect-pad images smaller than --resolution "
+                    "(the mat-val policy) instead of refusing them; the file records how many were")
     pm.add_argument("--weights", metavar="FILE", help="explicit weights file of the extractor")
     pm.add_argument("--smoke", action="store_true", help="random extractor weights (labelled smoke in the file)")
     pm.add_argument("--device", default=None, help=DEVICE_HELP)
@@ -67,7 +70,8 @@ def cmd_make(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     st = refstats.make(args.dataset, args.extractor, args.out, resize=args.resize, resolution=args.resolution,
                        smoke=args.smoke, device=device, batch_size=args.batch_size, weights_path=args.weights,
-                       cache_dir=False if args.no_cache else None, limit=args.limit, progress=sys.stderr.isatty())
+                       cache_dir=False if args.no_cache else None, limit=args.limit, progress=sys.stderr.isatty(),
+                       allow_upscale=args.allow_upscale)
     print(_describe(st))
     return 0
 
@@ -105,6 +109,6 @@ def _describe(st) -> str:
         lines.append("SMOKE: computed with random extractor weights; not comparable with real statistics")
     lines.append(f"{st.path}: n={st.n}, dim={st.mu.shape[0]}")
     for k in ("extractor", "weights_sha256", "resize", "dataset", "dataset_manifest_sha256", "resolution",
-              "preprocess"):
+              "preprocess", "enlarged"):
         lines.append(f"  {k:<24} {st.meta.get(k, '')}")
     return "\n".join(lines)

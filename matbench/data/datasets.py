@@ -11,6 +11,7 @@ Images decode to uint8 HxWx3 RGB (gray -> 3 channels, alpha dropped) and are pre
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import threading
@@ -18,12 +19,13 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 import numpy as np
+from PIL import Image
 
 from matbench.data.manifest import build_manifest, manifest_digest
-from matbench.data.preprocess import DEFAULT_POLICY, prepare
+from matbench.data.preprocess import DEFAULT_POLICY, enlargement, prepare
 from matbench.data.presets import check_preset, get_preset
 from matbench.errors import InputError
-from matbench.io import IMAGE_EXTENSIONS, decode_image, unsafe_name_reason
+from matbench.io import IMAGE_EXTENSIONS, decode_image, unsafe_name_reason, walk_files
 
 
 def _is_image(name: str) -> bool:
@@ -82,15 +84,8 @@ class Dataset:
 
     @staticmethod
     def _scan_dir(root: Path) -> list[str]:
-        out = []
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            rel_dir = Path(dirpath).relative_to(root)
-            for fn in filenames:
-                if fn.startswith(".") or not _is_image(fn):
-                    continue
-                out.append((rel_dir / fn).as_posix())
-        return out
+        # symlinked subfolders are followed (once each, see walk_files)
+        return [n for n in walk_files(root) if _is_image(n) and not PurePosixPath(n).name.startswith(".")]
 
     @staticmethod
     def _scan_zip(path: Path) -> list[str]:
@@ -175,6 +170,18 @@ class Dataset:
             # PIL names the in-memory buffer ("<_io.BytesIO object at 0x...>"), which means nothing to the user.
             raise InputError(re.sub(r" ?<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", str(e))) from None
 
+    def image_size(self, image_id: str) -> tuple[int, int]:
+        """(height, width) from the file's header, without decoding the pixels."""
+        try:
+            src = self.path / self._member(image_id) if self.kind == "dir" else io.BytesIO(self.read_bytes(image_id))
+            with Image.open(src) as im:
+                w, h = im.size
+        except InputError:
+            raise
+        except Exception as e:  # PIL raises many types; the user needs the file and the reason
+            raise InputError(f"{self.source_name(image_id)}: cannot read the image size ({type(e).__name__})") from None
+        return int(h), int(w)
+
     def load(self, image_id: str, resolution: int = 512, policy: str = DEFAULT_POLICY) -> np.ndarray:
         """Decoded and prepared RxRx3 uint8 (see matbench.data.preprocess)."""
         return prepare(self.read(image_id), resolution, policy)
@@ -189,3 +196,22 @@ class Dataset:
         if self._zip is not None:
             self._zip.close()
             self._zip = None
+
+
+def enlarged_images(ds: Dataset, ids: list[str], resolution: int) -> list[tuple[str, int, int]]:
+    """(id, height, width) of the images smaller than `resolution` on a side: the ones preparation would pad or
+    upscale (see matbench.data.preprocess.enlargement)."""
+    out = []
+    for i in ids:
+        h, w = ds.image_size(i)
+        if h < resolution or w < resolution:
+            out.append((i, h, w))
+    return out
+
+
+def enlargement_message(ds: Dataset, small: list[tuple[str, int, int]], n: int, resolution: int, policy: str) -> str:
+    """One line: how many of n images would be enlarged at `resolution`, and the first of them."""
+    i, h, w = small[0]
+    how = enlargement(h, w, resolution, policy)
+    return (f"{len(small)} of {n} images are smaller than {resolution}x{resolution} and would be {how} by the "
+            f"{policy} policy (first: {ds.source_name(i)}, {w}x{h})")

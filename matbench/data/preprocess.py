@@ -8,6 +8,10 @@ if a side is shorter than R, pad the bottom and/or right with OpenCV ``BORDER_RE
 "resize-crop" scales the shorter side to R first (Pillow ``Image.resize`` with ``Resampling.BICUBIC``, which
 antialiases when downscaling; the longer side becomes ``round(long * R / short)``), then takes the same centre crop.
 Use it for studies at a resolution different from the data's native size (e.g. 1024 on 512-sized images).
+
+Both policies invent pixels for an image smaller than R on a side (reflection, or upsampling): 512-px data at 1024
+becomes a 2x2 reflection mosaic under "mat-val".  :func:`enlargement` says so, and runs and ``stats make`` refuse
+such images unless asked (``allow_upscale``).  On an image already RxR both policies are the identity.
 """
 
 from __future__ import annotations
@@ -21,6 +25,19 @@ POLICIES: dict[str, str] = {
     "resize-crop": "resize shorter side to R (Pillow BICUBIC, antialiased), then centre RxR crop",
 }
 DEFAULT_POLICY = "mat-val"
+
+
+def enlargement(h: int, w: int, resolution: int, policy: str = DEFAULT_POLICY) -> str | None:
+    """How `prepare` would enlarge an HxW image to `resolution` ("reflect-padded"/"upscaled"), None if it does not.
+
+    Both policies only crop (and resize-crop downscales) when both sides are >= R; anything smaller is enlarged."""
+    r = int(resolution)
+    if h >= r and w >= r:
+        return None
+    if policy == "mat-val":
+        # a pad at least as large as the image repeats the whole image: a mosaic, not a border
+        return "reflect-padded" + (" into a mosaic" if 2 * min(h, w) <= r else "")
+    return "upscaled"
 
 
 def _centre_crop(img: np.ndarray, r: int) -> np.ndarray:

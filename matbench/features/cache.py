@@ -92,16 +92,34 @@ class FeatureCache:
                 raise
             self._disable(e)
             return out
+        bad: dict[str, str] = {}
         try:
             for i in range(0, len(uniq), 500):
                 chunk = uniq[i:i + 500]
                 marks = ",".join("?" * len(chunk))
                 q = f"SELECT image, dtype, dim, data FROM features WHERE extractor=? AND image IN ({marks})"
                 for image, dtype, dim, data in con.execute(q, [extractor_key, *chunk]):
-                    out[image] = np.frombuffer(data, dtype=dtype).reshape(dim).astype(np.float64)
+                    f, why = _decode(dtype, dim, data)
+                    if f is None:
+                        bad[image] = why
+                    else:
+                        out[image] = f
+            if bad:
+                self._drop(con, extractor_key, bad)
         finally:
             con.close()
         return out
+
+    def _drop(self, con: sqlite3.Connection, extractor_key: str, bad: dict[str, str]) -> None:
+        """Delete corrupt entries so that they are recomputed (and stored again) instead of poisoning the features."""
+        log.warning("%s: %d corrupt feature cache entr%s (%s) dropped; recomputing them", self.path, len(bad),
+                    "y" if len(bad) == 1 else "ies", ", ".join(sorted(set(bad.values()))))
+        try:
+            with con:
+                con.executemany("DELETE FROM features WHERE extractor=? AND image=?",
+                                [(extractor_key, h) for h in bad])
+        except sqlite3.Error as e:  # a read-only cache: the entries are still ignored, and recomputed each time
+            log.warning("%s: cannot delete the corrupt entries (%s)", self.path, e)
 
     def put_many(self, extractor_key: str, hashes: Sequence[str], feats: np.ndarray) -> None:
         if self.disabled:
@@ -109,6 +127,8 @@ class FeatureCache:
         rows = []
         for h, f in zip(hashes, feats, strict=True):
             f = np.asarray(f, dtype=np.float64)
+            if not np.isfinite(f).all():  # never cache a NaN/inf feature: it would be read back as if valid
+                continue
             f32 = f.astype(np.float32)
             # features come out of float32 networks; store float32 when that is lossless
             a = f32 if np.array_equal(f32.astype(np.float64), f) else f
@@ -134,6 +154,22 @@ class FeatureCache:
             return con.execute("SELECT COUNT(*) FROM features WHERE extractor=?", (extractor_key,)).fetchone()[0]
         finally:
             con.close()
+
+
+def _decode(dtype: object, dim: object, data: object) -> tuple[np.ndarray | None, str]:
+    """A stored feature vector as float64, or (None, why) for a truncated, mistyped or non-finite entry."""
+    try:
+        dt = np.dtype(str(dtype))
+        if dt.kind != "f" or not isinstance(data, bytes) or not isinstance(dim, int):
+            return None, "not a float vector"
+        if len(data) != dt.itemsize * dim:
+            return None, "truncated"
+        f = np.frombuffer(data, dtype=dt).astype(np.float64)
+    except (TypeError, ValueError):
+        return None, "not a float vector"
+    if not np.isfinite(f).all():
+        return None, "NaN/inf"
+    return f, ""
 
 
 def _disk_full(e: BaseException) -> bool:

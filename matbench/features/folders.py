@@ -13,7 +13,7 @@ import torch
 from matbench.errors import InputError
 from matbench.features.base import FeatureExtractor
 from matbench.features.cache import FeatureCache, extract_cached
-from matbench.io import IMAGE_EXTENSIONS, read_image
+from matbench.io import IMAGE_EXTENSIONS, read_image, walk_files
 
 
 def list_images(folder: str | os.PathLike) -> dict[str, Path]:
@@ -22,7 +22,8 @@ def list_images(folder: str | os.PathLike) -> dict[str, Path]:
     if not folder.is_dir():
         raise InputError(f"{folder}: not a directory")
     out: dict[str, Path] = {}
-    for p in sorted(folder.rglob("*")):
+    # walk_files follows symlinked subfolders (rglob skipped them silently); hidden folders are listed as before
+    for p in (folder / n for n in walk_files(folder, skip_hidden_dirs=False)):
         if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."):
             iid = p.relative_to(folder).with_suffix("").as_posix()
             if iid in out:

@@ -4,7 +4,12 @@ everything needed to refuse comparing them with features of another kind.
 ref.npz (schema "matbench.refstats/1", np.savez, no pickles):
   mu [D] float64, sigma [D, D] float64 (covariance with 1/(N-1); FD under the "mat" 1/N convention rescales it),
   n, and string fields: extractor, weights_sha256, resize, dataset_manifest_sha256, dataset, resolution,
-  preprocess, smoke ("true"/"false").
+  preprocess, smoke ("true"/"false"), enlarged (how many images were smaller than the resolution and were
+  reflect-padded or upscaled: only with --allow-upscale; "" in files from before it was recorded).
+
+`stats fd` compares only like with like: the extractor, weights and resize convention must match, and every
+generated image must be resolution x resolution (the preprocessing of the statistics is the identity on such an
+image, so scoring them raw is the same as preparing them the same way).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from matbench.data.datasets import Dataset
+from matbench.data.datasets import Dataset, enlarged_images, enlargement_message
 from matbench.data.preprocess import DEFAULT_POLICY
 from matbench.errors import InputError
 from matbench.features import get_extractor, get_spec
@@ -31,7 +36,7 @@ from matbench.metrics.fid import feature_stats
 
 SCHEMA = "matbench.refstats/1"
 _STR_FIELDS = ("schema", "extractor", "weights_sha256", "resize", "dataset_manifest_sha256", "dataset",
-               "resolution", "preprocess", "smoke")
+               "resolution", "preprocess", "smoke", "enlarged")
 # fields that must be equal before features may be compared with the file, in the order they are checked
 MATCH_FIELDS = ("extractor", "weights_sha256", "resize")
 
@@ -93,25 +98,60 @@ def load(path: str | os.PathLike) -> RefStats:
         raise InputError(f"{path}: cannot read reference statistics ({e})") from None
     if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]) or n < 2:
         raise InputError(f"{path}: malformed statistics (mu {mu.shape}, sigma {sigma.shape}, n {n})")
+    if (problem := covariance_problem(mu, sigma)) is not None:
+        raise InputError(f"{path}: invalid reference statistics: {problem}")
     return RefStats(mu=mu, sigma=sigma, n=n, meta=meta, path=path)
+
+
+# A covariance computed in float64 is symmetric to rounding and its eigenvalues are >= 0 up to rounding; anything
+# beyond these relative tolerances was not produced by `stats make` (a NaN/inf, a negated or edited matrix).
+SYMMETRY_RTOL = 1e-6
+PSD_RTOL = 1e-6
+
+
+def covariance_problem(mu: np.ndarray, sigma: np.ndarray) -> str | None:
+    """Why (mu, sigma) cannot be a mean and covariance: non-finite values, asymmetry, a negative eigenvalue
+    below -PSD_RTOL x the largest; None when they can."""
+    for name, a in (("mu", mu), ("sigma", sigma)):
+        bad = ~np.isfinite(a)
+        if bad.any():
+            kinds = sorted({"NaN" if np.isnan(x) else "inf" for x in a[bad].ravel()[:1000]})
+            return f"{name} has {int(bad.sum())} non-finite value(s) ({', '.join(kinds)})"
+    scale = float(np.abs(sigma).max()) if sigma.size else 0.0
+    asym = float(np.abs(sigma - sigma.T).max()) if sigma.size else 0.0
+    if asym > SYMMETRY_RTOL * scale:
+        return f"sigma is not symmetric (max |sigma - sigma^T| = {asym:.3g}, max |sigma| = {scale:.3g})"
+    w = np.linalg.eigvalsh(0.5 * (sigma + sigma.T))
+    if w.size and w[0] < -PSD_RTOL * max(float(w[-1]), 0.0):
+        return (f"sigma is not positive semi-definite (smallest eigenvalue {w[0]:.3g}, largest {w[-1]:.3g}; "
+                f"tolerance {PSD_RTOL:g} x largest)")
+    return None
 
 
 def make(dataset: str | os.PathLike, extractor: str, out: str | os.PathLike, *, resize: str | None = None,
          resolution: int = 512, preprocess: str | None = None, smoke: bool = False, device: str = "cpu",
          batch_size: int = 16, weights_path: str | os.PathLike | None = None, allow_download: bool = True,
          cache_dir: str | os.PathLike | None | bool = None, limit: int | None = None,
-         progress: bool = False) -> RefStats:
-    """Features of every image of a dataset (prepared at `resolution`) -> reference statistics file."""
+         progress: bool = False, allow_upscale: bool = False) -> RefStats:
+    """Features of every image of a dataset (prepared at `resolution`) -> reference statistics file.
+
+    Images smaller than `resolution` on a side would be reflect-padded or upscaled: InputError unless
+    `allow_upscale` (the number of such images is then recorded as "enlarged")."""
     from tqdm import tqdm
 
     ds = Dataset.open(dataset)
     ids = ds.ids[:limit] if limit else ds.ids
     if len(ids) < 2:
         raise InputError(f"{dataset}: need at least 2 images for statistics, found {len(ids)}")
+    policy = preprocess or DEFAULT_POLICY
+    small = enlarged_images(ds, ids, resolution)
+    if small and not allow_upscale:
+        smallest = min(min(h, w) for _, h, w in small)
+        raise InputError(f"{dataset}: {enlargement_message(ds, small, len(ids), resolution, policy)}; use "
+                         f"--resolution {smallest} (or less), or --allow-upscale to make the statistics anyway")
     ex = get_extractor(extractor, device, smoke, weights_path, batch_size=batch_size, allow_download=allow_download,
                        resize_convention=resize)
     cache = None if cache_dir is False else FeatureCache(None if cache_dir in (None, True) else cache_dir)
-    policy = preprocess or DEFAULT_POLICY
     parts = []
     for i in tqdm(range(0, len(ids), batch_size), desc="stats", unit="batch", disable=not progress):
         batch = torch.stack([torch.from_numpy(ds.load(j, resolution, policy)).permute(2, 0, 1)
@@ -121,7 +161,7 @@ def make(dataset: str | os.PathLike, extractor: str, out: str | os.PathLike, *, 
     meta = {"extractor": extractor, "weights_sha256": ex.weights_sha256, "resize": extractor_resize(ex),
             "dataset_manifest_sha256": ds.manifest_sha256() if limit is None else "",
             "dataset": str(dataset), "resolution": str(resolution), "preprocess": policy,
-            "smoke": "true" if ex.smoke else "false"}
+            "smoke": "true" if ex.smoke else "false", "enlarged": str(len(small))}
     stats = stats_from_features(feats, meta)
     stats.path = save(stats, out)
     return stats
@@ -151,9 +191,16 @@ def fd_folder(folder: str | os.PathLike, ref_path: str | os.PathLike, *, convent
     files = list_images(folder)
     if len(files) < 2:
         raise InputError(f"{folder}: need at least 2 images, found {len(files)}")
+    res = int(ref.meta["resolution"]) if ref.meta.get("resolution", "").isdigit() else None
     parts, batch, shape = [], [], None
     for iid in sorted(files):
-        im = torch.from_numpy(read_image(files[iid])).permute(2, 0, 1)
+        arr = read_image(files[iid])
+        if res is not None and arr.shape[:2] != (res, res):
+            raise InputError(f"{files[iid]}: {arr.shape[1]}x{arr.shape[0]} image, but {ref.path} was made from "
+                             f"images prepared at {res}x{res} ({ref.meta.get('preprocess') or DEFAULT_POLICY}); "
+                             f"score {res}x{res} images (matbench data prepare --res {res}) or make the statistics "
+                             f"at this size (stats make --resolution {min(arr.shape[:2])})")
+        im = torch.from_numpy(arr).permute(2, 0, 1)
         if batch and (im.shape != shape or len(batch) == batch_size):
             parts.append(ex(torch.stack(batch)))
             batch = []

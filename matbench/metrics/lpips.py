@@ -8,6 +8,10 @@ is built with a random trunk and the torchvision checkpoint is resolved through 
 $MATBENCH_WEIGHTS, torch hub cache, official URL with hash check) and loaded into lpips' slices.
 `smoke=True` instead fills the trunk with deterministic random weights (no file needed); the linear layers are
 still the package's real ones. Smoke distances are not LPIPS and are marked so in provenance().
+
+Memory grows with the pixels of a pair (measured on CPU, net alex: +0.9 GB at 2048x2048, 19 GB at 8000x8000), so
+images over MAX_PIXELS are refused with a one-line InputError naming the image instead of exhausting the machine.
+Tiling would not be exact (the trunk's receptive field crosses tile borders), so there is no tiled mode.
 """
 
 from __future__ import annotations
@@ -17,12 +21,13 @@ import importlib.metadata as md
 import inspect
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from matbench.errors import WeightsError
+from matbench.errors import InputError, WeightsError
 from matbench.io import sha256_file
 from matbench.metrics.registry import BatchContext, register_group, register_metric
 from matbench.weights import WeightsFile, register_weights
@@ -40,6 +45,7 @@ BACKBONE_WEIGHTS = {
                 "torchvision VGG16_Weights.IMAGENET1K_V1")),
 }
 
+MAX_PIXELS = 4096 * 4096  # per image: about 4-5 GB for one pair, a bound every evaluation machine has
 SMOKE_SEED = 20180111  # fixed: smoke backbones are identical across runs and machines
 
 
@@ -117,10 +123,16 @@ class LPIPS:
             raise ValueError(f"LPIPS expects uint8 [N, 3, H, W], got {x.dtype} {tuple(x.shape)}")
         return x.to(torch.float32) / 127.5 - 1.0
 
-    def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """Distances [N] (float32, on CPU) between corresponding images of a and b."""
+    def __call__(self, a: torch.Tensor, b: torch.Tensor, ids: Sequence[str] | None = None) -> torch.Tensor:
+        """Distances [N] (float32, on CPU) between corresponding images of a and b (`ids` name them in errors)."""
         if a.shape != b.shape:
             raise ValueError(f"LPIPS inputs differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
+        if a.ndim == 4 and a.shape[-2] * a.shape[-1] > MAX_PIXELS:
+            h, w = a.shape[-2:]
+            name = ids[0] if ids else "image"
+            raise InputError(f"{name}: {w}x{h} is over the LPIPS limit of {MAX_PIXELS:,} pixels (4096x4096; memory "
+                             f"grows with the pixels, 19 GB at 8000x8000); resize the images first (e.g. matbench "
+                             f"data prepare --res 2048) or leave lpips out of the metrics")
         with torch.no_grad():
             x = self.to_input(a.to(self.device))
             y = self.to_input(b.to(self.device))
@@ -155,7 +167,7 @@ def _evaluate(ctx: BatchContext) -> None:
     vals: list[float] = []
     bs = ev.net_batch
     for i in range(0, len(ctx.ids), bs):
-        vals.extend(ev.lpips(ctx.real[i:i + bs], ctx.fake[i:i + bs]).tolist())
+        vals.extend(ev.lpips(ctx.real[i:i + bs], ctx.fake[i:i + bs], ids=ctx.ids[i:i + bs]).tolist())
     for r, v in zip(ctx.rows, vals, strict=True):
         r["lpips"] = float(v)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from matbench.data.datasets import enlargement_message
 from matbench.errors import MatbenchError, SpecError
 from matbench.layout import RunLayout
 from matbench.spec import DatasetSpec, MaskSetSpec, Spec
@@ -43,14 +44,39 @@ def open_dataset(d: DatasetSpec) -> Any:
     return Dataset.open(d.path, preset=d.preset)
 
 
-def prepare_dataset(d: DatasetSpec) -> PreparedDataset:
+def prepare_dataset(d: DatasetSpec, resolutions: list[int] | None = None) -> PreparedDataset:
+    """Ids and manifest of a dataset; with `resolutions`, images that would be enlarged are refused or logged."""
     ds = open_dataset(d)
     ids = list(ds.ids)
     if d.limit is not None:
         ids = ids[: d.limit]
     if not ids:
         raise MatbenchError(f"dataset {d.name} ({d.path}) has no images")
+    for note in enlargement_notes(d, ds, ids, resolutions or []):
+        log.warning("%s", note)
     return PreparedDataset(d.name, ids, ds.manifest_sha256())
+
+
+def enlargement_notes(d: DatasetSpec, ds: Any, ids: list[str], resolutions: list[int]) -> list[str]:
+    """One line per resolution at which images of the dataset would be reflect-padded or upscaled.
+
+    SpecError for the first such resolution unless the dataset table says allow_upscale = true: padding 512-px data
+    to 1024 makes every image a reflection mosaic and silently changes the numbers."""
+    notes = []
+    sizes = {}
+    for i in ids if resolutions else []:  # each header once, for every resolution
+        with contextlib.suppress(MatbenchError):  # unreadable: the input stage names it with its batch
+            sizes[i] = ds.image_size(i)
+    for r in sorted(set(resolutions)):
+        small = [(i, h, w) for i, (h, w) in sizes.items() if h < r or w < r]
+        if not small:
+            continue
+        msg = f"datasets[{d.name}]: " + enlargement_message(ds, small, len(ids), r, d.policy)
+        if not d.allow_upscale:
+            raise SpecError(f"{msg}; use images of at least {r} px, or set allow_upscale = true in the dataset "
+                            "table to evaluate them anyway")
+        notes.append(f"{msg} (allowed: allow_upscale = true)")
+    return notes
 
 
 def _have_maskset_module() -> bool:
@@ -128,7 +154,7 @@ def prepare_inputs(spec: Spec, run_dir: Path) -> dict[str, Any]:
     """Dataset ids/manifests and mask sets, once per run (rank 0); {"datasets": ..., "masksets": ...}."""
     datasets = {}
     for d in spec.datasets:
-        datasets[d.name] = prepare_dataset(d)
+        datasets[d.name] = prepare_dataset(d, spec.resolutions)
         log.info("dataset %s: %d images, manifest %s", d.name, len(datasets[d.name].ids),
                  datasets[d.name].manifest_sha256[:12])
     # One generated set per (mask set, resolution), as long as the largest dataset; mask i goes with image i,

@@ -14,6 +14,7 @@ from matbench.io import shown_path
 from matbench.layout import RunLayout
 from matbench.metrics import INCEPTION, extractors_for
 from matbench.metrics.lpips import BACKBONE_WEIGHTS
+from matbench.runner.inputs import enlargement_notes, open_dataset
 from matbench.spec import DatasetSpec, MaskSetSpec, ModelSpec, Spec
 
 
@@ -70,8 +71,6 @@ def missing_weights(spec: Spec) -> list[str]:
 
 
 def _dataset_counts(spec: Spec) -> dict[str, int | str]:
-    from matbench.runner.inputs import open_dataset
-
     counts: dict[str, int | str] = {}
     for d in spec.datasets:
         try:
@@ -82,6 +81,19 @@ def _dataset_counts(spec: Spec) -> dict[str, int | str]:
         except ImportError:
             counts[d.name] = "?"
     return counts
+
+
+def _enlargements(spec: Spec) -> list[str]:
+    """Datasets whose images the run would pad or upscale (SpecError where the spec does not allow it)."""
+    notes = []
+    for d in spec.datasets:
+        try:
+            ds = open_dataset(d)
+        except (MatbenchError, ImportError):
+            continue  # already shown as unreadable in the job list
+        ids = ds.ids[: d.limit] if d.limit else ds.ids
+        notes += enlargement_notes(d, ds, list(ids), spec.resolutions)
+    return notes
 
 
 def _imported_kinds(spec: Spec) -> dict[str, str | None]:
@@ -134,6 +146,10 @@ def dry_run(spec: Spec) -> str:
         rows = {m.label: m.published_row for m in spec.models if m.published_row}
         lines.append(f"protocol: {spec.protocol} (conventions checked"
                      + (f"; published rows: {rows})" if rows else ")"))
+    enlarged = _enlargements(spec)
+    if enlarged:
+        lines.append("enlarged images:")
+        lines += [f"  {n}" for n in enlarged]
     if spec.save_features:
         lines.append("save_features: jobs/<job>/features.npz")
     missing = missing_weights(spec)

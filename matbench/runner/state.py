@@ -10,6 +10,8 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from matbench.errors import MatbenchError, SpecError
 from matbench.io import atomic_path, sha256_bytes, write_json_atomic
 from matbench.layout import LOCK_FILE as LOCK_FILE  # re-exported by matbench.runner
@@ -73,6 +75,7 @@ def load_finished(run_dir: Path, jid: str, k: int, needs_div: bool, loader: Any)
     path = batch_file(run_dir, jid, k)
     try:
         br = loader(path)
+        _check_finite_features(br)
         div = read_diversity(diversity_file(run_dir, jid, k)) if needs_div else None
         return br, div
     except Exception as e:  # a truncated npz raises BadZipFile, EOFError, ValueError, ... depending on where
@@ -81,6 +84,17 @@ def load_finished(run_dir: Path, jid: str, k: int, needs_div: bool, loader: Any)
         for p in (path, diversity_file(run_dir, jid, k)):
             p.unlink(missing_ok=True)
         return None
+
+
+def _check_finite_features(br: Any) -> None:
+    """ValueError for NaN/inf features in a batch record: they would make FID/KID NaN. Networks give finite
+    features on uint8 images, so such a record is corrupt and is recomputed like an unreadable one."""
+    feats = getattr(br, "features", None)
+    if not isinstance(feats, dict):
+        return
+    bad = [k for k, v in feats.items() if not np.isfinite(np.asarray(v, dtype=np.float64)).all()]
+    if bad:
+        raise ValueError(f"NaN/inf features ({', '.join(sorted(bad))})")
 
 
 # --------------------------------------------------------------------------- fingerprints

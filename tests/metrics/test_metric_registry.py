@@ -86,8 +86,8 @@ def user_module(tmp_path, monkeypatch):
 def _eval(d: dict[str, Path], out: Path, capsys) -> dict:
     rc = main(["eval", "--results", str(d["res"]), "--gt", str(d["gt"]), "--masks", str(d["masks"]),
                "--mask-polarity", "known=255", "--metrics", "psnr,mymetrics:hole_mse,mymetrics:feat_mean_gap",
-               "--trust", "mymetrics", "--smoke", "--device", "cpu", "--bootstrap", "50", "--save-features", "--no-cache", "--name", "mine",
-               "-o", str(out)])
+               "--trust", "mymetrics", "--smoke", "--device", "cpu", "--bootstrap", "50", "--save-features",
+               "--no-cache", "--name", "mine", "-o", str(out)])
     capsys.readouterr()
     assert rc == 0
     return json.loads((out / "metrics.json").read_text())
