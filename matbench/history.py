@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import sqlite3
 import subprocess
@@ -302,6 +303,10 @@ def baseline_records(history: History, current: Sequence[ResultRecord], mode: st
             continue
         latest = cands[-1]
         if mode == "last":
+            nan = [m for m, v in latest.record.metrics.items() if v.value is not None and math.isnan(v.value)]
+            if nan:  # a broken baseline, not a regression of the current run (issue 21)
+                raise InputError(f"{history.path}: history row #{latest.id}: baseline metric '{nan[0]}' is NaN; "
+                                 "gate against history:best or a baseline file instead")
             chosen = _baseline_copy(latest.record, rec)
             notes.append(f"{latest.job}: baseline = history #{latest.id} ({latest.created}, "
                          f"commit {_short(latest.git_commit, latest.git_dirty)})")
@@ -313,8 +318,8 @@ def baseline_records(history: History, current: Sequence[ResultRecord], mode: st
             chosen.metrics = {}
             names = {m for r in pool for m in r.record.metrics}
             for m in sorted(names):
-                vals = [(r, r.record.metrics[m]) for r in pool if m in r.record.metrics
-                        and r.record.metrics[m].value is not None]
+                vals = [(r, r.record.metrics[m]) for r in pool if m in r.record.metrics  # NaN is never "best"
+                        and r.record.metrics[m].value is not None and not math.isnan(r.record.metrics[m].value)]
                 if not vals:
                     continue
                 hib = METRIC_INFO[m].higher_is_better if m in METRIC_INFO else False
