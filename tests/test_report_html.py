@@ -345,3 +345,21 @@ def test_bin_plot_counts_images_and_names_hidden_bins(tmp_path: Path) -> None:
     assert (tmp_path / "site" / p.png).stat().st_size > 1000
     render_site([d], tmp_path / "site2")
     assert "Not plotted: 10–20% (n=1" in (tmp_path / "site2" / "index.html").read_text()
+
+
+def test_per_image_csv_with_a_non_number_names_file_row_and_column(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    from matbench.entries import load_entries
+    from reports.sample import synthetic_record, write_job
+
+    d = tmp_path / "r"
+    write_job(d, synthetic_record("places", "mat-large", "mat", {"fid": 3.0}))
+    csv = next(d.rglob("metrics.json")).parent / "per_image.csv"
+    csv.write_text("id,psnr,note\na,20.5,fine\nb,oops,fine\nc,-3,fine\n")  # a text column stays allowed
+    df, col = pd.read_csv(csv, dtype={"id": str}), "psnr"
+    with pytest.raises(Exception) as e:
+        load_entries([d])[0].per_image()
+    assert type(e.value).__name__ == "InputError"
+    assert str(e.value) == f"{csv}: row 3 (id {df['id'][1]}), column '{col}': 'oops' is not a number"
+    assert main(["report", str(d), "-o", str(tmp_path / "site")]) == 2
+    assert str(csv) in capsys.readouterr().err
