@@ -118,7 +118,11 @@ def atomic_path(path: str | os.PathLike, size_hint: int | None = None) -> Iterat
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    # The name is capped (name limit 255 bytes): a 244-character file name plus ".", 8 random, ".tmp" and the suffix
+    # would not fit. The suffix is kept (np.savez, format-by-extension writers rely on it) when short.
+    suffix = path.suffix if len(path.suffix.encode()) <= 16 else ""
+    prefix = "." + path.name.encode()[:120].decode(errors="ignore") + "."
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp" + suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
