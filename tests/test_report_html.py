@@ -363,3 +363,36 @@ def test_per_image_csv_with_a_non_number_names_file_row_and_column(tmp_path: Pat
     assert str(e.value) == f"{csv}: row 3 (id {df['id'][1]}), column '{col}': 'oops' is not a number"
     assert main(["report", str(d), "-o", str(tmp_path / "site")]) == 2
     assert str(csv) in capsys.readouterr().err
+
+
+def test_odd_ids_are_url_encoded_and_symlinks_out_of_the_run_are_left_out(tmp_path: Path,
+                                                                            caplog: pytest.LogCaptureFixture) -> None:
+    import urllib.parse
+
+    run = make_sample_run(tmp_path / "run", n_images=3, size=16, models=("mean-fill",), masksets=("mat-large",),
+                          samples=0)
+    csvs = sorted(run.rglob("per_image.csv"))
+    old = pd.read_csv(csvs[0], dtype={"id": str})["id"][0]
+    new = "a#b?c%d"  # each cuts or changes a raw link
+    for p in sorted(run.rglob(f"{old}*.png")):
+        p.rename(p.with_name(p.name.replace(old, new, 1)))
+    for c in csvs:
+        c.write_text(c.read_text().replace(old, new))
+    # An output that is a link to a file outside the run folder must not be carried into the report.
+    secret = tmp_path / "secret.png"
+    victim = sorted(p for p in (run / "outputs").rglob("*.png") if new not in p.name)[0]
+    secret.write_bytes(victim.read_bytes())
+    victim.unlink()
+    victim.symlink_to(secret)
+    out = tmp_path / "site"
+    assert main(["report", str(run), "-o", str(out)]) == 0
+    srcs = [img["src"] or "" for page in sorted((out / "compare").rglob("*.html")) for img in parse(page).imgs]
+    odd = [s for s in srcs if "a%23b%3Fc%25d" in s]
+    assert len(set(odd)) == 3  # input overlay, output, ground truth (on every order/filter page)
+    page = next((out / "compare").rglob("*.html"))
+    for s in odd:
+        assert (page.parent / urllib.parse.unquote(s)).resolve().is_file()
+    assert not any(new in s for s in srcs)
+    assert not any(victim.name == Path(s).name and "outputs" in s for s in srcs)
+    assert not [p for p in out.rglob("*") if p.is_symlink()]
+    assert any("left out of the report" in r.getMessage() and str(victim) in r.getMessage() for r in caplog.records)
