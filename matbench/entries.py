@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from matbench.errors import InputError
+from matbench.io import csv_restore_text
 from matbench.layout import RunLayout
 from matbench.results import PER_IMAGE_FILE, ResultRecord, find_records
 
@@ -103,7 +104,7 @@ class Entry:
         if "id" not in df.columns:
             raise InputError(f"{p}: per-image CSV has no 'id' column")
         _check_numeric_columns(df, p)
-        return df
+        return csv_restore_text(df)  # undo the writers' formula guard: exact round trip
 
     def outputs_dir(self) -> Path | None:
         for d in (RunLayout(self.run_dir).outputs_dir(self.job_id), self.result_dir / "outputs"):

@@ -396,3 +396,19 @@ def test_odd_ids_are_url_encoded_and_symlinks_out_of_the_run_are_left_out(tmp_pa
     assert not any(victim.name == Path(s).name and "outputs" in s for s in srcs)
     assert not [p for p in out.rglob("*") if p.is_symlink()]
     assert any("left out of the report" in r.getMessage() and str(victim) in r.getMessage() for r in caplog.records)
+
+
+def test_per_image_csv_text_cells_cannot_be_formulas_and_round_trip(tmp_path: Path) -> None:
+    from matbench.entries import load_entries
+    from matbench.evaluate.outputs import write_outputs
+
+    rec = synthetic_record("places", "mat-large", "mat", {"fid": 3.0})
+    ids = ["=HYPERLINK(\"x\")", "+1", "-2", "@SUM(A1)", "\tx", "'quoted", "plain"]
+    df = pd.DataFrame({"id": ids, "psnr": [-1.5, 2.0, -3.0, 4.0, 5.0, 6.0, -7.25]})
+    write_outputs(tmp_path / "r", rec, df)
+    raw = (tmp_path / "r" / "per_image.csv").read_text().splitlines()
+    # every text cell is neutralized with one leading quote; the negative numbers stay numbers
+    assert raw[1:] == ["'=HYPERLINK(\"\"x\"\")\",-1.5".replace("'=", "\"'=", 1), "'+1,2", "'-2,-3", "'@SUM(A1),4",
+                       "'\tx,5", "''quoted,6", "plain,-7.25"]
+    back = load_entries([tmp_path / "r"])[0].per_image()
+    assert list(back["id"]) == ids and list(back["psnr"]) == [-1.5, 2.0, -3.0, 4.0, 5.0, 6.0, -7.25]
