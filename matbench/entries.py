@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from matbench.errors import InputError
+from matbench.io import csv_restore_text
 from matbench.layout import RunLayout
 from matbench.results import PER_IMAGE_FILE, ResultRecord, find_records
 
@@ -115,7 +116,8 @@ class Entry:
             raise InputError(f"{p}: cannot read per-image CSV ({type(e).__name__}: {e})") from None
         if "id" not in df.columns:
             raise InputError(f"{p}: per-image CSV has no 'id' column")
-        return df
+        _check_numeric_columns(df, p)
+        return csv_restore_text(df)  # undo the writers' formula guard: exact round trip
 
     def outputs_dir(self) -> Path | None:
         for d in (RunLayout(self.run_dir).outputs_dir(self.job_id), self.result_dir / "outputs"):
@@ -172,3 +174,24 @@ def smoke_sources(record: ResultRecord) -> tuple[bool, bool]:
     if metric_smoke is None:
         metric_smoke = not model_smoke
     return model_smoke, metric_smoke
+
+
+def _check_numeric_columns(df: Any, path: Path) -> None:
+    """A metric column with one non-number (an edited cell, a stray text) would read as text and fail later in a
+    plot or sort with a traceback: name the file, row and column instead. Columns with no number at all are text."""
+    for col in df.columns:
+        if col == "id" or df[col].dtype.kind in "biufcmM":  # already numbers (or dates): nothing to check
+            continue
+        cells = df[col].dropna()
+        nums = cells.map(_as_float)
+        if nums.notna().any() and nums.isna().any():
+            i = nums[nums.isna()].index[0]
+            raise InputError(f"{path}: row {int(i) + 2} (id {df['id'][i]}), column '{col}': {cells[i]!r:.40} is not "
+                             "a number")
+
+
+def _as_float(x: Any) -> float | None:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return None

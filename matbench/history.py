@@ -17,10 +17,12 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import re
 import sqlite3
 import subprocess
+import urllib.parse
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +30,7 @@ from typing import Any
 
 from matbench.errors import InputError, SpecError
 from matbench.metrics import METRIC_INFO
-from matbench.results import PROTOCOL_FIELDS, MetricValue, ResultRecord, find_records
+from matbench.results import PROTOCOL_FIELDS, MetricValue, ResultRecord, check_result_json, find_records
 
 ENV = "MATBENCH_HISTORY"
 OFF_VALUES = ("off", "none", "0", "")
@@ -84,10 +86,10 @@ def resolve_path(cli_path: str | None = None, disabled: bool = False) -> Path | 
     if disabled:
         return None
     if cli_path:
-        return Path(cli_path).expanduser()
+        return check_history_path(Path(cli_path).expanduser())
     env = os.environ.get(ENV)
     if env is not None:
-        return None if env.strip().lower() in OFF_VALUES else Path(env).expanduser()
+        return None if env.strip().lower() in OFF_VALUES else check_history_path(Path(env).expanduser())
     return default_path()
 
 
@@ -172,12 +174,15 @@ class History:
     """One history database. Cheap to open; each method opens its own short connection."""
 
     def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
+        self.path = check_history_path(Path(path))
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, readonly: bool = False) -> sqlite3.Connection:
+        if readonly:
+            return self._connect_readonly()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            con = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            # Our own URI: the name is always a file, never re-read as a URI or ':memory:' by SQLite.
+            con = sqlite3.connect(_file_uri(self.path), timeout=60.0, isolation_level=None, uri=True)
             con.execute("PRAGMA busy_timeout = 60000")
             con.execute("PRAGMA journal_mode = WAL")
             con.execute("PRAGMA synchronous = NORMAL")
@@ -193,6 +198,26 @@ class History:
         except sqlite3.DatabaseError as e:
             raise InputError(f"{self.path}: cannot open the results history ({e})") from None
         return con
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        """Reading never writes: mode=ro, then immutable=1 when even the WAL index cannot be made (a read-only
+        file or folder, e.g. a history from a CI cache), so a history that cannot be written can still be read."""
+        err: sqlite3.DatabaseError | None = None
+        for query in ("mode=ro", "immutable=1"):
+            try:
+                con = sqlite3.connect(_file_uri(self.path) + "?" + query, timeout=60.0, isolation_level=None,
+                                      uri=True)
+                con.execute("PRAGMA busy_timeout = 60000")
+                row = con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            except sqlite3.DatabaseError as e:
+                err = e
+                continue
+            if row is None or int(row[0]) > SCHEMA_VERSION:
+                con.close()
+                raise InputError(f"{self.path}: history schema {row[0] if row else 'unknown'} is not one this "
+                                 f"matbench reads ({SCHEMA_VERSION}); use a newer matbench or another --history")
+            return con
+        raise InputError(f"{self.path}: cannot open the results history ({err})")
 
     def append(self, records: Iterable[ResultRecord], source: str, cwd: str | os.PathLike | None = None,
                git: tuple[str | None, bool | None] | None = None) -> int:
@@ -254,16 +279,18 @@ class History:
             sql += " AND id IN (SELECT record_id FROM metrics WHERE name = ?)"
             args.append(metric)
         sql += " ORDER BY created, id"
-        con = self._connect()
+        con = self._connect(readonly=True)
         try:
             con.row_factory = sqlite3.Row
             raw = con.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise InputError(f"{self.path}: cannot read the results history ({e})") from None
         finally:
             con.close()
         out = []
         for r in raw:
             label = f"{r['dataset']}/{r['maskset']}@{r['resolution']}"
-            rec = ResultRecord.from_json(json.loads(r["record"]), path=Path(r["path"]) if r["path"] else None)
+            rec = self._row_record(r)
             if protocol and not (r["protocol_id"].startswith(protocol) or label == protocol
                                  or protocol in (rec.protocol.get("name"), rec.protocol.get("protocol"))):
                 continue
@@ -273,6 +300,30 @@ class History:
                                   smoke=bool(r["smoke"]), git_commit=r["git_commit"],
                                   git_dirty=None if r["git_dirty"] is None else bool(r["git_dirty"]), record=rec))
         return out
+
+
+    def _row_record(self, r: sqlite3.Row) -> ResultRecord:
+        where = f"{self.path}: history row #{r['id']}"  # the row, not the metrics.json it once came from
+        try:
+            d = json.loads(r["record"])
+        except (TypeError, ValueError) as e:
+            raise InputError(f"{where}: the stored record is not valid JSON ({e})") from None
+        check_result_json(d, where)
+        return ResultRecord.from_json(d, path=Path(r["path"]) if r["path"] else None)
+
+
+def _file_uri(path: Path) -> str:
+    return "file:" + urllib.parse.quote(str(path.resolve()))
+
+
+def check_history_path(path: Path) -> Path:
+    """Refuse names SQLite would not store in a file ('file:...?mode=memory', ':memory:'): a run would claim its
+    records were added to a history that vanishes with the process."""
+    s = str(path)
+    if s.startswith("file:") or s == ":memory:" or not s.strip():
+        raise SpecError(f"--history {s}: give the path of a history file, not an SQLite URI or in-memory "
+                        "database (nothing would be kept)")
+    return path
 
 
 def append_results(paths: Sequence[str | os.PathLike], source: str, history_path: Path | None,
@@ -328,6 +379,10 @@ def baseline_records(history: History, current: Sequence[ResultRecord], mode: st
             continue
         latest = cands[-1]
         if mode == "last":
+            nan = [m for m, v in latest.record.metrics.items() if v.value is not None and math.isnan(v.value)]
+            if nan:  # a broken baseline, not a regression of the current run (issue 21)
+                raise InputError(f"{history.path}: history row #{latest.id}: baseline metric '{nan[0]}' is NaN; "
+                                 "gate against history:best or a baseline file instead")
             chosen = _baseline_copy(latest.record, rec)
             notes.append(f"{latest.job}: baseline = history #{latest.id} ({latest.created}, "
                          f"commit {_short(latest.git_commit, latest.git_dirty)})")
@@ -339,8 +394,8 @@ def baseline_records(history: History, current: Sequence[ResultRecord], mode: st
             chosen.metrics = {}
             names = {m for r in pool for m in r.record.metrics}
             for m in sorted(names):
-                vals = [(r, r.record.metrics[m]) for r in pool if m in r.record.metrics
-                        and r.record.metrics[m].value is not None]
+                vals = [(r, r.record.metrics[m]) for r in pool if m in r.record.metrics  # NaN is never "best"
+                        and r.record.metrics[m].value is not None and not math.isnan(r.record.metrics[m].value)]
                 if not vals:
                     continue
                 hib = METRIC_INFO[m].higher_is_better if m in METRIC_INFO else False

@@ -55,6 +55,42 @@ def unsafe_name_reason(name: str) -> str | None:
 _UMASK_LOCK = threading.Lock()
 
 
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection); text cells get a leading "'".
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe_cell(x: Any) -> Any:
+    """A text cell a spreadsheet will not run: "'" before a formula start (and before a leading "'", so that
+    csv_restore_cell undoes it exactly). Numbers, None and NaN are returned unchanged (-3.5 stays a number)."""
+    if isinstance(x, str) and x.startswith((*FORMULA_START, "'")):
+        return "'" + x
+    return x
+
+
+def csv_restore_cell(x: Any) -> Any:
+    """The inverse of csv_safe_cell, for matbench's own readers."""
+    if isinstance(x, str) and x.startswith("'"):
+        return x[1:]
+    return x
+
+
+def csv_safe_text(df: Any) -> Any:
+    """A copy of a pandas DataFrame whose text columns went through csv_safe_cell (numeric columns untouched)."""
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype.kind not in "biufcmM":
+            out[col] = out[col].map(csv_safe_cell)
+    return out
+
+
+def csv_restore_text(df: Any) -> Any:
+    """The inverse of csv_safe_text, in place; returns df."""
+    for col in df.columns:
+        if df[col].dtype.kind not in "biufcmM":
+            df[col] = df[col].map(csv_restore_cell)
+    return df
+
+
 def current_umask() -> int:
     """The process umask, read without changing it where the OS allows (/proc), since output threads write files."""
     try:
@@ -120,7 +156,11 @@ def atomic_path(path: str | os.PathLike, size_hint: int | None = None) -> Iterat
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    # The name is capped (name limit 255 bytes): a 244-character file name plus ".", 8 random, ".tmp" and the suffix
+    # would not fit. The suffix is kept (np.savez, format-by-extension writers rely on it) when short.
+    suffix = path.suffix if len(path.suffix.encode()) <= 16 else ""
+    prefix = "." + path.name.encode()[:120].decode(errors="ignore") + "."
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp" + suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -120,13 +120,54 @@ class ResultRecord:
 
     @classmethod
     def from_json(cls, d: dict[str, Any], path: Path | None = None) -> ResultRecord:
-        if d.get("schema") != SCHEMA:
-            raise InputError(f"{path or '<result>'}: not a matbench result (schema {d.get('schema')!r})")
+        check_result_json(d, str(path or "<result>"))
         bins = [{**b, "metrics": {k: MetricValue.from_json(v) for k, v in b.get("metrics", {}).items()}}
                 for b in d.get("bins", [])]
         return cls(job=d["job"], metrics={k: MetricValue.from_json(v) for k, v in d["metrics"].items()},
                    bins=bins, protocol=d.get("protocol", {}), provenance=d.get("provenance", {}),
                    smoke=bool(d.get("smoke", False)), schema=d["schema"], path=path)
+
+
+def _is_num(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def _check_metrics(m: Any, where: str, key: str) -> None:
+    if not isinstance(m, dict):
+        raise InputError(f"{where}: '{key}' must be an object of metrics, got {type(m).__name__}")
+    for name, v in m.items():
+        if not isinstance(v, dict) or "value" not in v:
+            raise InputError(f"{where}: '{key}.{name}' must be an object with a 'value', got {v!r:.60}")
+        for f in ("value", "ci_low", "ci_high"):
+            if v.get(f) is not None and not _is_num(v[f]):
+                raise InputError(f"{where}: '{key}.{name}.{f}' must be a number, got {v[f]!r:.60}")
+        if not isinstance(v.get("n", 0), int) or isinstance(v.get("n"), bool):
+            raise InputError(f"{where}: '{key}.{name}.n' must be an integer, got {v['n']!r:.60}")
+        if not isinstance(v.get("extra", {}), dict):
+            raise InputError(f"{where}: '{key}.{name}.extra' must be an object")
+
+
+def check_result_json(d: Any, where: str) -> None:
+    """InputError (one line naming `where`) unless `d` has the structure of a metrics.json; readers then index it
+    without KeyError/TypeError tracebacks (a broken baseline must not read as a regression, issue 21)."""
+    if not isinstance(d, dict):
+        raise InputError(f"{where}: not a matbench result (a JSON {type(d).__name__}, not an object)")
+    if d.get("schema") != SCHEMA:
+        raise InputError(f"{where}: not a matbench result (schema {d.get('schema')!r})")
+    for key in ("job", "metrics"):
+        if key not in d:
+            raise InputError(f"{where}: not a matbench result (no '{key}')")
+    for key in ("job", "protocol", "provenance"):
+        if not isinstance(d.get(key, {}), dict):
+            raise InputError(f"{where}: '{key}' must be an object, got {type(d[key]).__name__}")
+    if d["job"].get("sample") is not None and not isinstance(d["job"]["sample"], int):
+        raise InputError(f"{where}: 'job.sample' must be an integer, got {d['job']['sample']!r:.60}")
+    _check_metrics(d["metrics"], where, "metrics")
+    bins = d.get("bins", [])
+    if not isinstance(bins, list) or not all(isinstance(b, dict) for b in bins):
+        raise InputError(f"{where}: 'bins' must be a list of objects")
+    for i, b in enumerate(bins):
+        _check_metrics(b.get("metrics", {}), where, f"bins[{i}].metrics")
 
 
 def write_record(out_dir: str | os.PathLike, record: ResultRecord) -> Path:
@@ -150,6 +191,8 @@ def read_record(path: str | os.PathLike) -> ResultRecord:
         raise InputError(f"{path}: no such result file") from None
     except json.JSONDecodeError as e:
         raise InputError(f"{path}: not valid JSON ({e})") from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     record = ResultRecord.from_json(data, path=path)
     for hook in ON_READ:
         hook(record)

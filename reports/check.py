@@ -5,7 +5,8 @@ pids=0.005 allows half a percentage point; FID points for fid). Direction-aware:
 when it moved in the worse direction by more than its tolerance; a better value never fails.
 
 Exit codes: 0 all within tolerance, 1 regression (or a baseline metric/job missing from the current
-run), 2 protocol mismatch, smoke-vs-real comparison, or nothing in common.
+run), 2 protocol mismatch, smoke-vs-real comparison, nothing in common, or an invalid baseline (a structure
+that is not a metrics.json, a NaN value: InputError, one line naming the file).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from matbench.errors import SpecError
+from matbench.errors import InputError, SpecError
 from matbench.metrics import METRIC_INFO
 from matbench.results import PROTOCOL_FIELDS, ResultRecord
 
@@ -110,6 +111,7 @@ class CheckResult:
 def compare(current: Sequence[ResultRecord], baseline: Sequence[ResultRecord],
             tolerance: dict[str, float] | None = None) -> CheckResult:
     tol = tolerance if tolerance is not None else dict(DEFAULT_TOLERANCE)
+    check_baseline_values(baseline)
     cur = _index(current, "current")
     base = _index(baseline, "baseline")
     res = CheckResult(exit_code=OK)
@@ -166,6 +168,15 @@ def compare(current: Sequence[ResultRecord], baseline: Sequence[ResultRecord],
     elif any(x.status in ("regressed", "missing") for x in res.comparisons):
         res.exit_code = REGRESSION
     return res
+
+
+def check_baseline_values(baseline: Sequence[ResultRecord]) -> None:
+    """A NaN in the baseline is a broken baseline (InputError, exit 2), not a regression of the current run."""
+    for r in baseline:
+        for m, v in r.metrics.items():
+            if isinstance(v.value, float) and math.isnan(v.value):
+                raise InputError(f"{r.path or 'baseline'}: metric '{m}' of {key_str(job_key(r))} is NaN; "
+                                 "a baseline value must be a number (or null to skip it)")
 
 
 def _index(records: Sequence[ResultRecord], which: str) -> dict[tuple[str, str, str, int, int], ResultRecord]:

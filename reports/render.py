@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import shutil
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,24 @@ def _place(src: Path, dst: Path) -> None:
         os.link(src, dst)
     except OSError:
         shutil.copyfile(src, dst)
+
+
+def _own_file(src: Path | None, e: Entry) -> Path | None:
+    """`src` when it is a regular file whose real path lies inside the run folder given; None otherwise, with a
+    warning: a symlinked output (-> /etc/hostname) must not carry a file from elsewhere into a published report."""
+    if src is None:
+        return None
+    real = src.resolve()
+    roots = {e.run_dir.resolve(), e.result_dir.resolve()}
+    if real.is_file() and any(real.is_relative_to(r) for r in roots):
+        return src
+    log.warning("%s: not a regular file inside %s (a link to %s); left out of the report", src, e.run_dir, real)
+    return None
+
+
+def _url(rel: str) -> str:
+    """A relative URL for a path: ids with '#', '?' or '%' (or spaces) would otherwise cut or change the link."""
+    return urllib.parse.quote(rel)
 
 
 def _overlay(gt_path: Path, mask_path: Path, dst: Path, alpha: float = 0.65) -> float | None:
@@ -247,18 +266,18 @@ def render_comparison(group: Sequence[Entry], out: Path, run_index: dict[Path, i
         # Input (hole overlay) from the first entry that has both the ground truth and the mask.
         gt_src = overlay_src = None
         for e in group:
-            gt = e.input_path(it.id)
+            gt = _own_file(e.input_path(it.id), e)
             if gt is None:
                 continue
             r = run_index[e.run_dir]
             rel_gt = f"img/inputs/{r}/{plots_mod.slug(e.dataset)}/{e.resolution}/{it.id}.png"
             _place(gt, out / rel_gt)
-            gt_src = root + rel_gt
+            gt_src = root + _url(rel_gt)
             break
         overlay_srcs: dict[str, str] = {}
         for e in group:
-            gt = e.input_path(it.id)
-            mk = e.mask_path(it.id) if gt is not None else None
+            gt = _own_file(e.input_path(it.id), e)
+            mk = _own_file(e.mask_path(it.id), e) if gt is not None else None
             if gt is None or mk is None:
                 continue
             r = run_index[e.run_dir]
@@ -270,7 +289,7 @@ def render_comparison(group: Sequence[Entry], out: Path, run_index: dict[Path, i
                     h = _overlay(gt, mk, out / rel, alpha)
                     if it.hole is None:
                         it.hole = h
-                overlay_srcs[mode] = root + rel
+                overlay_srcs[mode] = root + _url(rel)
             break
         if overlay_srcs:
             overlay_src = overlay_srcs[hole_overlay]
@@ -279,13 +298,15 @@ def render_comparison(group: Sequence[Entry], out: Path, run_index: dict[Path, i
         for e, main, samples in found:
             rel_dir = f"img/outputs/{run_index[e.run_dir]}-{plots_mod.slug(e.job_id)}"
             src = None
-            if it.id in main:
+            if _own_file(main.get(it.id), e) is not None:
                 _place(main[it.id], out / rel_dir / main[it.id].name)
-                src = f"{root}{rel_dir}/{main[it.id].name}"
+                src = root + _url(f"{rel_dir}/{main[it.id].name}")
             sample_srcs = []
             for p in samples.get(it.id, []):
+                if _own_file(p, e) is None:
+                    continue
                 _place(p, out / rel_dir / p.name)
-                sample_srcs.append(f"{root}{rel_dir}/{p.name}")
+                sample_srcs.append(root + _url(f"{rel_dir}/{p.name}"))
             # Smoke goes where it belongs: on the LPIPS number when the metric network was random, on the
             # picture only when the model itself ran on random weights.
             note = None

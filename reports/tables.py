@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from matbench.io import csv_safe_text
 from matbench.metrics import METRIC_INFO
 from matbench.results import MetricValue
 from reports import intervals
@@ -203,7 +204,7 @@ def long_frame(tables: Sequence[Table]) -> pd.DataFrame:
 
 def to_csv(tables: Sequence[Table], ci: bool = True) -> str:
     """CSV always carries the CI bounds (empty when unknown); `ci` is accepted for symmetry."""
-    return long_frame(tables).to_csv(index=False, lineterminator="\n")
+    return csv_safe_text(long_frame(tables)).to_csv(index=False, lineterminator="\n")  # no formulas
 
 
 def render(tables: Sequence[Table], fmt: str, ci: bool = False) -> str:

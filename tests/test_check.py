@@ -122,3 +122,31 @@ def test_help_says_tolerance_is_absolute(capsys: pytest.CaptureFixture) -> None:
         main(["check", "--help"])
     out = capsys.readouterr().out
     assert "ABSOLUTE" in out and "better value never" in out
+
+
+@pytest.mark.parametrize("text, says", [
+    (b"[]", "a JSON list, not an object"),
+    (b'{"schema": "matbench.result/1", "metrics": {}}', "no 'job'"),
+    (b'{"schema": "matbench.result/1", "job": {}}', "no 'metrics'"),
+    (b'{"schema": "matbench.result/1", "job": {}, "metrics": {"fid": {"value": "3.0"}}}',
+     "'metrics.fid.value' must be a number"),
+    (b'{"schema": "matbench.result/1", "job": {}, "metrics": {"fid": "3.0"}}', "'metrics.fid' must be an object"),
+    (b'{"schema": "matbench.result/1", "job": {"x": "\xff"}, "metrics": {}}', "not UTF-8"),
+])
+def test_malformed_baseline_is_one_line_exit_2(tmp_path: Path, baseline: Path, capsys: pytest.CaptureFixture,
+                                               text: bytes, says: str) -> None:
+    # A broken baseline used to exit 1 through a traceback, which CI reads as a regression.
+    bad = tmp_path / "bad" / "metrics.json"
+    bad.parent.mkdir()
+    bad.write_bytes(text)
+    assert main(["check", str(baseline), "--baseline", str(bad.parent)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(bad) in err and says in err
+
+
+def test_nan_baseline_is_invalid_not_a_regression(tmp_path: Path, baseline: Path,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    base = _run(tmp_path / "nanbase", {**BASE, "fid": float("nan")})
+    assert main(["check", str(baseline), "--baseline", str(base)]) == 2
+    err = capsys.readouterr().err
+    assert "metric 'fid'" in err and "is NaN" in err and str(base) in err

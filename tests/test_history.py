@@ -398,3 +398,56 @@ def test_trend_page_in_chromium(trend_site: tuple[Path, Path, Path], tmp_path: P
         import shutil
 
         shutil.copyfile(shot, ROOT / "docs" / "img" / "trend.png")
+
+
+def test_bad_history_row_names_the_row_not_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "h.db"
+    History(db).append(find_records([_run(tmp_path, "r1", 10.0), _run(tmp_path, "r2", 11.0, model="lama")]), "run",
+                       git=(None, None))
+    con = sqlite3.connect(db)
+    con.execute("UPDATE records SET record = '{not json' WHERE model = 'mat'")
+    con.execute("UPDATE records SET record = ? WHERE model = 'lama'", (json.dumps({"schema": "other/2"}),))
+    con.commit()
+    con.close()
+    ids = {m: i for i, m in sqlite3.connect(db).execute("SELECT id, model FROM records")}
+    assert main(["history", "--history", str(db), "--model", "mat"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and f"{db}: history row #{ids['mat']}: the stored record is not valid JSON" in err
+    assert main(["history", "--history", str(db), "--model", "lama"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{db}: history row #{ids['lama']}: not a matbench result (schema 'other/2')" in err and "r2" not in err
+
+
+def test_in_memory_history_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    # SQLite reads a 'file:' name as a URI even without uri=True: mode=memory stored nothing and said "1 new record".
+    monkeypatch.chdir(tmp_path)
+    res, gt, masks = _tiny_folders(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["eval", str(res), str(gt), "--masks", str(masks), "-o", str(tmp_path / "e"),
+              "--history", "file:h.db?mode=memory"])
+    assert e.value.code == 2 and "not an SQLite URI or in-memory" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()
+    monkeypatch.setenv("MATBENCH_HISTORY", ":memory:")
+    assert main(["history"]) == 2
+    assert "not an SQLite URI or in-memory" in capsys.readouterr().err
+
+
+def test_history_is_read_without_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A read-only history (a CI cache, another user's file) must be readable: reading opens mode=ro / immutable,
+    # never journal_mode=WAL on the file. The stand-in for "read-only" (root ignores chmod): no read may open the
+    # database for writing.
+    db = tmp_path / "h.db"
+    History(db).append(find_records([_run(tmp_path, "r1", 10.0)]), "run", git=(None, None))
+    real = sqlite3.connect
+    uris: list[str] = []
+
+    def spy(name: object, *a: object, **k: object) -> sqlite3.Connection:
+        uris.append(str(name))
+        return real(name, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sqlite3, "connect", spy)
+    os.chmod(db, 0o444)
+    rows = History(db).rows()
+    assert [r.record.metrics["fid"].value for r in rows] == [10.0]
+    assert uris and all("mode=ro" in u or "immutable=1" in u for u in uris)

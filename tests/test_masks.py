@@ -159,3 +159,17 @@ def test_unknown_kind_and_resolution():
         generate_mask("mat-large", 8, 0)
     with pytest.raises(SpecError):
         next(generate_mask_sequence("lama-thin", 512, 1))
+
+
+def test_masks_make_with_a_244_character_file_name(tmp_path):
+    # The temporary name (".NAME.xxxxxxxx.tmp.png") overflowed the 255-byte limit: OSError traceback.
+    from matbench.cli import main
+    from matbench.io import read_gray, save_png
+
+    name = "m" * 240  # + ".png" = 244 characters
+    save_png(tmp_path / "ds" / f"{name}.png", np.zeros((8, 8, 3), np.uint8))
+    assert main(["masks", "make", "--kind", "mat-large", "--res", "256", "--names-from", str(tmp_path / "ds"),
+                 "-o", str(tmp_path / "m")]) == 0
+    mask = read_gray(tmp_path / "m" / f"{name}.png")
+    assert mask.shape == (256, 256) and set(np.unique(mask)) <= {0, 255}
+    assert sorted(p.name for p in (tmp_path / "m").iterdir() if p.name.startswith(".")) == []  # no temp left

@@ -349,3 +349,70 @@ def test_bin_plot_counts_images_and_names_hidden_bins(tmp_path: Path) -> None:
     assert (tmp_path / "site" / p.png).stat().st_size > 1000
     render_site([d], tmp_path / "site2")
     assert "Not plotted: 10–20% (n=1" in (tmp_path / "site2" / "index.html").read_text()
+
+
+def test_per_image_csv_with_a_non_number_names_file_row_and_column(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    from matbench.entries import load_entries
+    from reports.sample import synthetic_record, write_job
+
+    d = tmp_path / "r"
+    write_job(d, synthetic_record("places", "mat-large", "mat", {"fid": 3.0}))
+    csv = next(d.rglob("metrics.json")).parent / "per_image.csv"
+    csv.write_text("id,psnr,note\na,20.5,fine\nb,oops,fine\nc,-3,fine\n")  # a text column stays allowed
+    df, col = pd.read_csv(csv, dtype={"id": str}), "psnr"
+    with pytest.raises(Exception) as e:
+        load_entries([d])[0].per_image()
+    assert type(e.value).__name__ == "InputError"
+    assert str(e.value) == f"{csv}: row 3 (id {df['id'][1]}), column '{col}': 'oops' is not a number"
+    assert main(["report", str(d), "-o", str(tmp_path / "site")]) == 2
+    assert str(csv) in capsys.readouterr().err
+
+
+def test_odd_ids_are_url_encoded_and_symlinks_out_of_the_run_are_left_out(tmp_path: Path,
+                                                                            caplog: pytest.LogCaptureFixture) -> None:
+    import urllib.parse
+
+    run = make_sample_run(tmp_path / "run", n_images=3, size=16, models=("mean-fill",), masksets=("mat-large",),
+                          samples=0)
+    csvs = sorted(run.rglob("per_image.csv"))
+    old = pd.read_csv(csvs[0], dtype={"id": str})["id"][0]
+    new = "a#b?c%d"  # each cuts or changes a raw link
+    for p in sorted(run.rglob(f"{old}*.png")):
+        p.rename(p.with_name(p.name.replace(old, new, 1)))
+    for c in csvs:
+        c.write_text(c.read_text().replace(old, new))
+    # An output that is a link to a file outside the run folder must not be carried into the report.
+    secret = tmp_path / "secret.png"
+    victim = sorted(p for p in (run / "outputs").rglob("*.png") if new not in p.name)[0]
+    secret.write_bytes(victim.read_bytes())
+    victim.unlink()
+    victim.symlink_to(secret)
+    out = tmp_path / "site"
+    assert main(["report", str(run), "-o", str(out)]) == 0
+    srcs = [img["src"] or "" for page in sorted((out / "compare").rglob("*.html")) for img in parse(page).imgs]
+    odd = [s for s in srcs if "a%23b%3Fc%25d" in s]
+    assert len(set(odd)) == 3  # input overlay, output, ground truth (on every order/filter page)
+    page = next((out / "compare").rglob("*.html"))
+    for s in odd:
+        assert (page.parent / urllib.parse.unquote(s)).resolve().is_file()
+    assert not any(new in s for s in srcs)
+    assert not any(victim.name == Path(s).name and "outputs" in s for s in srcs)
+    assert not [p for p in out.rglob("*") if p.is_symlink()]
+    assert any("left out of the report" in r.getMessage() and str(victim) in r.getMessage() for r in caplog.records)
+
+
+def test_per_image_csv_text_cells_cannot_be_formulas_and_round_trip(tmp_path: Path) -> None:
+    from matbench.entries import load_entries
+    from matbench.evaluate.outputs import write_outputs
+
+    rec = synthetic_record("places", "mat-large", "mat", {"fid": 3.0})
+    ids = ["=HYPERLINK(\"x\")", "+1", "-2", "@SUM(A1)", "\tx", "'quoted", "plain"]
+    df = pd.DataFrame({"id": ids, "psnr": [-1.5, 2.0, -3.0, 4.0, 5.0, 6.0, -7.25]})
+    write_outputs(tmp_path / "r", rec, df)
+    raw = (tmp_path / "r" / "per_image.csv").read_text().splitlines()
+    # every text cell is neutralized with one leading quote; the negative numbers stay numbers
+    assert raw[1:] == ["'=HYPERLINK(\"\"x\"\")\",-1.5".replace("'=", "\"'=", 1), "'+1,2", "'-2,-3", "'@SUM(A1),4",
+                       "'\tx,5", "''quoted,6", "plain,-7.25"]
+    back = load_entries([tmp_path / "r"])[0].per_image()
+    assert list(back["id"]) == ids and list(back["psnr"]) == [-1.5, 2.0, -3.0, 4.0, 5.0, 6.0, -7.25]

@@ -321,3 +321,22 @@ def test_study_from_eval_folders(tmp_path: Path) -> None:
         if t["kind"] == "attention":
             assert t[t["expected"]] == "gt" and t["left" if t["expected"] == "right" else "right"] == t["source"]
     assert set(key["per_image"]["0"][pair["image"]]) == {"psnr", "l1"}
+
+
+@pytest.mark.parametrize("responses", ["abc", [1, 2], [{"trial": ["t00"], "choice": "left"}], {"t00": "left"}])
+def test_malformed_choices_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                            responses: object) -> None:
+    d = _key(tmp_path)
+    f = _choices(d, "p1", {"t00": "left"})
+    f.write_text(json.dumps(json.loads(f.read_text()) | {"responses": responses}))
+    assert main(["study", "analyze", str(f), "-o", str(tmp_path / "a.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and str(f) in err
+    assert not (tmp_path / "a.json").exists()
+
+
+def test_choices_glob_that_matches_nothing_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = _key(tmp_path)
+    pattern = str(d / "choices" / "*.json")
+    assert main(["study", "analyze", pattern]) == 2
+    assert capsys.readouterr().err.strip() == f"matbench: error: {pattern}: matched no choice file"

@@ -169,3 +169,10 @@ def test_nan_is_never_best(tmp_path: Path) -> None:
     write_job(d, synthetic_record("ds", "mat-large", "c", {"fid": 5.0}))
     md = render(build_tables(load_entries([d])), "md")
     assert "| a | nan |" in md and "| b | **4.00** |" in md and "| c | 5.00 |" in md
+
+
+def test_csv_text_cells_are_not_formulas_numbers_stay_numbers(tmp_path: Path) -> None:
+    write_job(tmp_path, synthetic_record("places", "mat-large", "=cmd|' /C calc'!A0", {"fid": 3.0, "psnr": -2.5}))
+    out = render(build_tables(load_entries([tmp_path])), "csv")
+    assert "'=cmd|' /C calc'!A0" in out and ",=cmd" not in out
+    assert "-2.5" in out and "'-2.5" not in out

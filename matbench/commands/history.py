@@ -15,13 +15,24 @@ from collections.abc import Sequence
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+ENV_NAME = "MATBENCH_HISTORY"  # matbench.history.ENV, not imported at CLI start
 
 
 def add_history_options(p: argparse.ArgumentParser) -> None:
     """--history PATH / --no-history on a command that appends results."""
-    p.add_argument("--history", metavar="PATH", help="results history database to append to (default "
-                   "$MATBENCH_HISTORY or the project's file under ~/.local/share/matbench/projects/)")
+    p.add_argument("--history", metavar="PATH", type=_history_arg,
+                   help="results history database to append to (default $MATBENCH_HISTORY or the project's "
+                        "file under ~/.local/share/matbench/projects/)")
     p.add_argument("--no-history", action="store_true", help="do not append the results to the history")
+
+
+def _history_arg(s: str) -> str:
+    """Refuse at parse time, before hours of computing, a name SQLite keeps in memory (matbench.history has the
+    same rule for $MATBENCH_HISTORY and every other reader)."""
+    if s.startswith("file:") or s == ":memory:":
+        raise argparse.ArgumentTypeError(f"{s}: give the path of a history file, not an SQLite URI or in-memory "
+                                         "database (nothing would be kept)")
+    return s
 
 
 def append_after(args: argparse.Namespace, paths: Sequence[str | Path], source: str) -> None:
@@ -29,10 +40,11 @@ def append_after(args: argparse.Namespace, paths: Sequence[str | Path], source: 
     from matbench.errors import MatbenchError
     from matbench.history import append_results, resolve_path
 
-    path = resolve_path(getattr(args, "history", None), getattr(args, "no_history", False))
-    if path is None:
-        return
+    path: Path | str | None = getattr(args, "history", None) or "$" + ENV_NAME
     try:
+        path = resolve_path(getattr(args, "history", None), getattr(args, "no_history", False))
+        if path is None:
+            return
         n = append_results(paths, source, path)
     except (MatbenchError, OSError, ValueError) as e:  # sqlite3.Error is not among these: see below
         print(f"matbench: warning: results not added to the history {path}: {e}", file=sys.stderr)

@@ -6,6 +6,8 @@ import argparse
 import glob
 import sys
 
+from matbench.errors import InputError
+
 
 def cmd_make(args: argparse.Namespace) -> int:
     from matbench.io import check_output
@@ -29,7 +31,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     files = []
     for pattern in args.choices:  # also expand globs the shell did not (Windows, quoted patterns)
-        files.extend(sorted(glob.glob(pattern)) if any(c in pattern for c in "*?[") else [pattern])
+        matched = sorted(glob.glob(pattern)) if any(c in pattern for c in "*?[") else [pattern]
+        if not matched:  # say which pattern, not "no choice files given"
+            raise InputError(f"{pattern}: matched no choice file")
+        files.extend(matched)
     result = analyze(files, study=args.study, min_attention=args.min_attention, n_bootstrap=args.bootstrap,
                      seed=args.seed, prior=args.prior)
     out = Path(args.output) if args.output else find_study([Path(f) for f in files], args.study).parent / \

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from matbench.io import atomic_path
+from matbench.io import atomic_path, csv_safe_text
 from matbench.results import PER_IMAGE_FILE, ResultRecord, write_record
 
 
@@ -16,5 +16,5 @@ def write_outputs(out_dir: str | os.PathLike, record: ResultRecord, df: pd.DataF
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / PER_IMAGE_FILE) as tmp:
-        df.to_csv(tmp, index=False, float_format="%.10g")
+        csv_safe_text(df).to_csv(tmp, index=False, float_format="%.10g")  # no formulas in spreadsheets
     write_record(out_dir, record)

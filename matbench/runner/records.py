@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from matbench.distributed import DistContext
-from matbench.io import atomic_path
+from matbench.io import atomic_path, csv_safe_text
 from matbench.results import MetricValue, ResultRecord, environment_versions, now_iso, write_record
 from matbench.runner.plan import Job
 from matbench.runner.state import RUN_FILE, read_json, write_state
@@ -77,6 +77,6 @@ def write_job_record(jd: Path, record: ResultRecord, per_image: pd.DataFrame, st
     """per_image.csv, metrics.json, then state.json = complete (the job's last write)."""
     jd.mkdir(parents=True, exist_ok=True)
     with atomic_path(jd / "per_image.csv") as tmp:
-        per_image.to_csv(tmp, index=False)
+        csv_safe_text(per_image).to_csv(tmp, index=False)  # no formulas in spreadsheets
     write_record(jd, record)
     write_state(jd.parent.parent, jd.name, {**state, "status": "complete", "finished": now_iso()})

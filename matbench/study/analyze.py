@@ -91,8 +91,11 @@ def analyze(choice_files: Sequence[str | os.PathLike], study: str | os.PathLike 
         att_n = att_ok = 0
         resp = []
         answered_ids: set[str] = set()
-        for r in c.get("responses", []):
-            t = trials.get(r.get("trial"))
+        responses = c.get("responses", [])
+        if not isinstance(responses, list) or not all(isinstance(r, dict) for r in responses):
+            raise InputError(f"{f}: 'responses' must be a list of objects (trial, choice), got {responses!r:.60}")
+        for r in responses:
+            t = trials.get(r.get("trial")) if isinstance(r.get("trial"), str | int) else None  # a list: unhashable
             if t is None or r.get("choice") not in ("left", "right"):
                 raise InputError(f"{f}: response {r!r} names no trial of this study or no side")
             if t["id"] in answered_ids:
