@@ -235,10 +235,16 @@ class Evaluator:
         """Metrics on the subset idx. whole_state: None for the whole set, else its state (bins reuse it)."""
         out: dict[str, MetricValue] = {}
         nb, seed = self.config.n_bootstrap, self.config.seed
+        reg = R.registered()
         for m in self.per_image:
             v = df[m].to_numpy(dtype=np.float64)[idx]
-            lo, hi = mean_interval(v, nb, seed)
-            out[m] = MetricValue(value=float(v.mean()), ci_low=lo, ci_high=hi, n=int(v.size))
+            used = v[~np.isnan(v)]  # NaN: the image has no value (an empty region); left out, and counted
+            extra = dict(reg[m].extra)
+            if extra or used.size < v.size:
+                extra["n_empty"] = int(v.size - used.size)
+            lo, hi = mean_interval(used, nb, seed)
+            out[m] = MetricValue(value=float(used.mean()) if used.size else float("nan"), ci_low=lo, ci_high=hi,
+                                 n=int(used.size), extra=extra)
         ctx = R.DatasetContext(feats=feats, idx=idx, n_bootstrap=nb, seed=seed, ev=self,
                                in_bin=whole_state is not None, state={} if whole_state is None else whole_state)
         for g in self._groups:
