@@ -131,6 +131,14 @@ def test_pixel_region_metrics_match_loops():
     assert got["psnr_hole"][1] == math.inf and got["l1_hole"][1] == 0.0
 
 
+def test_ssim_map_backends_agree():
+    # the torch path runs on GPUs; on CPU the cv2 path: both against the loop
+    real, fake = _images(2, seed=6)
+    ref = np.stack([_ssim_map_loop(real[i], fake[i]).transpose(2, 0, 1) for i in range(2)])
+    np.testing.assert_allclose(RG.ssim_map(_t(real), _t(fake)).numpy(), ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(RG._ssim_map_torch(_t(real), _t(fake)).numpy(), ref, rtol=1e-10, atol=1e-12)
+
+
 def test_known_region_of_an_empty_hole_is_the_whole_image_metric():
     from matbench.metrics.pixel import pixel_metrics_batch
 
