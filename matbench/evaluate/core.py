@@ -279,7 +279,7 @@ class Evaluator:
         weights: dict[str, Any] = {}
         for e in self._extractors:
             weights[self.feature_key(e)] = self.network(e).describe()
-        if "lpips" in self.metrics:
+        if "lpips" in self.metrics or self._lpips is not None:  # the region metrics' LPIPS maps use it too
             try:
                 weights["lpips"] = self.lpips.provenance()
             except Exception as e:  # provenance must never stop an evaluation

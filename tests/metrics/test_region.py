@@ -229,6 +229,17 @@ def test_empty_regions_are_left_out_of_the_mean_and_counted():
     assert rec.metrics["psnr"].extra == {} and rec.metrics["psnr"].n == len(holes)  # built-ins as before
 
 
+def test_a_spec_asks_for_region_metrics_and_fd_inf(tmp_path):
+    from matbench.spec import parse_spec
+
+    spec = parse_spec({"name": "t", "output": str(tmp_path / "run"),
+                       "datasets": [{"name": "d", "preset": "folder", "path": str(tmp_path)}],
+                       "masksets": [{"name": "m", "kind": "mat-large"}], "models": [{"name": "opencv-telea"}],
+                       "resolutions": [256], "metrics": ["fid_inf", "psnr_hole", "lpips_seam", "fid"]},
+                      base_dir=tmp_path, check_paths=False)
+    assert spec.metrics == ["fid_inf", "psnr_hole", "lpips_seam", "fid"]
+
+
 def test_region_metrics_are_registered():
     reg = M.registered()
     assert set(RG.REGION_METRICS) <= set(M.known_metrics())
@@ -294,5 +305,6 @@ def test_eval_region_metrics_end_to_end(tmp_path, monkeypatch, capsys):
         ids = df.loc[df["bin"] == b["label"], "id"]
         want = [ref[i]["hole"]["l1"] for i in ids if not math.isnan(ref[i]["hole"]["l1"])]
         assert b["metrics"]["l1_hole"]["value"] == pytest.approx(np.mean(want), rel=1e-9)
+    assert rec["provenance"]["weights"]["lpips"]["smoke"] is True  # the LPIPS maps' network is recorded
     assert main(["table", str(out)]) == 0
     assert "PSNR (hole)" in capsys.readouterr().out
