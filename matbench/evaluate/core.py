@@ -236,10 +236,16 @@ class Evaluator:
         """Metrics on the subset idx. whole_state: None for the whole set, else its state (bins reuse it)."""
         out: dict[str, MetricValue] = {}
         nb, seed = self.config.n_bootstrap, self.config.seed
+        reg = R.registered()
         for m in self.per_image:
             v = df[m].to_numpy(dtype=np.float64)[idx]
-            lo, hi = mean_interval(v, nb, seed)
-            out[m] = MetricValue(value=float(v.mean()), ci_low=lo, ci_high=hi, n=int(v.size))
+            used = v[~np.isnan(v)]  # NaN: the image has no value (an empty region); left out, and counted
+            extra = dict(reg[m].extra)
+            if extra or used.size < v.size:
+                extra["n_empty"] = int(v.size - used.size)
+            lo, hi = mean_interval(used, nb, seed)
+            out[m] = MetricValue(value=float(used.mean()) if used.size else float("nan"), ci_low=lo, ci_high=hi,
+                                 n=int(used.size), extra=extra)
         ctx = R.DatasetContext(feats=feats, idx=idx, n_bootstrap=nb, seed=seed, ev=self,
                                in_bin=whole_state is not None, state={} if whole_state is None else whole_state)
         for g in self._groups:
@@ -274,7 +280,7 @@ class Evaluator:
         weights: dict[str, Any] = {}
         for e in self._extractors:
             weights[self.feature_key(e)] = self.network(e).describe()
-        if "lpips" in self.metrics:
+        if "lpips" in self.metrics or self._lpips is not None:  # the region metrics' LPIPS maps use it too
             try:
                 weights["lpips"] = self.lpips.provenance()
             except Exception as e:  # provenance must never stop an evaluation

@@ -139,6 +139,19 @@ class LPIPS:
             d = self.model(x, y)
         return d.reshape(d.shape[0]).float().cpu()
 
+    def spatial_map(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Per-pixel distances [N, 1, H, W] (float32, on CPU): lpips' spatial=True output, each layer's distance
+        map upsampled bilinearly to the input size and summed over layers (same network as __call__)."""
+        if a.shape != b.shape:
+            raise ValueError(f"LPIPS inputs differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
+        self.model.spatial = True  # read by lpips.LPIPS.forward only; restored so __call__ stays scalar
+        try:
+            with torch.no_grad():
+                d = self.model(self.to_input(a.to(self.device)), self.to_input(b.to(self.device)))
+        finally:
+            self.model.spatial = False
+        return d.float().cpu()
+
     def provenance(self) -> dict[str, Any]:
         import lpips
 

@@ -40,7 +40,7 @@ from matbench.results import MetricInfo, MetricValue, ResultRecord
 
 ENTRY_POINT_GROUP = "matbench.metrics"
 # how a metric's interval is computed (documentation in tables and docs/metrics.md)
-INTERVALS = ("bootstrap-mean", "percentile", "bias-corrected", "subset-normal", "membership", "none")
+INTERVALS = ("bootstrap-mean", "percentile", "bias-corrected", "subset-normal", "membership", "fit-se", "none")
 # extractor= "inception" is the configured Inception backend (inception-v3-compat, inception-nvidia, pt-inception)
 INCEPTION = "inception"
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
@@ -65,6 +65,7 @@ class Metric:
     evaluated: bool = True  # False: computed outside the Evaluator (diversity), display information only
     source: str = ""  # the module that registered it
     doc: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # fixed facts copied into each value's extra (per-image)
 
     @property
     def info(self) -> MetricInfo:
@@ -131,7 +132,7 @@ class Group:
 
 _METRICS: dict[str, Metric] = {}
 _GROUPS: dict[str, Group] = {}
-_BUILTIN_MODULES = ("pixel", "lpips", "fid", "ids", "kid", "prc", "featspace")  # computation order
+_BUILTIN_MODULES = ("pixel", "lpips", "region", "fid", "ids", "kid", "prc", "featspace", "fdinf")  # computation order
 _state = {"loaded": False}
 
 
@@ -160,13 +161,14 @@ def register_metric(name: str, *, higher_is_better: bool, label: str | None = No
                     extractor: str | None = None, **meta: Any) -> Callable[[Callable[..., Any] | None], Any]:
     """Decorator declaring metric `name` (the function's contract: module doc, docs/metrics.md).
 
-    meta: scale, digits, interval, group, request, default, order, evaluated, doc (the fields of Metric).
+    meta: scale, digits, interval, group, request, default, order, evaluated, doc, extra (the fields of Metric).
     Metrics of a group (group=...) are computed by it: decorate nothing (`register_metric(...)(None)`)."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValueError(f"metric name must be lower-case letters, digits, underscores; got {name!r}")
     if not isinstance(higher_is_better, bool):
         raise ValueError(f"metric {name!r}: higher_is_better must be True or False")
-    unknown = set(meta) - {"scale", "digits", "interval", "group", "request", "default", "order", "evaluated", "doc"}
+    unknown = set(meta) - {"scale", "digits", "interval", "group", "request", "default", "order", "evaluated", "doc",
+                              "extra"}
     if unknown:
         raise ValueError(f"metric {name!r}: unknown option(s) {', '.join(sorted(unknown))}")
     interval = meta.get("interval") or ("bootstrap-mean" if per_image else "percentile")
@@ -191,7 +193,8 @@ def register_metric(name: str, *, higher_is_better: bool, label: str | None = No
                    interval=interval, group=group, request=meta.get("request") or name,
                    default=int(meta.get("default", 0)), order=float(meta.get("order", math.inf)),
                    evaluated=evaluated, source=source,
-                   doc=meta.get("doc") or ((fn.__doc__ or "").strip().split("\n")[0] if fn else ""))
+                   doc=meta.get("doc") or ((fn.__doc__ or "").strip().split("\n")[0] if fn else ""),
+                   extra=dict(meta.get("extra") or {}))
         old = _METRICS.get(name)
         if old is not None and old.source != m.source and old.evaluated:  # display-only entries give way
             raise ValueError(f"metric {name!r} already registered by {old.source or 'another module'}")
@@ -295,10 +298,11 @@ def extractors_for(requests: Iterable[str]) -> list[str]:
 
 
 def per_image_metrics(requests: Iterable[str] | None = None) -> tuple[str, ...]:
-    """Per-image metrics: all built-in ones (the fixed per_image.csv columns), or those the requests select."""
+    """Per-image metrics: the built-in ones of the default set (the fixed per_image.csv columns; others, such as the
+    region metrics, are columns only when requested), or those the requests select."""
     reg = registered()
     if requests is None:
-        return tuple(n for n, m in reg.items() if m.per_image and m.evaluated and m.builtin)
+        return tuple(n for n, m in reg.items() if m.per_image and m.evaluated and m.builtin and m.default)
     chosen = set(outputs_of(requests))
     return tuple(n for n, m in reg.items() if m.per_image and n in chosen)
 
