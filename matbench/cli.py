@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "matbench.commands.report",
     "matbench.commands.stats",
     "matbench.commands.protocols",
+    "matbench.commands.doctor",
 )
 
 

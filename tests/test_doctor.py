@@ -1,0 +1,249 @@
+"""`matbench doctor`: inputs that deviate in one factor each are flagged on exactly that factor, with effects of
+the right sign; clean inputs built to a small test protocol pass (smoke networks, 8 images of 64 px)."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from matbench import doctor as D
+from matbench.cli import main
+from matbench.data.datasets import Dataset
+from matbench.data.manifest import write_manifest
+from matbench.data.maskset import MaskSet, make_maskset
+from matbench.errors import InputError
+
+N, S = 8, 64
+CHECKS = ("image count", "file format", "image size", "color mode", "exif orientation", "mask kind", "hole ratios",
+          "mask polarity", "pairing")
+
+
+def _photo(rng: np.random.Generator, s: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:s, 0:s] / s
+    c, f = rng.uniform(0, 255, 3), rng.uniform(1, 6, 2)
+    img = np.stack([0.5 * c[j] + 60 * np.sin(2 * np.pi * (f[0] * xx + f[1] * yy + j)) + rng.normal(0, 10, (s, s))
+                    for j in range(3)], -1)
+    return np.clip(img + 64, 0, 255).astype(np.uint8)
+
+
+def make_case(root: Path, n: int = N, s: int = S, kind: str = "mat-large", fmt: str = "PNG", quality: int = 75,
+              gray: tuple[str, ...] = (), protocol_res: int = S, protocol_n: int = N) -> Path:
+    """ground truths, a mask set, results that keep every known pixel (the hole filled with the known mean),
+    a manifest of the ground truths and a protocol TOML (test-proto) the clean case follows."""
+    rng = np.random.default_rng(0)
+    ids = [f"img{i:02d}" for i in range(n)]
+    for d in ("gt", "res"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    ms = make_maskset(kind, n, s, 0, root / "masks", names=ids)
+    for iid in ids:
+        g = _photo(rng, s)
+        hole = ms.hole(iid)
+        r = g.copy()
+        r[hole] = g[~hole].mean(0).astype(np.uint8)
+        mode = "L" if iid in gray else "RGB"
+        if mode == "L":  # the pair in gray: known pixels still agree
+            g = np.asarray(Image.fromarray(g).convert("L").convert("RGB"))
+            r = g.copy()
+            r[hole] = g[~hole].mean(0).astype(np.uint8)
+        Image.fromarray(g).convert(mode).save(root / "gt" / f"{iid}.png")
+        if fmt == "JPEG":
+            Image.fromarray(r).convert(mode).save(root / "res" / f"{iid}.jpg", quality=quality)
+        else:
+            Image.fromarray(r).convert(mode).save(root / "res" / f"{iid}.png")
+    write_manifest(Dataset.open(root / "gt"), root / "manifest.json")
+    (root / "proto.toml").write_text(f"""[test-proto]
+title = "test protocol"
+dataset = "8 synthetic images"
+manifest = "manifest.json"
+[test-proto.require]
+resolution = {protocol_res}
+n_images = {protocol_n}
+fid_convention = "mat"
+feature_extractor = "inception-v3-compat"
+resize = "legacy-tf"
+mask_kind = "mat-large"
+[test-proto.published."M"]
+fid = 1.0
+""", encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("features")  # ground-truth features shared by the tests
+
+
+def run(root: Path, cache: Path, what_ifs=("n", "jpeg"), **kw) -> D.DoctorReport:
+    return D.diagnose(root / "res", root / "gt", str(root / "proto.toml"), root / "masks", smoke=True,
+                      cache_dir=cache, what_ifs=what_ifs, **kw)
+
+
+def flagged(report: D.DoctorReport) -> list[str]:
+    return [f.factor for f in report.factors if not f.ok]
+
+
+# ------------------------------------------------------------------------------------------------- pure helpers
+
+
+@pytest.mark.parametrize("q", [30, 75, 95])
+def test_jpeg_quality_recovered_from_the_quantization_tables(q):
+    buf = io.BytesIO()
+    Image.fromarray(np.full((16, 16, 3), 100, np.uint8)).save(buf, format="JPEG", quality=q)
+    with Image.open(buf) as im:
+        assert D.jpeg_quality(im.quantization) == (q, True)
+    assert D.jpeg_quality(None) == (None, False)
+
+
+def test_fid_vs_n_recovers_a_line_in_one_over_n(monkeypatch):
+    # FID = 2 + 16/N exactly: the fit is that line, its value at N = 1000 is 2.016
+    monkeypatch.setattr(D, "fid", lambda r, f, c: 2.0 + 16.0 / r.shape[0])
+    x = np.zeros((16, 4))
+    out = D.fid_vs_n(x, x, "mat", 1000)
+    assert [s for s, _ in out["points"]] == [4, 8, 16]
+    assert out["at_target"] == pytest.approx(2.016)
+    assert out["at_n"] == pytest.approx(3.0)
+
+
+def test_hole_ratio_comparison_against_the_generator():
+    same = D.compare_hole_ratios([0.0] * 0 + [float(r) for r in np.linspace(0.3, 0.9, 40)], "mat-large", 64)
+    small = D.compare_hole_ratios([0.05] * 40, "mat-large", 64)
+    assert small["ks"] > same["ks"]
+    assert small["p"] < D.KS_ALPHA
+    assert sum(small["yours"]["histogram"]["fraction"][:1]) == 1.0  # every mask in the 0-10 % bin
+
+
+# ------------------------------------------------------------------------------------------------- one factor each
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory) -> Path:
+    return make_case(tmp_path_factory.mktemp("clean"))
+
+
+def test_clean_inputs_pass_with_exit_0(clean, cache, capsys):
+    rc = main(["doctor", "--results", str(clean / "res"), "--gt", str(clean / "gt"), "--masks", str(clean / "masks"),
+               "--protocol", str(clean / "proto.toml"), "--smoke", "--device", "cpu", "--cache-dir", str(cache),
+               "--what-if", "convention,lpips", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert set(out) == {"protocol", "factors"} and out["protocol"] == "test-proto"
+    for f in out["factors"]:
+        assert set(f) == {"factor", "yours", "protocol", "ok", "effect", "fix"}
+        assert f["ok"] is True
+    names = [f["factor"] for f in out["factors"]]
+    assert names == [*CHECKS, "fid covariance", "lpips input range"]
+    effects = {f["factor"]: f["effect"] for f in out["factors"]}
+    # the same features under 1/(N-1): every covariance term grows by N/(N-1), the FID differs
+    assert effects["fid covariance"]["fid"] != 0.0
+    assert effects["lpips input range"]["lpips"] != 0.0
+
+
+def test_jpeg_results_flag_the_file_format(tmp_path, cache):
+    r = run(make_case(tmp_path, fmt="JPEG", quality=60), cache)
+    assert flagged(r) == ["file format"]
+    f = r.factor("file format")
+    assert f.yours["results"] == {"JPEG q60": N}
+    # JPEG results against PNG ground truths: worse than against ground truths encoded the same way
+    assert f.effect["fid"] > 0 and f.effect["psnr"] < 0
+    assert "quality 60" in f.cost
+
+
+def test_a_subset_flags_the_image_count_with_a_positive_fid_bias(tmp_path, cache):
+    root = make_case(tmp_path)
+    for iid in ("img06", "img07"):
+        (root / "gt" / f"{iid}.png").unlink()
+        (root / "res" / f"{iid}.png").unlink()
+    r = run(root, cache)
+    assert flagged(r) == ["image count"]
+    f = r.factor("image count")
+    assert f.yours["n"] == 6 and f.yours["missing_ids"] == ["img06", "img07"]
+    # FID is biased upward at small N: 6 images give more than the 8 the protocol asks for would
+    assert f.effect["fid"] > 0
+    assert set(f.yours["fid_by_n"]) == {"2", "3", "6"}
+
+
+def test_swapped_files_flag_the_pairing_with_the_ids(tmp_path, cache):
+    root = make_case(tmp_path)
+    a, b = root / "res" / "img01.png", root / "res" / "img02.png"
+    tmp = root / "swap.png"
+    shutil.move(a, tmp), shutil.move(b, a), shutil.move(tmp, b)
+    r = run(root, cache)
+    assert flagged(r) == ["pairing"]
+    f = r.factor("pairing")
+    assert f.yours["ids"] == ["img01", "img02"]
+    assert f.yours["fits_other_gt"] == {"img01": "img02", "img02": "img01"}
+    # the mis-paired results look worse than they are: PSNR lower, LPIPS higher
+    assert f.effect["psnr"] < 0 and f.effect["lpips"] > 0
+    assert "img01 -> img02" in f.fix
+
+
+def test_small_masks_in_a_large_mask_set_flag_the_hole_ratios(tmp_path, cache):
+    root = make_case(tmp_path, kind="mat-small")
+    js = root / "masks" / "maskset.json"
+    meta = json.loads(js.read_text())
+    meta["generator"] = "mat-large"  # MAT#46: a set that calls itself large and holds small holes
+    js.write_text(json.dumps(meta))
+    assert MaskSet.open(root / "masks").meta["generator"] == "mat-large"
+    r = run(root, cache, what_ifs=())
+    assert flagged(r) == ["hole ratios"]
+    f = r.factor("hole ratios")
+    assert f.yours["mean"] < f.protocol["mean"] and f.yours["p"] < D.KS_ALPHA
+
+
+def test_256px_images_flag_the_image_size(tmp_path, cache):
+    r = run(make_case(tmp_path, s=256, protocol_res=512), cache, what_ifs=())
+    assert flagged(r) == ["image size"]
+    f = r.factor("image size")
+    assert f.yours == {"256x256": N} and f.protocol["size"] == "512x512"
+    assert "--res 512" in f.fix
+
+
+def test_a_grayscale_image_flags_the_color_mode(tmp_path, cache):
+    r = run(make_case(tmp_path, gray=("img03",)), cache, what_ifs=())
+    assert flagged(r) == ["color mode"]
+    f = r.factor("color mode")
+    assert f.yours["gt"] == {"RGB": N - 1, "L": 1}
+    assert "gt:img03 (L)" in f.fix and "results:img03 (L)" in f.fix
+
+
+def test_inverted_polarity_and_stated_conventions(clean, cache, tmp_path):
+    # the masks as a plain folder read with the wrong polarity: known pixels are where the model filled
+    r = D.diagnose(clean / "res", clean / "gt", str(clean / "proto.toml"), clean / "masks", "hole=255", smoke=True,
+                   cache_dir=cache, what_ifs=("convention",), stated={"fid_convention": "torch-fidelity"})
+    bad = flagged(r)
+    assert "mask polarity" in bad and "fid covariance" in bad
+    f = r.factor("fid covariance")
+    assert f.yours == "torch-fidelity" and f.fix == "--fid-convention mat"
+
+
+def test_published_row_verdict_and_table(clean, cache, capsys):
+    rc = main(["doctor", "--results", str(clean / "res"), "--gt", str(clean / "gt"), "--masks", str(clean / "masks"),
+               "--protocol", str(clean / "proto.toml"), "--smoke", "--device", "cpu", "--cache-dir", str(cache),
+               "--what-if", "none", "--published-row", "M"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert out.startswith("SMOKE")
+    assert "0 of 9 factors deviate" in out
+    assert "gap to M: FID" in out
+
+
+def test_unusable_input_is_one_line_exit_2(tmp_path, capsys):
+    (tmp_path / "res").mkdir()
+    (tmp_path / "gt").mkdir()
+    rc = main(["doctor", "--results", str(tmp_path / "res"), "--gt", str(tmp_path / "gt"), "--protocol",
+               "mat-places512-large", "--smoke"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "match a ground truth" in err
+    with pytest.raises(InputError, match="no such protocol file"):
+        D.load_protocol(str(tmp_path / "nope.toml"))
+
+
+def test_builtin_protocol_knows_its_dataset_ids():
+    dp = D.load_protocol("mat-places512-large")
+    assert dp.ids_source == "preset places365-val" and len(dp.ids) == 36500 and dp.policy == "mat-val"
