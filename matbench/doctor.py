@@ -53,6 +53,7 @@ LPIPS_RANGES = ("-1,1", "0,1")
 KS_ALPHA = 0.01  # hole ratios differ from the generator's when the two-sample KS p-value is below this
 HOLE_SAMPLE = 200  # generator masks drawn for the hole-ratio comparison
 THUMB = 32  # side of the thumbnails compared when looking for swapped files
+ROUGH_N = 50  # below this many images the FID-vs-1/N line is dominated by sampling noise
 SWAP_CHECK_MAX = 500  # mis-paired results compared with every ground truth (beyond: listed, not searched)
 
 
@@ -232,7 +233,7 @@ def fid(real: np.ndarray, fake: np.ndarray, convention: str) -> float:
 
 
 def fid_vs_n(real: np.ndarray, fake: np.ndarray, convention: str, n_target: int, seed: int = 0,
-             draws: int = 5) -> dict[str, Any]:
+             draws: int = 20) -> dict[str, Any]:
     """FID at N/4, N/2 and N (random paired subsets, `draws` each), a least-squares line in 1/N (as FD-infinity,
     Chong & Forsyth 2020) and its value at `n_target` images."""
     n = real.shape[0]
@@ -240,7 +241,7 @@ def fid_vs_n(real: np.ndarray, fake: np.ndarray, convention: str, n_target: int,
     sizes = sorted({max(2, n // 4), max(2, n // 2), n})
     points = []
     for s in sizes:
-        reps = 1 if s == n else draws
+        reps = 1 if s == n else draws if s < real.shape[1] else 3  # N >= D: a D x D eigh each, keep it few
         vals = [fid(real[idx], fake[idx], convention) for idx in
                 (rng.choice(n, size=s, replace=False) for _ in range(reps))]
         points.append((s, float(np.mean(vals))))
@@ -272,12 +273,9 @@ def _jpeg(a: np.ndarray, quality: int) -> np.ndarray:
         return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
 
 
-def _thumb(a: np.ndarray, mode: str = "RGB") -> np.ndarray:
-    """THUMB x THUMB box average: RGB levels, or for a 0/1 mask ("L") the fraction known per cell."""
-    if mode == "RGB":
-        return np.asarray(Image.fromarray(a).resize((THUMB, THUMB), Image.BOX), dtype=np.float64)
-    im = Image.fromarray((a * 255).astype(np.uint8)).resize((THUMB, THUMB), Image.BOX)
-    return np.asarray(im, dtype=np.float64) / 255.0
+def _thumb(a: np.ndarray) -> np.ndarray:
+    """THUMB x THUMB box average, uint8 (36,500 of them fit in 110 MB): RGB levels, or 255 x the known fraction."""
+    return np.asarray(Image.fromarray(a).resize((THUMB, THUMB), Image.BOX), dtype=np.uint8)
 
 
 def _t(a: np.ndarray) -> torch.Tensor:
@@ -308,7 +306,7 @@ class _Pass:
     mask_size: int | None = None
 
     def add_feat(self, key: str, f: np.ndarray) -> None:
-        self.feats.setdefault(key, []).append(f)
+        self.feats.setdefault(key, []).append(np.asarray(f, dtype=np.float32))  # half the memory at 36,500
 
     def feat(self, key: str) -> np.ndarray:
         return np.concatenate(self.feats[key]).astype(np.float64)
@@ -363,11 +361,10 @@ def diagnose(results_dir: str | Path, gt_dir: str | Path, protocol: str, masks_d
         raise InputError(f"protocol {dp.name}: feature_extractor {backend!r} is not a known extractor")
     conv = _allowed(req.get("fid_convention", "mat"))[0]
     cache = None if cache_dir is False else F.FeatureCache(None if cache_dir in (None, True) else cache_dir)
-    net = F.get_extractor(backend, device, smoke, batch_size=batch_size, allow_download=allow_download)
+    net = _network(backend, device, smoke, batch_size, allow_download)
     other = OTHER_BACKEND[backend] if "backend" in what_ifs else None
-    net_other = (F.get_extractor(other, device, smoke, batch_size=batch_size, allow_download=allow_download)
-                 if other else None)
-    lp = LPIPS("alex", device, smoke, allow_download=allow_download)
+    net_other = _network(other, device, smoke, batch_size, allow_download) if other else None
+    lp = _lpips(device, smoke, allow_download)
 
     jpeg_res = [i for i in ids if info_res[i].format == "JPEG"]
     jpeg_gt = [i for i in ids if info_gt[i].format == "JPEG"]
@@ -389,11 +386,12 @@ def diagnose(results_dir: str | Path, gt_dir: str | Path, protocol: str, masks_d
             part = [b for b in batch if b[0].shape == shape]
             real = torch.cat([_t(g) for g, _ in part])
             fake = torch.cat([_t(r) for _, r in part])
+            # results are cached too (content-addressed): a rerun after fixing one factor recomputes only what changed
             acc.add_feat("real", F.extract_cached(net, real, cache))
-            acc.add_feat("fake", net(fake))
+            acc.add_feat("fake", F.extract_cached(net, fake, cache))
             if net_other is not None:
                 acc.add_feat("real_other", F.extract_cached(net_other, real, cache))
-                acc.add_feat("fake_other", net_other(fake))
+                acc.add_feat("fake_other", F.extract_cached(net_other, fake, cache))
             acc.lpips.setdefault("-1,1", []).extend(lp(real, fake).tolist())
             if "lpips" in what_ifs:  # the MAT PR#115 / pyiqa#271 mistake: [0, 1] into a [-1, 1] network
                 with torch.no_grad():
@@ -403,13 +401,13 @@ def diagnose(results_dir: str | Path, gt_dir: str | Path, protocol: str, masks_d
                 side, q = jpeg_side
                 if side == "gt":
                     real_j = torch.cat([_t(_jpeg(g, q)) for g, _ in part])
-                    acc.add_feat("real_jpeg", net(real_j))
+                    acc.add_feat("real_jpeg", F.extract_cached(net, real_j, cache))
                     acc.add_feat("fake_jpeg", acc.feats["fake"][-1])
                     acc.psnr_jpeg += [psnr(_jpeg(g, q), r) for g, r in part]
                 else:
                     fake_j = torch.cat([_t(_jpeg(r, q)) for _, r in part])
                     acc.add_feat("real_jpeg", acc.feats["real"][-1])
-                    acc.add_feat("fake_jpeg", net(fake_j))
+                    acc.add_feat("fake_jpeg", F.extract_cached(net, fake_j, cache))
                     acc.psnr_jpeg += [psnr(g, _jpeg(r, q)) for g, r in part]
         batch.clear()
 
@@ -425,10 +423,15 @@ def diagnose(results_dir: str | Path, gt_dir: str | Path, protocol: str, masks_d
         diff = np.abs(g.astype(np.float64) - r.astype(np.float64)).mean(axis=2)
         if hole is not None:
             known = ~hole
-            acc.known_diff.append(float(diff[known].mean()) if known.any() else 0.0)
+            kd = float(diff[known].mean()) if known.any() else 0.0
+            q = info_res[iid].quality
+            if kd > PAIR_TOL and q and known.any():  # a JPEG result: its known pixels are the encoded ground truth's
+                dj = np.abs(_jpeg(g, q).astype(np.float64) - r.astype(np.float64)).mean(axis=2)
+                kd = min(kd, float(dj[known].mean()))
+            acc.known_diff.append(kd)
             acc.known_diff_inv.append(float(diff[hole].mean()) if hole.any() else 0.0)
             acc.hole_ratio.append(float(hole.mean()))
-            acc.thumbs_known.append(_thumb(known.astype(np.float64), "L"))
+            acc.thumbs_known.append(_thumb(known.astype(np.uint8) * 255))
             acc.mask_size = acc.mask_size or int(hole.shape[0])
         else:
             acc.known_diff.append(None)
@@ -458,7 +461,7 @@ def diagnose(results_dir: str | Path, gt_dir: str | Path, protocol: str, masks_d
         missing, extra = sorted(want - have), sorted(have - want)
     yours: dict[str, Any] = {"n": n}
     if missing is not None:
-        yours.update(missing=len(missing), extra=len(extra), missing_ids=missing[:10], extra_ids=extra[:10])
+        yours.update(missing=len(missing), extra=len(extra), missing_ids=missing[:5], extra_ids=extra[:5])
     if unpaired_gt or unpaired_res:
         yours.update(unpaired_gt=unpaired_gt[:10], unpaired_results=unpaired_res[:10])
     count_ok = (n_req is None or n == n_req) and not missing and not extra and not unpaired_gt and not unpaired_res
@@ -468,14 +471,16 @@ def diagnose(results_dir: str | Path, gt_dir: str | Path, protocol: str, masks_d
         effect = {"fid": curve["at_n"] - curve["at_target"]}
         yours["fid_by_n"] = {str(s): round(v, 4) for s, v in curve["points"]}
         yours["fid_expected_at_protocol_n"] = round(curve["at_target"], 4)
-        cost = f"no new features: FID on {len(curve['points'])} subset sizes (5 draws each), a line in 1/N"
+        cost = f"no new features: FID on {len(curve['points'])} subset sizes (20 draws each), a line in 1/N"
+        if n < ROUGH_N:
+            cost += f"; from fewer than {ROUGH_N} images the line is rough (its sign may be noise)"
     fix_parts = []
     if n_req and n != n_req:
         fix_parts.append(f"evaluate all {n_req:,} images of the protocol's dataset")
     if missing:
-        fix_parts.append(f"{len(missing):,} protocol ids have no result ({_few(missing)})")
+        fix_parts.append(f"{len(missing):,} protocol ids have no result ({_few(missing, 3)})")
     if extra:
-        fix_parts.append(f"{len(extra):,} ids are not in the protocol's dataset ({_few(extra)})")
+        fix_parts.append(f"{len(extra):,} ids are not in the protocol's dataset ({_few(extra, 3)})")
     if unpaired_gt or unpaired_res:
         fix_parts.append(f"{len(unpaired_gt)} ground truths without result, {len(unpaired_res)} results without "
                          "ground truth (ids = relative paths without extension)")
@@ -551,6 +556,17 @@ def diagnose(results_dir: str | Path, gt_dir: str | Path, protocol: str, masks_d
     return report
 
 
+@lru_cache(maxsize=4)
+def _network(name: str, device: str, smoke: bool, batch_size: int, allow_download: bool) -> F.FeatureExtractor:
+    """Networks are built once per process (several diagnoses in one session, the tests)."""
+    return F.get_extractor(name, device, smoke, batch_size=batch_size, allow_download=allow_download)
+
+
+@lru_cache(maxsize=2)
+def _lpips(device: str, smoke: bool, allow_download: bool) -> LPIPS:
+    return LPIPS("alex", device, smoke, allow_download=allow_download)
+
+
 def _formats(info: dict[str, FileInfo], ids: Sequence[str]) -> dict[str, int]:
     out: Counter[str] = Counter()
     for i in ids:
@@ -610,7 +626,9 @@ def _mask_factors(masks: _MaskSource, acc: _Pass, dp: DoctorProtocol, kind_req: 
 def _pairing_factor(acc: _Pass, order: list[str], have_masks: bool, metrics: dict[str, float], real: np.ndarray,
                     fake: np.ndarray, gt: dict[str, Path], res: dict[str, Path], lp: LPIPS) -> Factor:
     n = len(order)
-    thumbs_gt = np.stack(acc.thumbs_gt)  # N, T, T, 3
+    thumbs_gt = np.stack(acc.thumbs_gt)  # N, T, T, 3 uint8
+    # result i is the completion of ground truth j with j's mask: compare over j's known region
+    w = np.stack([k if k is not None else np.full((THUMB, THUMB), 255, np.uint8) for k in acc.thumbs_known])
     if have_masks and all(d is not None for d in acc.known_diff):
         bad = [i for i, d in enumerate(acc.known_diff) if d > PAIR_TOL]
         how = f"known region mean |diff| <= {PAIR_TOL:g} levels"
@@ -619,10 +637,8 @@ def _pairing_factor(acc: _Pass, order: list[str], have_masks: bool, metrics: dic
         how = "no masks: whole-image thumbnails"
     swaps: dict[int, int] = {}
     for i in bad[:SWAP_CHECK_MAX]:
-        r = acc.thumbs_res[i]
-        # result i is the completion of ground truth j with j's mask: compare over j's known region
-        w = np.stack([k if k is not None else np.ones((THUMB, THUMB)) for k in acc.thumbs_known])  # N, T, T
-        d = (np.abs(thumbs_gt - r[None]).mean(axis=3) * w).sum(axis=(1, 2)) / np.maximum(w.sum(axis=(1, 2)), 1e-9)
+        r = acc.thumbs_res[i].astype(np.float32)
+        d = np.concatenate([_masked_diff(thumbs_gt[c:c + 4096], w[c:c + 4096], r) for c in range(0, n, 4096)])
         j = int(np.argmin(d))
         if j != i and d[j] < 0.5 * d[i] and d[j] <= 2 * PAIR_TOL:
             swaps[i] = j
@@ -658,6 +674,13 @@ def _pairing_factor(acc: _Pass, order: list[str], have_masks: bool, metrics: dic
         fix = (f"{len(bad)} result(s) changed known pixels and fit no other ground truth: wrong images, shifted or "
                f"resized results, or another mask set ({_few(mismatched or [order[i] for i in bad])})")
     return Factor("pairing", yours, "every result keeps its ground truth's known pixels", ok, effect, fix, cost)
+
+
+def _masked_diff(gts: np.ndarray, known: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Mean |gt - r| (levels) of thumbnails over each ground truth's known cells."""
+    w = known.astype(np.float32) / 255.0
+    d = np.abs(gts.astype(np.float32) - r[None]).mean(axis=3)
+    return (d * w).sum(axis=(1, 2)) / np.maximum(w.sum(axis=(1, 2)), 1e-6)
 
 
 def _convention_factors(acc: _Pass, metrics: dict[str, float], real: np.ndarray, fake: np.ndarray, conv: str,

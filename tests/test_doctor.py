@@ -204,12 +204,30 @@ def test_256px_images_flag_the_image_size(tmp_path, cache):
     assert "--res 512" in f.fix
 
 
-def test_a_grayscale_image_flags_the_color_mode(tmp_path, cache):
-    r = run(make_case(tmp_path, gray=("img03",)), cache, what_ifs=())
+def test_a_grayscale_image_flags_the_color_mode_exit_1(tmp_path, cache, capsys):
+    root = make_case(tmp_path, gray=("img03",))
+    r = run(root, cache, what_ifs=())
     assert flagged(r) == ["color mode"]
     f = r.factor("color mode")
     assert f.yours["gt"] == {"RGB": N - 1, "L": 1}
     assert "gt:img03 (L)" in f.fix and "results:img03 (L)" in f.fix
+    rc = main(["doctor", "--results", str(root / "res"), "--gt", str(root / "gt"), "--masks", str(root / "masks"),
+               "--protocol", str(root / "proto.toml"), "--smoke", "--device", "cpu", "--cache-dir", str(cache),
+               "--what-if", "none"])
+    out = capsys.readouterr().out
+    assert rc == 1 and "1 of 9 factors deviate: color mode" in out
+
+
+def test_a_pinned_mask_set_hash(tmp_path, cache):
+    root = make_case(tmp_path)
+    sha = MaskSet.open(root / "masks").sha256
+    proto = root / "proto.toml"
+    text = proto.read_text()
+    pin = 'manifest = "manifest.json"\nmaskset_sha256 = '
+    proto.write_text(text.replace('manifest = "manifest.json"', f'{pin}"{sha}"'))
+    assert "mask-set hash" not in flagged(run(root, cache, what_ifs=()))
+    proto.write_text(text.replace('manifest = "manifest.json"', f'{pin}"0"'))
+    assert flagged(run(root, cache, what_ifs=())) == ["mask-set hash"]
 
 
 def test_inverted_polarity_and_stated_conventions(clean, cache, tmp_path):
