@@ -53,7 +53,6 @@ LPIPS_RANGES = ("-1,1", "0,1")
 KS_ALPHA = 0.01  # hole ratios differ from the generator's when the two-sample KS p-value is below this
 HOLE_SAMPLE = 200  # generator masks drawn for the hole-ratio comparison
 THUMB = 32  # side of the thumbnails compared when looking for swapped files
-ROUGH_N = 50  # below this many images the FID-vs-1/N line is dominated by sampling noise
 SWAP_CHECK_MAX = 500  # mis-paired results compared with every ground truth (beyond: listed, not searched)
 
 
@@ -472,8 +471,9 @@ def diagnose(results_dir: str | Path, gt_dir: str | Path, protocol: str, masks_d
         yours["fid_by_n"] = {str(s): round(v, 4) for s, v in curve["points"]}
         yours["fid_expected_at_protocol_n"] = round(curve["at_target"], 4)
         cost = f"no new features: FID on {len(curve['points'])} subset sizes (20 draws each), a line in 1/N"
-        if n < ROUGH_N:
-            cost += f"; from fewer than {ROUGH_N} images the line is rough (its sign may be noise)"
+        if n < real.shape[1]:  # FD-infinity's line holds for N well above the feature dimension
+            cost += (f"; with fewer images than feature dimensions ({real.shape[1]}) FID is far from its 1/N regime: "
+                     "the estimate is rough, its sign may be wrong")
     fix_parts = []
     if n_req and n != n_req:
         fix_parts.append(f"evaluate all {n_req:,} images of the protocol's dataset")
@@ -740,11 +740,12 @@ _LABELS = {"fid": ("FID", 1.0, 2), "pids": ("P-IDS", 100.0, 2), "uids": ("U-IDS"
            "psnr": ("PSNR", 1.0, 2), "lpips": ("LPIPS", 1.0, 4)}
 
 
-def _show(v: Any) -> str:
+def _show(v: Any, top: bool = True) -> str:
     if isinstance(v, dict):
-        return ", ".join(f"{k} {_show(x)}" for k, x in v.items())
+        inner = ", ".join(f"{k} {_show(x, False)}" if top else f"{k}: {_show(x, False)}" for k, x in v.items())
+        return inner if top else "{" + inner + "}"
     if isinstance(v, list):
-        return "[" + ", ".join(map(_show, v)) + "]" if v else "[]"
+        return "[" + ", ".join(_show(x, False) for x in v) + "]"
     if isinstance(v, float):
         return f"{v:.4g}"
     if isinstance(v, int) and not isinstance(v, bool):
