@@ -15,6 +15,7 @@ metric(as given) - metric(as the protocol would have it), so a positive FID effe
 
 from __future__ import annotations
 
+import dataclasses
 import io as _io
 import math
 import time
@@ -29,7 +30,6 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from scipy.stats import ks_2samp
 
 from matbench import features as F
 from matbench import protocols as P
@@ -260,9 +260,28 @@ def compare_hole_ratios(ratios: Sequence[float], kind: str, size: int, n_sample:
     fraction per 10 % bin of each, and the two-sample Kolmogorov-Smirnov statistic and p-value."""
     ref = np.array([generate_mask(kind, size, seed + i).mean() for i in range(n_sample)], dtype=np.float64)
     yours = np.asarray(ratios, dtype=np.float64)
-    ks = ks_2samp(yours, ref)
-    return {"yours": hole_ratio_stats(yours), "protocol": hole_ratio_stats(ref), "ks": float(ks.statistic),
-            "p": float(ks.pvalue)}
+    d, p = ks_two_sample(yours, ref)
+    return {"yours": hole_ratio_stats(yours), "protocol": hole_ratio_stats(ref), "ks": d, "p": p}
+
+
+def ks_two_sample(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """Two-sample Kolmogorov-Smirnov statistic D = max |F_a - F_b| and its asymptotic p-value (Kolmogorov's
+    distribution at (sqrt(ne) + 0.12 + 0.11 / sqrt(ne)) D, ne = n m / (n + m), Stephens' small-sample correction).
+    Here rather than scipy.stats, whose import costs every `matbench` command a second or more."""
+    a, b = np.sort(np.asarray(a, dtype=np.float64)), np.sort(np.asarray(b, dtype=np.float64))
+    if a.size == 0 or b.size == 0:
+        raise ValueError("KS needs two non-empty samples")
+    x = np.concatenate([a, b])
+    fa = np.searchsorted(a, x, side="right") / a.size
+    fb = np.searchsorted(b, x, side="right") / b.size
+    d = float(np.abs(fa - fb).max())
+    ne = a.size * b.size / (a.size + b.size)
+    lam = (math.sqrt(ne) + 0.12 + 0.11 / math.sqrt(ne)) * d
+    if lam < 1e-3:
+        return d, 1.0
+    k = np.arange(1, 101)
+    p = float(2.0 * np.sum((-1.0) ** (k - 1) * np.exp(-2.0 * k * k * lam * lam)))
+    return d, min(1.0, max(0.0, p))
 
 
 def _jpeg(a: np.ndarray, quality: int) -> np.ndarray:
@@ -311,17 +330,33 @@ class _Pass:
         return np.concatenate(self.feats[key]).astype(np.float64)
 
 
-def diagnose(results_dir: str | Path, gt_dir: str | Path, protocol: str, masks_dir: str | Path | None = None,
-             mask_polarity: str | None = None, *, smoke: bool = False, device: str = "cpu",
-             cache_dir: str | Path | bool | None = None, what_ifs: Sequence[str] = WHAT_IFS,
-             published_row: str | None = None, stated: dict[str, str] | None = None, seed: int = 0,
-             batch_size: int = 8, allow_download: bool = True) -> DoctorReport:
-    """Inspect results/ground truths/masks against `protocol` (a name or a protocol TOML file); see the module doc.
+@dataclass(frozen=True)
+class DoctorOptions:
+    """How the doctor reads and measures (the fields are also keyword options of `diagnose`)."""
 
-    stated: how the user computed their own number, when they say (fid_convention, inception, lpips_range);
-    a stated convention other than the protocol's is a deviation whose effect is measured.
-    """
+    mask_polarity: str | None = None  # for a plain mask folder
+    smoke: bool = False  # seeded random networks (labelled SMOKE)
+    device: str = "cpu"
+    cache_dir: str | Path | bool | None = None  # feature cache: None/True default place, False none
+    what_ifs: Sequence[str] = WHAT_IFS  # measured effects to run
+    published_row: str | None = None  # add the verdict against this published row
+    # how the user computed their own number, when they say (fid_convention, inception, lpips_range): a stated
+    # convention other than the protocol's is a deviation whose effect is measured
+    stated: dict[str, str | None] = field(default_factory=dict)
+    seed: int = 0  # subsets and generator masks
+    batch_size: int = 8
+    allow_download: bool = True
+
+
+def diagnose(results_dir: str | Path, gt_dir: str | Path, protocol: str, masks_dir: str | Path | None = None,
+             options: DoctorOptions | None = None, **kw: Any) -> DoctorReport:
+    """Inspect results/ground truths/masks against `protocol` (a name or a protocol TOML file); see the module doc.
+    `kw`: fields of DoctorOptions, as an alternative to `options`."""
     t0 = time.perf_counter()
+    o = dataclasses.replace(options or DoctorOptions(), **kw)
+    mask_polarity, smoke, device, cache_dir, what_ifs = o.mask_polarity, o.smoke, o.device, o.cache_dir, o.what_ifs
+    published_row, stated, seed, batch_size, allow_download = (o.published_row, o.stated, o.seed, o.batch_size,
+                                                               o.allow_download)
     dp = load_protocol(protocol)
     req = dp.require
     stated = {k: v for k, v in (stated or {}).items() if v is not None}
@@ -544,10 +579,10 @@ def diagnose(results_dir: str | Path, gt_dir: str | Path, protocol: str, masks_d
         factors += _mask_factors(masks, acc, dp, kind_req, mask_shape_bad, seed)
 
     # ---- pairing (known region, swapped files)
-    factors.append(_pairing_factor(acc, order, masks is not None, metrics, real, fake, gt, res, lp))
+    factors.append(_pairing_factor(acc, order, masks is not None, metrics, real, fake, (gt, res), lp))
 
     # ---- metric conventions (recomputed from the same features / images)
-    factors += _convention_factors(acc, metrics, real, fake, conv, req, backend, other, stated, what_ifs)
+    factors += _convention_factors(acc, metrics, (real, fake), req, (conv, backend, other), stated, what_ifs)
 
     report = DoctorReport(dp.name, dp.protocol.title, factors, metrics, n, smoke)
     if published_row is not None:
@@ -624,7 +659,8 @@ def _mask_factors(masks: _MaskSource, acc: _Pass, dp: DoctorProtocol, kind_req: 
 
 
 def _pairing_factor(acc: _Pass, order: list[str], have_masks: bool, metrics: dict[str, float], real: np.ndarray,
-                    fake: np.ndarray, gt: dict[str, Path], res: dict[str, Path], lp: LPIPS) -> Factor:
+                    fake: np.ndarray, files: tuple[dict[str, Path], dict[str, Path]], lp: LPIPS) -> Factor:
+    gt, res = files
     n = len(order)
     thumbs_gt = np.stack(acc.thumbs_gt)  # N, T, T, 3 uint8
     # result i is the completion of ground truth j with j's mask: compare over j's known region
@@ -683,9 +719,12 @@ def _masked_diff(gts: np.ndarray, known: np.ndarray, r: np.ndarray) -> np.ndarra
     return (d * w).sum(axis=(1, 2)) / np.maximum(w.sum(axis=(1, 2)), 1e-6)
 
 
-def _convention_factors(acc: _Pass, metrics: dict[str, float], real: np.ndarray, fake: np.ndarray, conv: str,
-                        req: dict[str, Any], backend: str, other: str | None, stated: dict[str, str],
+def _convention_factors(acc: _Pass, metrics: dict[str, float], feats: tuple[np.ndarray, np.ndarray],
+                        req: dict[str, Any], chosen: tuple[str, str, str | None], stated: dict[str, str],
                         what_ifs: Sequence[str]) -> list[Factor]:
+    """Conventions recomputed from the same features (or images): chosen = (FID convention, backend, other one)."""
+    real, fake = feats
+    conv, backend, other = chosen
     out = []
     if "convention" in what_ifs:
         alt = stated.get("fid_convention")
@@ -792,5 +831,5 @@ def format_table(report: DoctorReport) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["DoctorProtocol", "DoctorReport", "Factor", "WHAT_IFS", "compare_hole_ratios",
-           "diagnose", "fid_vs_n", "format_table", "inspect_file", "jpeg_quality", "load_protocol"]
+__all__ = ["WHAT_IFS", "DoctorOptions", "DoctorProtocol", "DoctorReport", "Factor", "compare_hole_ratios", "diagnose",
+           "fid_vs_n", "format_table", "inspect_file", "jpeg_quality", "ks_two_sample", "load_protocol"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from scipy.stats import ks_2samp  # the independent reference for the KS test (matbench does not import scipy.stats)
 
 from matbench import doctor as D
 from matbench.cli import main
@@ -116,6 +117,16 @@ def test_hole_ratio_comparison_against_the_generator():
     assert small["ks"] > same["ks"]
     assert small["p"] < D.KS_ALPHA
     assert sum(small["yours"]["histogram"]["fraction"][:1]) == 1.0  # every mask in the 0-10 % bin
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.1, 0.4])
+def test_ks_two_sample_against_scipy(shift):
+    rng = np.random.default_rng(1)
+    a, b = rng.uniform(0, 1, 30), rng.uniform(shift, 1 + shift, 200)
+    d, p = D.ks_two_sample(a, b)
+    ref = ks_2samp(a, b, method="asymp")
+    assert d == pytest.approx(ref.statistic, abs=1e-12)
+    assert p == pytest.approx(ref.pvalue, abs=0.03)
 
 
 # ------------------------------------------------------------------------------------------------- one factor each
@@ -234,8 +245,8 @@ def test_a_pinned_mask_set_hash(tmp_path, cache):
 
 def test_inverted_polarity_and_stated_conventions(clean, cache, tmp_path):
     # the masks as a plain folder read with the wrong polarity: known pixels are where the model filled
-    r = D.diagnose(clean / "res", clean / "gt", str(clean / "proto.toml"), clean / "masks", "hole=255", smoke=True,
-                   cache_dir=cache, what_ifs=("convention",), stated={"fid_convention": "torch-fidelity"})
+    r = D.diagnose(clean / "res", clean / "gt", str(clean / "proto.toml"), clean / "masks", mask_polarity="hole=255",
+                   smoke=True, cache_dir=cache, what_ifs=("convention",), stated={"fid_convention": "torch-fidelity"})
     bad = flagged(r)
     assert "mask polarity" in bad and "fid covariance" in bad
     f = r.factor("fid covariance")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 
+from matbench.doctor import WHAT_IFS, diagnose, format_table
+from matbench.errors import SpecError
 from matbench.evaluate.config import FID_CONVENTIONS, INCEPTIONS
 from matbench.evaluate.folders import MASK_POLARITIES
 
@@ -42,12 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
     import torch
-
-    from matbench.doctor import WHAT_IFS, diagnose, format_table
-    from matbench.errors import SpecError
 
     if args.batch_size < 1:
         raise SpecError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -58,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         what_ifs = tuple(w.strip() for w in args.what_if.split(",") if w.strip())
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    report = diagnose(args.results, args.gt, args.protocol, args.masks, args.mask_polarity, smoke=args.smoke,
+    report = diagnose(args.results, args.gt, args.protocol, args.masks, mask_polarity=args.mask_polarity,
+                      smoke=args.smoke,
                       device=device, cache_dir=False if args.no_cache else args.cache_dir, what_ifs=what_ifs,
                       published_row=args.published_row, seed=args.seed, batch_size=args.batch_size,
                       stated={"fid_convention": args.my_fid_convention, "inception": args.my_inception,
