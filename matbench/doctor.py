@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import io as _io
+import json
 import math
+import re
 import time
 import tomllib
 from collections import Counter
@@ -41,6 +43,7 @@ from matbench.errors import InputError
 from matbench.evaluate.folders import _MaskSource
 from matbench.evaluate.pairs import PAIR_TOL
 from matbench.io import read_image
+from matbench.layout import RunLayout
 from matbench.metrics.fd import fd_statistic, fd_value
 from matbench.metrics.ids import pids_uids
 from matbench.metrics.lpips import LPIPS
@@ -54,6 +57,7 @@ KS_ALPHA = 0.01  # hole ratios differ from the generator's when the two-sample K
 HOLE_SAMPLE = 200  # generator masks drawn for the hole-ratio comparison
 THUMB = 32  # side of the thumbnails compared when looking for swapped files
 SWAP_CHECK_MAX = 500  # mis-paired results compared with every ground truth (beyond: listed, not searched)
+_SAMPLE = re.compile(r"(.+)_s[1-9][0-9]*")  # RUN_DIR/outputs/<job>/<id>_s<S>.png
 
 
 @dataclass
@@ -162,6 +166,35 @@ def load_protocol(name_or_file: str) -> DoctorProtocol:
     policy = extra.get("policy") or ("mat-val" if "mat-val" in proto.description.get("dataset", "") else "any")
     return DoctorProtocol(proto, ids, source, extra.get("maskset_sha256") or proto.require.get("maskset_sha256"),
                           policy)
+
+
+# ------------------------------------------------------------------------------------------------- run jobs
+
+
+def job_inputs(job_dir: str | Path) -> tuple[Path, Path, Path | None, str | None]:
+    """(results, ground truths, masks, mask polarity) of a run directory's job RUN_DIR/jobs/<job>: the saved outputs,
+    the saved prepared inputs and the job's mask set (its generated set, else the saved hole PNGs, hole=255)."""
+    found = RunLayout.of_job_dir(job_dir)
+    if found is None:
+        raise InputError(f"{job_dir}: not a run directory's job (expected RUN_DIR/jobs/<job>)")
+    lay, job = found
+    state = lay.state_file(job)
+    try:
+        fp = json.loads(state.read_text(encoding="utf-8"))["fingerprint"]
+        dataset, maskset, res = fp["dataset"]["name"], fp["maskset"]["name"], fp["resolution"]
+    except FileNotFoundError:
+        raise InputError(f"{state}: no such file (has the job run?)") from None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{state}: no readable job fingerprint ({type(e).__name__}: {e})") from None
+    results, gt = lay.outputs_dir(job), lay.inputs_dir(dataset, res)
+    for d, key in ((results, "save_outputs"), (gt, "save_inputs")):
+        if not d.is_dir():
+            raise InputError(f"{d}: not there; the doctor reads the job's saved images (set {key} in the spec)")
+    generated = lay.maskset_dir(maskset, res)
+    if (generated / "maskset.json").is_file():
+        return results, gt, generated, None
+    holes = lay.masks_dir(maskset, res)
+    return results, gt, (holes if holes.is_dir() else None), ("hole=255" if holes.is_dir() else None)
 
 
 # ------------------------------------------------------------------------------------------------- files
@@ -372,6 +405,8 @@ def diagnose(results_dir: str | Path, gt_dir: str | Path, protocol: str, masks_d
     # ---- pairing by id and header inspection
     ids = sorted(set(gt) & set(res))
     unpaired_gt, unpaired_res = sorted(set(gt) - set(res)), sorted(set(res) - set(gt))
+    # a run's further samples (<id>_s<S>, pluralistic models) are not extra results
+    unpaired_res = [i for i in unpaired_res if not (_SAMPLE.fullmatch(i) and _SAMPLE.fullmatch(i)[1] in gt)]
     if len(ids) < 2:
         raise InputError(f"{results_dir}: only {len(ids)} result id(s) match a ground truth in {gt_dir} "
                          f"({len(res)} results, {len(gt)} ground truths); ids are relative paths without extension")
@@ -832,4 +867,4 @@ def format_table(report: DoctorReport) -> str:
 
 
 __all__ = ["WHAT_IFS", "DoctorOptions", "DoctorProtocol", "DoctorReport", "Factor", "compare_hole_ratios", "diagnose",
-           "fid_vs_n", "format_table", "inspect_file", "jpeg_quality", "ks_two_sample", "load_protocol"]
+           "fid_vs_n", "format_table", "inspect_file", "job_inputs", "jpeg_quality", "ks_two_sample", "load_protocol"]

@@ -19,6 +19,7 @@ from matbench.data.datasets import Dataset
 from matbench.data.manifest import write_manifest
 from matbench.data.maskset import MaskSet, make_maskset
 from matbench.errors import InputError
+from matbench.layout import RunLayout
 
 N, S = 8, 64
 CHECKS = ("image count", "file format", "image size", "color mode", "exif orientation", "mask kind", "hole ratios",
@@ -278,3 +279,47 @@ def test_unusable_input_is_one_line_exit_2(tmp_path, capsys):
 def test_builtin_protocol_knows_its_dataset_ids():
     dp = D.load_protocol("mat-places512-large")
     assert dp.ids_source == "preset places365-val" and len(dp.ids) == 36500 and dp.policy == "mat-val"
+
+
+def test_a_run_directory_job(clean, cache, tmp_path, capsys):
+    lay = RunLayout(tmp_path / "run")
+    job = "ds__ms__m__64"
+    shutil.copytree(clean / "res", lay.outputs_dir(job))
+    shutil.copy(clean / "res" / "img00.png", lay.output_image(job, "img00", 1))  # a second sample: not an extra id
+    shutil.copytree(clean / "gt", lay.inputs_dir("ds", 64))
+    shutil.copytree(clean / "masks", lay.maskset_dir("ms", 64))
+    lay.job_dir(job).mkdir(parents=True)
+    lay.state_file(job).write_text(json.dumps({"fingerprint": {"dataset": {"name": "ds"}, "maskset": {"name": "ms"},
+                                                               "resolution": 64}}))
+    assert D.job_inputs(lay.job_dir(job)) == (lay.outputs_dir(job), lay.inputs_dir("ds", 64),
+                                               lay.maskset_dir("ms", 64), None)
+    rc = main(["doctor", "--job", str(lay.job_dir(job)), "--protocol", str(clean / "proto.toml"), "--smoke",
+               "--device", "cpu", "--cache-dir", str(cache), "--what-if", "none"])
+    assert rc == 0, capsys.readouterr().out
+    shutil.rmtree(lay.inputs_dir("ds", 64))
+    assert main(["doctor", "--job", str(lay.job_dir(job)), "--protocol", str(clean / "proto.toml"), "--smoke"]) == 2
+    assert "save_inputs" in capsys.readouterr().err
+
+
+def test_exif_orientation_and_jpeg_ground_truths(tmp_path, cache):
+    root = make_case(tmp_path)
+    exif = Image.Exif()
+    exif[274] = 6  # rotate 90 degrees on display
+    p = root / "gt" / "img05.png"
+    Image.open(p).save(p, exif=exif)
+    r = run(root, cache, what_ifs=())
+    assert flagged(r) == ["exif orientation"] and r.factor("exif orientation").yours == ["gt:img05 (6)"]
+    # ground truths saved as JPEG (the results built from the decoded JPEGs, as a model reading them would)
+    for g in sorted((root / "gt").glob("*.png")):
+        Image.open(g).convert("RGB").save(g.with_suffix(".jpg"), quality=80)
+        g.unlink()
+        dec = np.asarray(Image.open(g.with_suffix(".jpg")).convert("RGB"))
+        hole = MaskSet.open(root / "masks").hole(g.stem)
+        out = dec.copy()
+        out[hole] = dec[~hole].mean(0).astype(np.uint8)
+        Image.fromarray(out).save(root / "res" / g.name)
+    r = run(root, cache, what_ifs=("jpeg",))
+    assert flagged(r) == ["file format"]
+    f = r.factor("file format")
+    assert f.yours["gt"] == {"JPEG q80": N} and "ground truths prepared losslessly" in f.fix
+    assert f.effect is not None and set(f.effect) == {"fid", "psnr"}

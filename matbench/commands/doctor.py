@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from matbench.doctor import WHAT_IFS, diagnose, format_table
+from matbench.doctor import WHAT_IFS, diagnose, format_table, job_inputs
 from matbench.errors import SpecError
 from matbench.evaluate.config import FID_CONVENTIONS, INCEPTIONS
 from matbench.evaluate.folders import MASK_POLARITIES
@@ -18,8 +18,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "(image count and ids, file format, size, color mode, EXIF, masks, pairing, metric "
                     "conventions) and measure how much each deviation moves the metrics. Exit 0: nothing "
                     "deviates; 1: something does; 2: unusable input. See docs/doctor.md.")
-    p.add_argument("--results", required=True, metavar="DIR", help="folder of inpainted images")
-    p.add_argument("--gt", required=True, metavar="DIR", help="folder of ground-truth images")
+    p.add_argument("--results", metavar="DIR", help="folder of inpainted images")
+    p.add_argument("--gt", metavar="DIR", help="folder of ground-truth images")
+    p.add_argument("--job", metavar="RUN_DIR/jobs/JOB", help="instead of --results/--gt/--masks: a run directory's "
+                   "job (its saved outputs, saved inputs and mask set)")
     p.add_argument("--masks", metavar="DIR", help="mask folder (a mask set with maskset.json, or plain images with "
                    "--mask-polarity); enables the mask, polarity and known-region checks")
     p.add_argument("--mask-polarity", choices=MASK_POLARITIES, help="what white means in a plain mask folder")
@@ -55,6 +57,13 @@ def run(args: argparse.Namespace) -> int:
         what_ifs = ()
     else:
         what_ifs = tuple(w.strip() for w in args.what_if.split(",") if w.strip())
+    if args.job is not None:
+        if args.results or args.gt or args.masks:
+            raise SpecError("--job replaces --results, --gt and --masks; give one or the other")
+        args.results, args.gt, args.masks, polarity = job_inputs(args.job)
+        args.mask_polarity = args.mask_polarity or polarity
+    elif not (args.results and args.gt):
+        raise SpecError("give --results DIR and --gt DIR, or --job RUN_DIR/jobs/JOB")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     report = diagnose(args.results, args.gt, args.protocol, args.masks, mask_polarity=args.mask_polarity,
                       smoke=args.smoke,
