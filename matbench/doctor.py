@@ -49,6 +49,7 @@ from matbench.metrics.ids import pids_uids
 from matbench.metrics.lpips import LPIPS
 from matbench.metrics.pixel import psnr
 
+SAVE_SCHEMA = "matbench.doctor/1"
 WHAT_IFS = ("n", "jpeg", "convention", "lpips", "backend")  # the measured effects, cheapest first
 OTHER_BACKEND = {"inception-v3-compat": "pt-inception", "inception-nvidia": "pt-inception",
                  "pt-inception": "inception-v3-compat"}
@@ -94,7 +95,14 @@ class DoctorReport:
         return all(f.ok for f in self.factors)
 
     def to_dict(self) -> dict[str, Any]:
+        """The `--json` form, exactly {"protocol": NAME, "factors": [...]}."""
         return {"protocol": self.protocol, "factors": [f.to_dict() for f in self.factors]}
+
+    def to_file_dict(self) -> dict[str, Any]:
+        """`--save FILE` (what `matbench report --doctor FILE` shows): the --json form plus what a page needs."""
+        return {"schema": SAVE_SCHEMA, **self.to_dict(), "title": self.title, "smoke": self.smoke, "n": self.n,
+                "metrics": dict(self.metrics), "costs": {f.factor: f.cost for f in self.factors if f.cost},
+                "verdict": (self.published or {}).get("line"), "seconds": round(self.seconds, 1)}
 
     def factor(self, name: str) -> Factor:
         for f in self.factors:
@@ -827,6 +835,19 @@ def _show(v: Any, top: bool = True) -> str:
     return str(v)
 
 
+def read_saved(path: str | Path) -> dict[str, Any]:
+    """A file written by `matbench doctor --save` (InputError naming it when it is not one)."""
+    try:
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file (write it with `matbench doctor ... --save FILE`)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: not a readable doctor file ({e})") from None
+    if not isinstance(d, dict) or d.get("schema") != SAVE_SCHEMA or not isinstance(d.get("factors"), list):
+        raise InputError(f"{path}: not a `matbench doctor --save` file (expected schema {SAVE_SCHEMA!r})")
+    return d
+
+
 def format_effect(effect: dict[str, float] | None) -> str:
     if not effect:
         return "-"
@@ -866,5 +887,6 @@ def format_table(report: DoctorReport) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["WHAT_IFS", "DoctorOptions", "DoctorProtocol", "DoctorReport", "Factor", "compare_hole_ratios", "diagnose",
-           "fid_vs_n", "format_table", "inspect_file", "job_inputs", "jpeg_quality", "ks_two_sample", "load_protocol"]
+__all__ = ["SAVE_SCHEMA", "WHAT_IFS", "DoctorOptions", "DoctorProtocol", "DoctorReport", "Factor",
+           "compare_hole_ratios", "diagnose", "fid_vs_n", "format_table", "inspect_file", "job_inputs", "jpeg_quality",
+           "ks_two_sample", "load_protocol", "read_saved"]

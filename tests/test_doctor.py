@@ -20,6 +20,8 @@ from matbench.data.manifest import write_manifest
 from matbench.data.maskset import MaskSet, make_maskset
 from matbench.errors import InputError
 from matbench.layout import RunLayout
+from reports.doctor_page import DOCTOR_PAGE, render_doctor
+from reports.render import _env
 
 N, S = 8, 64
 CHECKS = ("image count", "file format", "image size", "color mode", "exif orientation", "mask kind", "hole ratios",
@@ -323,3 +325,25 @@ def test_exif_orientation_and_jpeg_ground_truths(tmp_path, cache):
     f = r.factor("file format")
     assert f.yours["gt"] == {"JPEG q80": N} and "ground truths prepared losslessly" in f.fix
     assert f.effect is not None and set(f.effect) == {"fid", "psnr"}
+
+
+def test_saved_report_and_its_html_page(clean, cache, tmp_path, capsys):
+    saved = tmp_path / "doctor.json"
+    args = ["doctor", "--results", str(clean / "res"), "--gt", str(clean / "gt"), "--masks", str(clean / "masks"),
+            "--protocol", str(clean / "proto.toml"), "--smoke", "--device", "cpu", "--cache-dir", str(cache),
+            "--what-if", "convention", "--published-row", "M", "--save", str(saved), "--json"]
+    assert main(args) == 0
+    printed = json.loads(capsys.readouterr().out)
+    doc = D.read_saved(saved)
+    assert {k: doc[k] for k in ("protocol", "factors")} == printed  # the --json form, plus what a page needs
+    assert doc["smoke"] is True and doc["n"] == N and doc["verdict"].startswith("SMOKE")
+    assert main(args) == 2 and "does not overwrite" in capsys.readouterr().err
+    out = tmp_path / "site"
+    out.mkdir()
+    page = render_doctor(doc, out, _env())
+    html = page.read_text()
+    assert page.name == DOCTOR_PAGE and 'id="smoke-banner"' in html
+    assert html.count("<tr><td>") == len(doc["factors"]) and "fid covariance" in html and "Verdict:" in html
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(InputError, match="not a `matbench doctor --save` file"):
+        D.read_saved(tmp_path / "bad.json")

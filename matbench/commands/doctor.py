@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from matbench.doctor import WHAT_IFS, diagnose, format_table, job_inputs
 from matbench.errors import SpecError
 from matbench.evaluate.config import FID_CONVENTIONS, INCEPTIONS
 from matbench.evaluate.folders import MASK_POLARITIES
+from matbench.io import check_output, write_json_atomic
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,6 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--my-inception", choices=INCEPTIONS, help="the Inception backend your number used")
     p.add_argument("--my-lpips-range", choices=("-1,1", "0,1"), help="the input range your LPIPS got")
     p.add_argument("--json", action="store_true", help='machine-readable: {"protocol": NAME, "factors": [...]}')
+    p.add_argument("--save", metavar="FILE", help="also write the report as JSON (schema matbench.doctor/1: the "
+                   "--json form plus metrics, costs, verdict, smoke) for `matbench report --doctor FILE`")
     p.add_argument("--smoke", action="store_true", help="random (seeded) network weights: no downloads, effects "
                    "are NOT comparable with real ones (labelled SMOKE)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
@@ -64,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
         args.mask_polarity = args.mask_polarity or polarity
     elif not (args.results and args.gt):
         raise SpecError("give --results DIR and --gt DIR, or --job RUN_DIR/jobs/JOB")
+    if args.save:
+        check_output(args.save, [args.results, args.gt, args.masks], kind="file", what="--save")
+        if Path(args.save).exists():  # nothing a user gave is overwritten
+            raise SpecError(f"--save {args.save}: the file exists; the doctor does not overwrite it")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     report = diagnose(args.results, args.gt, args.protocol, args.masks, mask_polarity=args.mask_polarity,
                       smoke=args.smoke,
@@ -71,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
                       published_row=args.published_row, seed=args.seed, batch_size=args.batch_size,
                       stated={"fid_convention": args.my_fid_convention, "inception": args.my_inception,
                               "lpips_range": args.my_lpips_range})
+    if args.save:
+        write_json_atomic(args.save, report.to_file_dict())
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
