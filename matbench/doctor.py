@@ -818,7 +818,8 @@ def _verdict(protocol: P.Protocol, row: str, report: DoctorReport) -> dict[str, 
 # ------------------------------------------------------------------------------------------------- output
 
 
-_LABELS = {"fid": ("FID", 1.0, 2), "pids": ("P-IDS", 100.0, 2), "uids": ("U-IDS", 100.0, 2),
+# label, scale, digits of each metric the doctor measures (P-IDS/U-IDS in %, as the papers print them)
+METRIC_DISPLAY = {"fid": ("FID", 1.0, 2), "pids": ("P-IDS", 100.0, 2), "uids": ("U-IDS", 100.0, 2),
            "psnr": ("PSNR", 1.0, 2), "lpips": ("LPIPS", 1.0, 4)}
 
 
@@ -848,12 +849,18 @@ def read_saved(path: str | Path) -> dict[str, Any]:
     return d
 
 
+def format_metric(name: str, value: float) -> str:
+    """'FID 13.28', 'P-IDS 0.00' (in %)."""
+    label, scale, digits = METRIC_DISPLAY.get(name, (name, 1.0, 4))
+    return f"{label} {value * scale:.{digits}f}"
+
+
 def format_effect(effect: dict[str, float] | None) -> str:
     if not effect:
         return "-"
     out = []
     for m, d in effect.items():
-        label, scale, digits = _LABELS.get(m, (m, 1.0, 4))
+        label, scale, digits = METRIC_DISPLAY.get(m, (m, 1.0, 4))
         out.append(f"{label} {d * scale:+.{digits}f}")
     return ", ".join(out)
 
@@ -864,7 +871,7 @@ def format_table(report: DoctorReport) -> str:
     if report.smoke:
         lines.append("SMOKE: random network weights; the measured effects are not comparable with real ones")
     lines.append(f"matbench doctor: protocol {report.protocol} ({report.title})")
-    base = "  ".join(f"{_LABELS[m][0]} {v * _LABELS[m][1]:.{_LABELS[m][2]}f}" for m, v in report.metrics.items())
+    base = "  ".join(format_metric(m, v) for m, v in report.metrics.items())
     lines.append(f"measured under the protocol's conventions on {report.n:,} images: {base}")
     lines.append("")
     w = max(len(f.factor) for f in report.factors)
@@ -887,6 +894,6 @@ def format_table(report: DoctorReport) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["SAVE_SCHEMA", "WHAT_IFS", "DoctorOptions", "DoctorProtocol", "DoctorReport", "Factor",
-           "compare_hole_ratios", "diagnose", "fid_vs_n", "format_table", "inspect_file", "job_inputs", "jpeg_quality",
-           "ks_two_sample", "load_protocol", "read_saved"]
+__all__ = ["METRIC_DISPLAY", "SAVE_SCHEMA", "WHAT_IFS", "DoctorOptions", "DoctorProtocol", "DoctorReport", "Factor",
+           "compare_hole_ratios", "diagnose", "fid_vs_n", "format_effect", "format_metric", "format_table",
+           "inspect_file", "job_inputs", "jpeg_quality", "ks_two_sample", "load_protocol", "read_saved"]

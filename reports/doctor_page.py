@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import matbench
-from matbench.doctor import format_effect
+from matbench.doctor import format_effect, format_metric
 from reports.tables import SMOKE_NOTE
 
 DOCTOR_PAGE = "doctor.html"
@@ -33,7 +33,6 @@ def render_doctor(doc: dict[str, Any], out_dir: str | os.PathLike, env: Any, tit
     page = Path(out_dir) / DOCTOR_PAGE
     html = env.get_template("doctor.html.j2").render(
         title=title, root="", smoke=bool(doc.get("smoke")), smoke_note=SMOKE_NOTE, version=matbench.__version__,
-        d=doc, rows=rows, metrics=[(k.upper().replace("PIDS", "P-IDS").replace("UIDS", "U-IDS"), v)
-                                   for k, v in (doc.get("metrics") or {}).items()])
+        d=doc, rows=rows, metrics=[format_metric(k, v) for k, v in (doc.get("metrics") or {}).items()])
     page.write_text(html, encoding="utf-8")
     return page

@@ -343,7 +343,8 @@ def test_saved_report_and_its_html_page(clean, cache, tmp_path, capsys):
     page = render_doctor(doc, out, _env())
     html = page.read_text()
     assert page.name == DOCTOR_PAGE and 'id="smoke-banner"' in html
-    assert html.count("<tr><td>") == len(doc["factors"]) and "fid covariance" in html and "Verdict:" in html
+    rows = html.count("<tr><td>") + html.count('<tr class="bad"><td>')
+    assert rows == len(doc["factors"]) and "fid covariance" in html and "Verdict:" in html
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(InputError, match="not a `matbench doctor --save` file"):
         D.read_saved(tmp_path / "bad.json")
