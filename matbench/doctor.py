@@ -57,6 +57,7 @@ LPIPS_RANGES = ("-1,1", "0,1")
 KS_ALPHA = 0.01  # hole ratios differ from the generator's when the two-sample KS p-value is below this
 HOLE_SAMPLE = 200  # generator masks drawn for the hole-ratio comparison
 THUMB = 32  # side of the thumbnails compared when looking for swapped files
+NO_MASK_AGREEMENT = 0.05  # without masks: a result sharing fewer equal cells with its ground truth is a candidate
 SWAP_CHECK_MAX = 500  # mis-paired results compared with every ground truth (beyond: listed, not searched)
 _SAMPLE = re.compile(r"(.+)_s[1-9][0-9]*")  # RUN_DIR/outputs/<job>/<id>_s<S>.png
 
@@ -711,16 +712,24 @@ def _pairing_factor(acc: _Pass, order: list[str], have_masks: bool, metrics: dic
     if have_masks and all(d is not None for d in acc.known_diff):
         bad = [i for i, d in enumerate(acc.known_diff) if d > PAIR_TOL]
         how = f"known region mean |diff| <= {PAIR_TOL:g} levels"
-    else:  # no masks: a result far from its own ground truth and close to another one's
-        bad = list(range(n))
-        how = "no masks: whole-image thumbnails"
+    else:  # no masks: a result that shares few pixels with its own ground truth and many with another one's
+        own = _agreement(thumbs_gt, np.stack(acc.thumbs_res))
+        bad = [int(i) for i in np.argsort(own, kind="stable") if own[i] < NO_MASK_AGREEMENT]
+        how = "no masks: share of equal 32-px thumbnail cells"
     swaps: dict[int, int] = {}
     for i in bad[:SWAP_CHECK_MAX]:
-        r = acc.thumbs_res[i].astype(np.float32)
-        d = np.concatenate([_masked_diff(thumbs_gt[c:c + 4096], w[c:c + 4096], r) for c in range(0, n, 4096)])
-        j = int(np.argmin(d))
-        if j != i and d[j] < 0.5 * d[i] and d[j] <= 2 * PAIR_TOL:
-            swaps[i] = j
+        r = acc.thumbs_res[i]
+        if have_masks:  # the fit must pass the known-region check (thumbnail blur aside) and beat its own
+            d = np.concatenate([_masked_diff(thumbs_gt[c:c + 4096], w[c:c + 4096], r.astype(np.float32))
+                                for c in range(0, n, 4096)])
+            j = int(np.argmin(d))
+            if j != i and d[j] < 0.5 * d[i] and d[j] <= 2 * PAIR_TOL:
+                swaps[i] = j
+        else:  # the unchanged known pixels: far more equal cells than with its own ground truth
+            a = np.concatenate([_agreement(thumbs_gt[c:c + 4096], r[None]) for c in range(0, n, 4096)])
+            j = int(np.argmax(a))
+            if j != i and a[j] >= NO_MASK_AGREEMENT and a[j] > 2 * a[i]:
+                swaps[i] = j
     mismatched = [order[i] for i in bad] if have_masks else []
     if not have_masks:
         bad = sorted(swaps)
@@ -753,6 +762,12 @@ def _pairing_factor(acc: _Pass, order: list[str], have_masks: bool, metrics: dic
         fix = (f"{len(bad)} result(s) changed known pixels and fit no other ground truth: wrong images, shifted or "
                f"resized results, or another mask set ({_few(mismatched or [order[i] for i in bad])})")
     return Factor("pairing", yours, "every result keeps its ground truth's known pixels", ok, effect, fix, cost)
+
+
+def _agreement(gts: np.ndarray, res: np.ndarray) -> np.ndarray:
+    """Share of thumbnail cells whose mean |gt - result| is within PAIR_TOL levels (per ground truth)."""
+    d = np.abs(gts.astype(np.float32) - res.astype(np.float32)).mean(axis=3)
+    return (d <= PAIR_TOL).mean(axis=(1, 2))
 
 
 def _masked_diff(gts: np.ndarray, known: np.ndarray, r: np.ndarray) -> np.ndarray:

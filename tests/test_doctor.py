@@ -197,6 +197,10 @@ def test_swapped_files_flag_the_pairing_with_the_ids(tmp_path, cache):
     # the mis-paired results look worse than they are: PSNR lower, LPIPS higher
     assert f.effect["psnr"] < 0 and f.effect["lpips"] > 0
     assert "img01 -> img02" in f.fix
+    # without masks the swap is still found, from whole-image thumbnails (and the missing masks are a deviation)
+    r = D.diagnose(root / "res", root / "gt", str(root / "proto.toml"), smoke=True, cache_dir=cache, what_ifs=())
+    assert flagged(r) == ["masks", "pairing"]
+    assert r.factor("pairing").yours["fits_other_gt"] == {"img01": "img02", "img02": "img01"}
 
 
 def test_small_masks_in_a_large_mask_set_flag_the_hole_ratios(tmp_path, cache):
