@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "matbench.commands.report",
     "matbench.commands.stats",
     "matbench.commands.protocols",
+    "matbench.commands.doctor",
 )
 
 

@@ -11,11 +11,15 @@ import argparse
 import sys
 from pathlib import Path
 
+from matbench.doctor import read_saved
+from reports.doctor_page import DOCTOR_PAGE, render_doctor
+
 
 def add_report_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--history", nargs="?", const="default", metavar="PATH",
                    help="add a trend page from the results history (PATH, or $MATBENCH_HISTORY / the default file)")
     p.add_argument("--study", metavar="ANALYSIS_JSON", help="add the user-study page (`matbench study analyze`)")
+    p.add_argument("--doctor", metavar="FILE", help="add the doctor's page (`matbench doctor ... --save FILE`)")
     base = p.get_default("func")
 
     def cmd(args: argparse.Namespace) -> int:
@@ -71,10 +75,12 @@ def _check_inputs(args: argparse.Namespace) -> None:
         from matbench.study.analyze import read_analysis
 
         read_analysis(args.study)
+    if args.doctor:
+        read_saved(args.doctor)
 
 
 def _extra_pages(args: argparse.Namespace) -> None:
-    if not (args.history or args.study):
+    if not (args.history or args.study or args.doctor):
         return
     from matbench.study.analyze import read_analysis
     from reports.render import _env
@@ -82,11 +88,14 @@ def _extra_pages(args: argparse.Namespace) -> None:
 
     out = Path(args.output)
     links = ([(TREND_PAGE, "Trend")] if args.history else []) + ([(STUDY_PAGE, "User study")] if args.study else [])
+    links += [(DOCTOR_PAGE, "Doctor")] if args.doctor else []
     pages = [out / "index.html"]
     if args.history:
         pages.append(render_trend(_history_path(args), out, _env(), title=args.title))
     if args.study:
         pages.append(render_study(read_analysis(args.study), out, _env(), title=args.title))
+    if args.doctor:
+        pages.append(render_doctor(read_saved(args.doctor), out, _env(), title=args.title))
     for page in pages:
         add_nav_links(page, links)
     print(f"added: {', '.join(str(p) for p in pages[1:])}")
