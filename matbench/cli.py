@@ -16,27 +16,40 @@ from matbench import __version__
 from matbench.errors import MatbenchError
 from matbench.trust import trusting
 
-# Order = order in `matbench --help`.
-COMMAND_MODULES: tuple[str, ...] = (
-    "matbench.commands.demo",
-    "matbench.commands.run",
-    "matbench.commands.eval",
-    "matbench.commands.compare",
-    "matbench.commands.history",
-    "matbench.commands.study",
-    "matbench.commands.inpaint",
-    "matbench.commands.data",
-    "matbench.commands.masks",
-    "matbench.commands.models",
-    "matbench.commands.weights",
-    "matbench.commands.report",
-    "matbench.commands.stats",
-    "matbench.commands.protocols",
-    "matbench.commands.doctor",
-)
+# Subcommand -> (module whose register() adds its parser, one-line help). Order = order in `matbench --help`.
+# The CLI dispatch is the one lazy import on purpose: only the chosen command's module (and what it imports at
+# its top) is loaded, so `matbench --help` and a light command do not pay for torch, reports and the models.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("matbench.commands.demo",
+             "run the built-in demo: bundled photos, MAT masks, baselines (+ local models), HTML report"),
+    "run": ("matbench.commands.run", "run a benchmark spec (TOML): models x datasets x mask sets x resolutions"),
+    "eval": ("matbench.commands.eval",
+             "evaluate inpainted results against ground truths (FID, P-IDS/U-IDS, LPIPS, ...)"),
+    "compare": ("matbench.commands.compare", "paired verdicts: is B better than A on the same images?"),
+    "history": ("matbench.commands.history", "results history of every run/eval (list, import older runs)"),
+    "study": ("matbench.commands.study", "user study (2AFC): make a static page, analyse the choices"),
+    "inpaint": ("matbench.commands.inpaint", "inpaint a folder of images with a registered model"),
+    "data": ("matbench.commands.data", "datasets: manifests, verification, presets, preparation"),
+    "masks": ("matbench.commands.masks", "mask sets: generate (MAT / LaMa families), import, statistics"),
+    "models": ("matbench.commands.models", "list the available models, their requirements and weights status"),
+    "weights": ("matbench.commands.weights", "list, verify, download or convert weights files"),
+    "report": ("matbench.commands.report", "render a static HTML report (leaderboards, plots, image pages)"),
+    "table": ("matbench.commands.report", "paper table (MAT Table 2 layout) as Markdown, LaTeX or CSV"),
+    "leaderboard": ("matbench.commands.report", "merge many runs into ranked tables (refuses mixed protocols)"),
+    "check": ("matbench.commands.report",
+              "regression gate: compare CURRENT with --baseline (exit 0 ok, 1 regression, 2 mismatch)"),
+    "stats": ("matbench.commands.stats",
+              "reference feature statistics of a dataset (FID/FD without the images)"),
+    "protocols": ("matbench.commands.protocols", "published evaluation protocols (conventions, sources, numbers)"),
+    "doctor": ("matbench.commands.doctor",
+               "why your number differs from the paper's: inputs and conventions against a protocol"),
+}
+COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(m for m, _ in COMMANDS.values()))
+ALL = "*"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = ALL) -> argparse.ArgumentParser:
+    """The parser with the full sub-parsers of `command` (ALL: every command; None: none, names and helps only)."""
     parser = argparse.ArgumentParser(
         prog="matbench",
         description="Evaluation and benchmarking for large-hole image inpainting (MAT, LaMa, CoModGAN, ...).",
@@ -44,19 +57,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"matbench {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for mod_name in COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(mod_name)
-        except ModuleNotFoundError as e:
-            if e.name == mod_name:  # command not present in this tree
-                continue
-            raise
-        mod.register(sub)
+    full = [m for m in COMMAND_MODULES if command == ALL or (command in COMMANDS and COMMANDS[command][0] == m)]
+    done: set[str] = set()
+    for name, (mod_name, help_text) in COMMANDS.items():
+        if mod_name in full:
+            if mod_name not in done:
+                importlib.import_module(mod_name).register(sub)  # the lazy dispatch (see COMMANDS)
+                done.add(mod_name)
+        else:
+            sub.add_parser(name, help=help_text)
     return parser
 
 
+def _command_of(argv: list[str]) -> str | None:
+    """The subcommand named on the command line (the first argument that is one), else None."""
+    return next((a for a in argv if a in COMMANDS), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(_command_of(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")

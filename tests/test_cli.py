@@ -164,3 +164,23 @@ def test_printed_paths_are_normalized(tmp_path: Path, monkeypatch) -> None:
     assert shown_path(tmp_path / "examples" / "specs" / ".." / ".." / "runs" / "quick") == os.path.join("runs",
                                                                                                           "quick")
     assert shown_path("/a/b/../c") == os.path.normpath("/a/c")
+
+
+def test_cli_dispatch_is_lazy_and_its_table_matches_the_commands():
+    """`matbench --help` loads no command module (the one lazy import is the dispatch); the one-line helps of
+    cli.COMMANDS are the ones the commands register."""
+    import argparse
+    import importlib
+    import subprocess
+    import sys
+
+    from matbench.cli import COMMANDS
+
+    for name, (mod, help_text) in COMMANDS.items():
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(mod).register(sub)
+        assert {a.dest: a.help for a in sub._choices_actions}[name] == help_text, name
+    code = ("import sys; from matbench.cli import build_parser; build_parser(None); "
+            "print(sorted(m for m in sys.modules if m.startswith('matbench.commands') or m == 'torch'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

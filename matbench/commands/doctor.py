@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--smoke", action="store_true", help="random (seeded) network weights: no downloads, effects "
                    "are NOT comparable with real ones (labelled SMOKE)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=8, help="images per network call (default 8)")
     p.add_argument("--cache-dir", metavar="DIR", help="feature cache (ground-truth features are reused)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     p.add_argument("--seed", type=int, default=0, help="seed of the subsets and generator masks")
