@@ -13,6 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from matbench import weights
+from matbench.data.demo import demo_images
+from matbench.errors import MatbenchError
+from matbench.models.base import get_model_info
+from matbench.runner import RunOptions, run
 from matbench.spec import Spec, parse_spec
 
 log = logging.getLogger("matbench.demo")
@@ -40,9 +45,6 @@ DEFAULT_SPEC: dict[str, Any] = {
 
 def available_weighted_models() -> list[str]:
     """Built-in models whose default weights are all present locally (no download is attempted)."""
-    from matbench import weights
-    from matbench.errors import MatbenchError
-    from matbench.models.base import get_model_info
 
     out = []
     for name in WEIGHTED_MODELS:
@@ -72,8 +74,6 @@ def run_demo(out_dir: str | Path = "demo_out", resolution: int = DEMO_RESOLUTION
 
     The HTML report is not rendered here (the core does not import reports/): `matbench demo` renders
     run_dir into report_dir (matbench.commands.demo.render)."""
-    from matbench.data.demo import demo_images
-    from matbench.runner import RunOptions, run
 
     t0 = time.perf_counter()
     out = Path(out_dir).resolve()

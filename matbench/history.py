@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from matbench.entries import entry_for, job_field, job_resolution
 from matbench.errors import InputError, SpecError
 from matbench.metrics import METRIC_INFO
 from matbench.results import PROTOCOL_FIELDS, MetricValue, ResultRecord, check_result_json, find_records
@@ -126,7 +127,6 @@ def record_sha(record: ResultRecord) -> str:
 
 
 def _job_key(record: ResultRecord) -> tuple[str, str, str, int | None, int]:
-    from matbench.entries import entry_for, job_field, job_resolution
 
     model = entry_for(record).model if record.path else job_field(record, "model")
     return (job_field(record, "dataset"), job_field(record, "maskset"), model, job_resolution(record),

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import matbench
 from matbench.errors import InputError
 from matbench.io import write_json_atomic
 
@@ -217,7 +218,6 @@ def environment_versions() -> dict[str, str]:
     """Versions of the packages that can change a number."""
     import importlib.metadata as md
 
-    import matbench
 
     out = {"python": platform.python_version(), "matbench": matbench.__version__}
     for pkg in ("torch", "torchvision", "numpy", "scipy", "scikit-learn", "torch-fidelity", "lpips",

@@ -44,9 +44,12 @@ from pathlib import Path
 from typing import Any
 
 from matbench import protocols as P
+from matbench.data.masks import spec_hole_range
 from matbench.errors import InputError, SpecError
 from matbench.evaluate.config import CHOICES, INCEPTIONS, EvalConfig
 from matbench.metrics import INCEPTION, extractors_for, load_metric
+from matbench.models.base import get_model_info
+from matbench.models.options import check_options
 from matbench.trust import TrustError
 
 DATASET_PRESETS = ("places365-val", "celeba-hq-val", "folder")
@@ -368,7 +371,6 @@ def _maskset(d: dict[str, Any], key: str, base: Path, where: str, seed: int, che
     name = r.str("name", kind if kind else path.name)  # type: ignore[union-attr]
     _check_name(name, f"{key}.name", where)
     ms_seed = r.int("seed", seed)
-    from matbench.data.masks import spec_hole_range
 
     hole_range = spec_hole_range(r.get("hole_range", None), kind, f"{where}{key}.hole_range")
     r.finish()
@@ -380,7 +382,6 @@ def _model(d: dict[str, Any], key: str, base: Path, where: str, check: bool) -> 
     name = r.str("name", None)
     if name is None:
         raise SpecError(f"{where}{key}.name: missing (a registered model name or 'package.module:factory')")
-    from matbench.models.base import get_model_info
 
     try:
         info = get_model_info(name, source=f"{where}{key}.name")
@@ -412,7 +413,6 @@ def _model(d: dict[str, Any], key: str, base: Path, where: str, check: bool) -> 
     compile_ = r.bool("compile", False)
     batch_size = r.int("batch_size", None, minimum=1)
     published_row = r.str("published_row", None)
-    from matbench.models.options import check_options  # declared options: typos and types refused here
 
     check_options(name, info.options, options, info.factory, prefix=f"{where}{key}.options.")
     check_options(name, info.options, {k: v for k, v in (("weights", weights_s), ("smoke", smoke)) if v},

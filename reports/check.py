@@ -20,6 +20,7 @@ from typing import Any
 from matbench.errors import InputError, SpecError
 from matbench.metrics import METRIC_INFO
 from matbench.results import PROTOCOL_FIELDS, ResultRecord
+from reports.leaderboard import entry_for, job_field, job_resolution
 
 OK, REGRESSION, MISMATCH = 0, 1, 2
 EPS = 1e-12  # float noise allowance on top of the tolerance
@@ -66,7 +67,6 @@ def parse_tolerance(spec: str | None) -> dict[str, float]:
 
 
 def job_key(r: ResultRecord) -> tuple[str, str, str, int, int]:
-    from reports.leaderboard import entry_for, job_field, job_resolution
 
     model = entry_for(r).model if r.path else job_field(r, "model")
     return (job_field(r, "dataset"), job_field(r, "maskset"), model, job_resolution(r) or 0,

@@ -30,6 +30,7 @@ from matbench.entries import smoke_sources as smoke_sources
 from matbench.errors import InputError, MatbenchError
 from matbench.metrics import METRIC_INFO
 from matbench.results import PROTOCOL_FIELDS, MetricValue, ResultRecord
+from reports import intervals
 
 # MAT Table 2 columns come first (per mask set), the further columns after them.
 PRIMARY_METRICS = ("fid", "pids", "uids")
@@ -232,7 +233,6 @@ def overlapping_leader(rows: Sequence[LeaderboardRow], metric: str) -> list[str]
     """Row labels (after #1) whose `metric` interval overlaps #1's: their order against #1 is not established.
     Rows without a usable interval (as reports.intervals judges it: none, zero width, n < 2) are left out:
     nothing can be said of them."""
-    from reports import intervals
 
     def span(row: LeaderboardRow) -> tuple[float, float] | None:
         mv = row.values.get(metric)

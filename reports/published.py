@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from matbench.metrics import METRIC_INFO
+from reports.tables import latex_escape
 
 
 def rows(tables: Sequence[Any]) -> list[dict[str, Any]]:
@@ -44,7 +45,6 @@ def to_markdown(rs: list[dict[str, Any]]) -> str:
 
 
 def to_latex(rs: list[dict[str, Any]]) -> str:
-    from reports.tables import latex_escape
 
     lines = ["% Published values beside ours", r"\begin{tabular}{lllrrrc}", r"\toprule",
              r"Method & Mask set & Metric & Ours & Published & $\Delta$ & In CI \\", r"\midrule"]

@@ -36,6 +36,7 @@ from matbench.metrics import METRIC_INFO
 from reports import intervals
 from reports import plots as plots_mod
 from reports.leaderboard import Entry, Table, build_tables, load_entries, maskset_order
+from reports.published import rows as published_rows
 from reports.tables import SMOKE_NOTE, arrow, fmt_value
 
 log = logging.getLogger(__name__)
@@ -440,7 +441,6 @@ def render_site(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
             r["metric"]].scale)} for r in gen]
 
     run_index = {d: i for i, d in enumerate(run_dirs_seen)}
-    from reports.published import rows as published_rows  # eval --protocol: published values beside ours
 
     env.globals["published"] = published_rows(tables)
     # One comparison per dataset × mask set × resolution, across runs: the protocol check above guarantees

@@ -18,6 +18,8 @@ from typing import Any
 
 import matplotlib
 
+from matbench.history import History
+
 matplotlib.use("Agg")
 import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
@@ -58,7 +60,6 @@ def add_nav_links(page: Path, links: Sequence[tuple[str, str]]) -> None:
 def render_trend(history_path: str | os.PathLike, out_dir: str | os.PathLike, env: Any, model: str | None = None,
                  metrics: Sequence[str] | None = None, title: str = "matbench report") -> Path:
     """Write OUT/trend.html (and its plots) from the history database; returns the page's path."""
-    from matbench.history import History
 
     out = Path(out_dir)
     rows = History(history_path).rows(model=model)

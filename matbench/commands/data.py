@@ -6,9 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from matbench.data.datasets import Dataset
+from matbench.data.demo import demo_images
+from matbench.data.manifest import verify_manifest, write_manifest
 from matbench.data.preprocess import DEFAULT_POLICY, POLICIES
-from matbench.data.presets import PRESETS
-from matbench.io import shown_path
+from matbench.data.presets import PRESETS, check_preset
+from matbench.io import IMAGE_EXTENSIONS, check_output, save_png, shown_path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,9 +51,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _manifest(args: argparse.Namespace) -> int:
-    from matbench.data.datasets import Dataset
-    from matbench.data.manifest import write_manifest
-    from matbench.io import check_output
 
     check_output(args.output, [args.dataset], kind="file")
     ds = Dataset.open(args.dataset, preset=args.preset)
@@ -60,8 +60,6 @@ def _manifest(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from matbench.data.datasets import Dataset
-    from matbench.data.manifest import verify_manifest
 
     report = verify_manifest(Dataset.open(args.dataset), args.manifest)
     for line in report.lines(args.show):
@@ -75,8 +73,6 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from matbench.data.datasets import Dataset
-    from matbench.data.presets import check_preset
 
     ds = Dataset.open(args.dataset)
     exts: dict[str, int] = {}
@@ -91,8 +87,6 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from matbench.data.datasets import Dataset
-    from matbench.io import check_output, save_png
 
     check_output(args.output, [args.dataset])
     ds = Dataset.open(args.dataset, preset=args.preset)
@@ -104,8 +98,6 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from matbench.data.demo import demo_images
-    from matbench.io import IMAGE_EXTENSIONS, check_output
 
     check_output(args.output)
     folder = demo_images(Path(args.output), args.n)

@@ -6,7 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from matbench.io import shown_path
+from matbench.commands.run import summary_table
+from matbench.demo import DEMO_IMAGES, DEMO_RESOLUTION, run_demo
+from matbench.errors import SpecError
+from matbench.io import check_output, shown_path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,15 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    from matbench.commands.run import summary_table
-    from matbench.demo import DEMO_IMAGES, DEMO_RESOLUTION, run_demo
-    from matbench.errors import SpecError
 
     res = args.resolution or DEMO_RESOLUTION
     n = args.images or DEMO_IMAGES
     if res < 16 or n < 2:
         raise SpecError("--resolution must be >= 16 and --images >= 2")
-    from matbench.io import check_output
 
     check_output(args.out)
     out = run_demo(args.out, resolution=res, n_images=n, progress=not args.no_progress)

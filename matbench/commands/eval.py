@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 
+from matbench.commands.history import add_history_options, append_after
 from matbench.devices import DEVICE_HELP, resolve_device
+from matbench.errors import SpecError
+from matbench.evaluate import evaluate_folders, parse_metrics
 from matbench.evaluate.config import FID_CONVENTIONS, INCEPTIONS, LPIPS_NETS, EvalConfig
 from matbench.evaluate.folders import MASK_POLARITIES, FolderRun
+from matbench.io import check_output, write_json_atomic
 from matbench.metrics import METRIC_INFO, default_metrics
 from matbench.results import MetricValue, ResultRecord
 from matbench.trust import add_trust_option
+from reports.intervals import interval
 
 ALL_METRICS = default_metrics()
 
@@ -62,7 +67,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--name", metavar="NAME", help="the model's name in tables and leaderboards (default: the "
                    "results folder's name, e.g. 'results')")
     p.add_argument("-o", "--out", "--output", dest="out", required=True, metavar="OUT", help="output directory")
-    from matbench.commands.history import add_history_options
 
     add_history_options(p)
     add_trust_option(p)  # a spec or --model naming code: matbench.trust
@@ -72,8 +76,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from matbench.errors import SpecError
-    from matbench.evaluate import evaluate_folders, parse_metrics
 
     metrics = parse_metrics(args.metrics)
     if args.bootstrap < 0:
@@ -82,7 +84,6 @@ def run(args: argparse.Namespace) -> int:
         raise SpecError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.workers is not None and args.workers < 0 or args.threads is not None and args.threads < 1:
         raise SpecError(f"--workers must be >= 0 and --threads >= 1, got {args.workers} and {args.threads}")
-    from matbench.io import check_output
 
     check_output(args.out, [args.results, args.gt, args.masks])  # before hours of computing, not after
     device = resolve_device(args.device)  # a device this machine lacks: one line, before any work
@@ -100,7 +101,6 @@ def run(args: argparse.Namespace) -> int:
     print(format_summary(record, args.out))
     if args.save_features:
         print(f"wrote {args.out}/features.npz ({{extractor}}.real / .fake, rows in per_image.csv order)")
-    from matbench.commands.history import append_after
 
     append_after(args, [args.out], "eval")
     return 0
@@ -113,7 +113,6 @@ def write_inputs(args: argparse.Namespace) -> None:
     """OUT/inputs.json: absolute paths of the results, ground truth and masks (for `matbench study make`)."""
     from pathlib import Path
 
-    from matbench.io import write_json_atomic
 
     def absolute(p: str | None) -> str | None:
         return None if p is None else str(Path(p).resolve())
@@ -148,7 +147,6 @@ def format_summary(record: ResultRecord, out: str) -> str:
 def _no_ci(name: str, mv: MetricValue) -> str:
     """'  no CI (reason)' for an interval the sample cannot support (zero width, n < 2), never shown as exact;
     reports.intervals decides, as for the tables and the HTML report."""
-    from reports.intervals import interval
 
     iv = interval(name, mv.value, mv.ci_low, mv.ci_high, mv.n)
     return f"  no CI ({iv.reason})" if iv.kind == "unsupported" else ""

@@ -14,6 +14,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from matbench.errors import InputError, MatbenchError, SpecError
+from matbench.history import History, append_results, baseline_records, parse_baseline, resolve_path, table_rows
+from matbench.results import find_records
+from reports.check import MISMATCH, CheckResult, compare, format_json, format_text
+
 log = logging.getLogger(__name__)
 ENV_NAME = "MATBENCH_HISTORY"  # matbench.history.ENV, not imported at CLI start
 
@@ -37,8 +42,6 @@ def _history_arg(s: str) -> str:
 
 def append_after(args: argparse.Namespace, paths: Sequence[str | Path], source: str) -> None:
     """Append the records below `paths` to the history chosen by args; never fails the command that made them."""
-    from matbench.errors import MatbenchError
-    from matbench.history import append_results, resolve_path
 
     path: Path | str | None = getattr(args, "history", None) or "$" + ENV_NAME
     try:
@@ -60,8 +63,6 @@ def append_after(args: argparse.Namespace, paths: Sequence[str | Path], source: 
 
 
 def _history_path(args: argparse.Namespace) -> Path:
-    from matbench.errors import SpecError
-    from matbench.history import resolve_path
 
     path = resolve_path(args.history)
     if path is None:
@@ -70,7 +71,6 @@ def _history_path(args: argparse.Namespace) -> Path:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from matbench.history import History, table_rows
 
     path = _history_path(args)
     rows = History(path).rows(model=args.model, protocol=args.protocol, metric=args.metric,
@@ -122,8 +122,6 @@ def _text_table(header: list[str], rows: list[list[object]], path: Path) -> str:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from matbench.history import History
-    from matbench.results import find_records
 
     path = _history_path(args)
     records = find_records(args.run_dirs)
@@ -176,10 +174,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def check_against_history(args: argparse.Namespace, tolerance: dict[str, float]) -> int:
     """`matbench check CURRENT --baseline history:last|history:best[:N]` (same exit codes as a file baseline)."""
-    from matbench.errors import InputError
-    from matbench.history import History, baseline_records, parse_baseline
-    from matbench.results import find_records
-    from reports.check import MISMATCH, CheckResult, compare, format_json, format_text
 
     mode, n = parse_baseline(args.baseline)  # type: ignore[misc]
     if not Path(args.current).exists():

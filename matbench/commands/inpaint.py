@@ -17,9 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from matbench.data.datasets import Dataset
+from matbench.data.maskset import check_masks
 from matbench.devices import DEVICE_HELP, resolve_device
 from matbench.errors import InputError, SpecError
-from matbench.io import shown_path
+from matbench.io import check_output, read_gray, save_png, shown_path
+from matbench.models.base import create_model, get_model_info
+from matbench.models.options import check_options, parse_cli_options
 from matbench.trust import add_trust_option
 
 log = logging.getLogger(__name__)
@@ -62,8 +66,6 @@ def _parse_value(v: str) -> Any:
 
 def model_options(args: argparse.Namespace) -> dict[str, Any]:
     """Options for create_model, `--option` values typed by the model's declared options (checked there)."""
-    from matbench.models.base import get_model_info
-    from matbench.models.options import check_options, parse_cli_options
 
     opts: dict[str, Any] = {"device": resolve_device(args.device)}
     if args.weights:
@@ -116,12 +118,10 @@ class MaskSource:
 
     def check(self, ids: list[str]) -> None:
         """Refuse 0/1 masks and sets whose hole ratio is 0 or 1 everywhere before any output is written."""
-        from matbench.data.maskset import check_masks
 
         if self.maskset is not None:
             self.maskset.check_usable()
             return
-        from matbench.io import read_gray
 
         check_masks(((self.files.source_name(i), read_gray(self.files.source_name(i))) for i in ids),
                     self.polarity, self.path)
@@ -146,9 +146,6 @@ class MaskSource:
 
 
 def run(args: argparse.Namespace) -> int:
-    from matbench.data.datasets import Dataset
-    from matbench.io import check_output, save_png
-    from matbench.models.base import create_model
 
     if args.batch_size < 1:
         raise SpecError("--batch-size must be >= 1")

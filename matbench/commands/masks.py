@@ -8,9 +8,16 @@ import logging
 from pathlib import Path
 
 from matbench.data.masks import MASK_KINDS
-from matbench.data.maskset import POLARITIES
+from matbench.data.maskset import (
+    POLARITIES,
+    MaskSet,
+    hole_ratio_stats,
+    import_maskset,
+    make_maskset,
+    plot_hole_ratio_hist,
+)
 from matbench.errors import SpecError
-from matbench.io import shown_path
+from matbench.io import check_output, shown_path, write_json_atomic
 
 log = logging.getLogger("matbench.masks")
 
@@ -48,8 +55,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _make(args: argparse.Namespace) -> int:
-    from matbench.data.maskset import make_maskset
-    from matbench.io import check_output
 
     check_output(args.output, [args.names_from])
     names = None
@@ -74,12 +79,10 @@ def _make(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from matbench.data.maskset import import_maskset
 
     if not args.polarity:
         raise SpecError("masks import needs --polarity known=255 (255 = known pixel, MAT's released masks) or "
                         "--polarity hole=255 (255 = hole, LaMa); refusing to guess")
-    from matbench.io import check_output
 
     check_output(args.output, [args.source])
     ms = import_maskset(args.source, args.output, args.polarity, args.binarize)
@@ -90,8 +93,6 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from matbench.data.maskset import MaskSet, hole_ratio_stats, plot_hole_ratio_hist
-    from matbench.io import check_output, write_json_atomic
 
     for out, flag in ((args.output, "-o"), (args.plot, "--plot")):
         if out:

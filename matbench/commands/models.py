@@ -7,6 +7,10 @@ import argparse
 import json
 from typing import Any
 
+from matbench import weights as W
+from matbench.errors import MatbenchError, WeightsError
+from matbench.models.base import get_model_info, list_models
+from matbench.models.options import format_options
 from matbench.trust import add_trust_option
 
 
@@ -23,8 +27,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _weights_rows(names: tuple[str, ...]) -> list[dict[str, Any]]:
-    from matbench import weights as W
-    from matbench.errors import WeightsError
 
     rows = []
     for name in names:
@@ -57,8 +59,6 @@ def broken_entry_points(listed: set[str]) -> list[dict[str, str]]:
     """Entry points that failed to load (list_models skips them); shown so a plugin author sees why."""
     from importlib.metadata import entry_points
 
-    from matbench.errors import MatbenchError
-    from matbench.models.base import get_model_info
 
     out = []
     for ep in entry_points(group="matbench.models"):
@@ -73,7 +73,6 @@ def broken_entry_points(listed: set[str]) -> list[dict[str, str]]:
 
 def format_text(models: list[dict[str, Any]], broken: list[dict[str, str]], options: bool = False) -> str:
     """Text listing; `options`: also each model's declared options (`matbench models NAME`)."""
-    from matbench.models.options import format_options
 
     lines = []
     for m in models:
@@ -111,7 +110,6 @@ def _size_need(m: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from matbench.models.base import get_model_info, list_models
 
     if args.name:
         infos = [get_model_info(args.name)]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from matbench import protocols as P
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("protocols", help="published evaluation protocols (conventions, sources, numbers)",
@@ -18,7 +20,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from matbench import protocols as P
 
     items = [P.get(args.name)] if args.name else [P.get(n) for n in P.names()]
     if args.json:

@@ -6,7 +6,17 @@ import argparse
 import sys
 from pathlib import Path
 
+from matbench.commands.report_extras import add_report_options, add_table_options
 from matbench.errors import InputError
+from matbench.io import check_output
+from matbench.metrics import METRIC_INFO
+from matbench.results import find_records
+from reports import intervals
+from reports.check import compare, format_json, format_text, parse_tolerance
+from reports.leaderboard import build_tables, leaderboard, load_entries, overlapping_leader
+from reports.published import attach
+from reports.render import render_site
+from reports.tables import fmt_value, render
 
 
 def _metrics(s: str | None) -> list[str] | None:
@@ -24,8 +34,6 @@ def _write(text: str, out: str | None) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from matbench.io import check_output
-    from reports.render import render_site
 
     check_output(args.output, args.run_dirs)
     index = render_site(args.run_dirs, args.output, per_page=args.per_page, max_images=args.max_images,
@@ -35,21 +43,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-    from reports.leaderboard import build_tables, load_entries
-    from reports.tables import render
 
     tables = build_tables(load_entries(args.run_dirs), metrics=_metrics(args.metrics))
-    from reports.published import attach  # published values beside ours (eval --protocol)
 
     _write(attach(tables, args.format, render(tables, args.format, ci=args.ci)), args.output)
     return 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from matbench.metrics import METRIC_INFO
-    from reports import intervals
-    from reports.leaderboard import leaderboard, load_entries, overlapping_leader
-    from reports.tables import fmt_value
 
     entries = load_entries(args.run_dirs)
     board = leaderboard(entries, sort_by=args.sort)
@@ -92,8 +93,6 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from matbench.results import find_records
-    from reports.check import compare, format_json, format_text, parse_tolerance
 
     if args.baseline.startswith("history:"):
         from matbench.commands.history import check_against_history
@@ -124,7 +123,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="comparison pages' default hole overlay: 65%% magenta over the ground truth (tint) or solid "
                         "magenta (opaque); both are rendered and the page can switch (default tint)")
     p.set_defaults(func=cmd_report)
-    from matbench.commands.report_extras import add_report_options, add_table_options  # trend, user study
 
     add_report_options(p)
 

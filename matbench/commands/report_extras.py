@@ -12,7 +12,12 @@ import sys
 from pathlib import Path
 
 from matbench.doctor import read_saved
+from matbench.errors import SpecError
+from matbench.history import resolve_path
+from matbench.study.analyze import read_analysis, render_tables
 from reports.doctor_page import DOCTOR_PAGE, render_doctor
+from reports.render import _env
+from reports.trend import STUDY_PAGE, TREND_PAGE, add_nav_links, render_study, render_trend
 
 
 def add_report_options(p: argparse.ArgumentParser) -> None:
@@ -39,7 +44,6 @@ def add_table_options(t: argparse.ArgumentParser) -> None:
     def cmd(args: argparse.Namespace) -> int:
         if not args.study:
             return base(args)
-        from matbench.study.analyze import read_analysis, render_tables
 
         study = render_tables(read_analysis(args.study), args.format)  # fails before anything is written
         rc = base(args)
@@ -58,8 +62,6 @@ def add_table_options(t: argparse.ArgumentParser) -> None:
 
 
 def _history_path(args: argparse.Namespace) -> Path:
-    from matbench.errors import SpecError
-    from matbench.history import resolve_path
 
     path = resolve_path(None if args.history == "default" else args.history)
     if path is None or not path.is_file():
@@ -82,9 +84,6 @@ def _check_inputs(args: argparse.Namespace) -> None:
 def _extra_pages(args: argparse.Namespace) -> None:
     if not (args.history or args.study or args.doctor):
         return
-    from matbench.study.analyze import read_analysis
-    from reports.render import _env
-    from reports.trend import STUDY_PAGE, TREND_PAGE, add_nav_links, render_study, render_trend
 
     out = Path(args.output)
     links = ([(TREND_PAGE, "Trend")] if args.history else []) + ([(STUDY_PAGE, "User study")] if args.study else [])

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import argparse
 
+from matbench.commands.history import add_history_options
 from matbench.devices import DEVICE_HELP
 from matbench.errors import SpecError
-from matbench.io import shown_path
+from matbench.io import check_output, shown_path
+from matbench.metrics import METRIC_INFO
+from matbench.runner import EXIT_NOT_REAL, RunOptions, dry_run, not_real, run
+from matbench.spec import load_spec
 from matbench.trust import add_trust_option
 
 
@@ -24,7 +28,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="list the jobs, image counts and what will be smoke (models, metric networks); "
                    "run nothing. Exit 3 if a network that should be real has no weights on this machine")
-    from matbench.commands.history import add_history_options  # --history PATH, --no-history
 
     add_history_options(p)
     p.add_argument("-o", "--out", "--output", dest="output", metavar="DIR",
@@ -44,8 +47,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from matbench.runner import EXIT_NOT_REAL, RunOptions, dry_run, not_real, run
-    from matbench.spec import load_spec
 
     spec = load_spec(args.spec, output=args.output)
     if args.device:
@@ -63,7 +64,6 @@ def run_command(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(dry_run(spec))
         return EXIT_NOT_REAL if not_real(spec) else 0
-    from matbench.io import check_output
 
     inputs = [d.path for d in getattr(spec, "datasets", [])] + [m.path for m in getattr(spec, "masksets", [])]
     check_output(spec.output, inputs)
@@ -92,7 +92,6 @@ def _workers(text: str) -> tuple[int, int]:
 
 def summary_table(info: dict) -> str:
     """One line per job with its headline metrics (display scale from METRIC_INFO)."""
-    from matbench.metrics import METRIC_INFO
 
     summary = info.get("summary", {})
     names = [m for m in METRIC_INFO if any(m in v for v in summary.values())]

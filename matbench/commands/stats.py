@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 
 from matbench.devices import DEVICE_HELP, resolve_device
+from matbench.errors import SpecError
+from matbench.features import get_spec, refstats
+from matbench.io import check_output, write_json_atomic
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,15 +59,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def cmd_make(args: argparse.Namespace) -> int:
     import sys
 
-    from matbench.errors import SpecError
-    from matbench.features import get_spec, refstats
 
     if args.batch_size < 1:
         raise SpecError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.resize and get_spec(args.extractor).uint8_input:
         raise SpecError(f"--resize: {args.extractor} resizes inside its network (legacy-tf) and has no other "
                         "convention; use pt-inception, dinov2-* or clip-* for another resize")
-    from matbench.io import check_output
 
     check_output(args.out, [args.dataset], kind="file")
     device = resolve_device(args.device)
@@ -77,8 +77,6 @@ def cmd_make(args: argparse.Namespace) -> int:
 
 
 def cmd_fd(args: argparse.Namespace) -> int:
-    from matbench.features import refstats
-    from matbench.io import check_output, write_json_atomic
 
     if args.out:
         check_output(args.out, [args.folder, args.ref], kind="file")
@@ -97,7 +95,6 @@ def cmd_fd(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from matbench.features import refstats
 
     print(_describe(refstats.load(args.file)))
     return 0

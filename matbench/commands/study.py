@@ -7,11 +7,12 @@ import glob
 import sys
 
 from matbench.errors import InputError
+from matbench.io import check_output, write_json_atomic
+from matbench.study.analyze import analyze, find_study, render_tables, render_text
+from matbench.study.make import make_study
 
 
 def cmd_make(args: argparse.Namespace) -> int:
-    from matbench.io import check_output
-    from matbench.study.make import make_study
 
     check_output(args.output, args.results)
     path = make_study(args.results, args.output, pairs=args.pairs, seed=args.seed, attention=args.attention,
@@ -26,8 +27,6 @@ def cmd_make(args: argparse.Namespace) -> int:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from matbench.io import write_json_atomic
-    from matbench.study.analyze import analyze, find_study, render_tables, render_text
 
     files = []
     for pattern in args.choices:  # also expand globs the shell did not (Windows, quoted patterns)

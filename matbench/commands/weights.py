@@ -7,6 +7,11 @@ import json
 import sys
 from pathlib import Path
 
+from matbench import weights as W
+from matbench.errors import InputError, WeightsError
+from matbench.io import check_output
+from matbench.models.mat.checkpoint import convert_to_safetensors
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("weights", help="list, verify, download or convert weights files",
@@ -38,13 +43,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _entries(name: str | None):
-    from matbench import weights as W
 
     return [W.get(name)] if name else W.all_weights()
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from matbench import weights as W
 
     rows = []
     for e in _entries(args.name):
@@ -71,8 +74,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from matbench import weights as W
-    from matbench.errors import WeightsError
 
     bad = 0
     for e in _entries(args.name):
@@ -96,8 +97,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from matbench import weights as W
-    from matbench.errors import WeightsError
 
     dest = Path(args.dest) if args.dest else None
     failed = 0
@@ -142,17 +141,14 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from matbench.errors import InputError
 
     src, dst = Path(args.src), Path(args.out)
     if not src.is_file():
         raise InputError(f"{src}: no such checkpoint file")
     if dst.suffix != ".safetensors":
         raise InputError(f"{dst}: output must end in .safetensors")
-    from matbench.io import check_output
 
     check_output(dst, [src], kind="file")
-    from matbench.models.mat.checkpoint import convert_to_safetensors
 
     out = convert_to_safetensors(src, dst)
     print(f"wrote {out}")

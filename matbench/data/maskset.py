@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from matbench.data.datasets import Dataset
 from matbench.data.masks import MASK_KINDS, generate_mask, generator_params
 from matbench.errors import InputError, SpecError
-from matbench.io import sha256_bytes, write_bytes_atomic, write_json_atomic
+from matbench.io import atomic_path, sha256_bytes, write_bytes_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +292,6 @@ def import_maskset(src: str | os.PathLike, out_dir: str | os.PathLike, polarity:
     Without `binarize` every file must hold only 0 and 255; with it, values >= binarize count as 255.
     All masks must be square and of one size.  A mean hole ratio above 0.9 or below 0.01 logs a polarity warning.
     """
-    from matbench.data.datasets import Dataset
 
     if polarity not in POLARITIES:
         raise SpecError(f"polarity {polarity!r} must be one of {', '.join(POLARITIES)} "
@@ -365,7 +365,6 @@ def plot_hole_ratio_hist(ratios: Any, out_png: str | os.PathLike, title: str = "
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from matbench.io import atomic_path
 
     stats = hole_ratio_stats(ratios)
     pct = [100 * f for f in stats["histogram"]["fraction"]]

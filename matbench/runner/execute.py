@@ -19,7 +19,7 @@ from matbench.layout import RunLayout
 from matbench.results import ResultRecord, now_iso
 from matbench.runner.generalization import generalization_table, write_generalization
 from matbench.runner.inputs import prepare_inputs
-from matbench.runner.job import RunContext, run_job
+from matbench.runner.job import RunContext, _bar, run_job
 from matbench.runner.models import EvaluatorFactory, default_evaluator, make_evaluator
 from matbench.runner.pipeline import Workers, plan_workers
 from matbench.runner.plan import missing_weights, plan_jobs
@@ -122,7 +122,6 @@ def _run(spec: Spec, opts: RunOptions, run_dir: Path, device: str, dist: DistCon
         log.info("run %s: %d jobs on %s (world size %d, %s) -> %s", spec.name, len(jobs), device,
                  dist.world_size, workers.describe(), run_dir)
     total = sum(len(facts["datasets"][j.dataset.name].ids) * j.model.samples for j in jobs)
-    from matbench.runner.job import _bar
 
     overall = _bar(total=total // dist.world_size, desc="all jobs", unit="img", position=0,
                    disable=not (opts.progress and dist.is_main))

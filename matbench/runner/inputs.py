@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from matbench.data.datasets import enlargement_message
+from matbench.data.datasets import Dataset, enlargement_message
+from matbench.data.masks import generator_params
+from matbench.data.maskset import MaskSet, make_maskset
 from matbench.errors import MatbenchError, SpecError
 from matbench.layout import RunLayout
 from matbench.spec import DatasetSpec, MaskSetSpec, Spec
@@ -39,7 +41,6 @@ class PreparedMaskSet:
 
 
 def open_dataset(d: DatasetSpec) -> Any:
-    from matbench.data.datasets import Dataset
 
     return Dataset.open(d.path, preset=d.preset)
 
@@ -100,8 +101,6 @@ def prepare_maskset(m: MaskSetSpec, resolution: int, n: int, run_dir: Path) -> P
     """Generated sets are written once as MaskSet directories under RUN_DIR/masksets; imported ones are checked."""
     if m.path is None and not _have_maskset_module():
         return _hash_on_the_fly(m, resolution, n)
-    from matbench.data.masks import generator_params
-    from matbench.data.maskset import MaskSet, make_maskset
 
     if m.path is not None:
         ms = MaskSet.open(m.path)

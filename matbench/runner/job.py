@@ -15,6 +15,7 @@ import numpy as np
 
 from matbench.distributed import DistContext, batch_ranges, shard
 from matbench.errors import MatbenchError
+from matbench.features.files import FEATURES_FILE, save_features
 from matbench.results import METRICS_FILE, ResultRecord, environment_versions, now_iso, read_record
 from matbench.runner.inputs import MaskSource, PreparedDataset, PreparedMaskSet, open_dataset
 from matbench.runner.models import build_model, model_provenance
@@ -115,7 +116,6 @@ def run_job(rc: RunContext, job: Job, ds: PreparedDataset, pms: PreparedMaskSet)
 def _record_current(rc: RunContext, job: Job) -> bool:
     """Whether a complete job's files carry what the spec asks beyond the numbers (its protocol and published
     row, features.npz); if not, the job is finalized again from its batch records (no image is recomputed)."""
-    from matbench.features.files import FEATURES_FILE
 
     jd = job_dir(rc.run_dir, job.id)
     proto = (read_json(jd / METRICS_FILE) or {}).get("protocol", {}) or {}
@@ -241,7 +241,6 @@ def _finalize(jr: JobRun, gathered: list[Any], t_job: float) -> ResultRecord:
 
 
 def _save_features(jr: JobRun, n_rows: int) -> None:
-    from matbench.features.files import save_features
 
     ev = jr.rc.evaluator
     feats = getattr(ev, "last_features", None)

@@ -11,7 +11,9 @@ from typing import Any
 import torch
 
 from matbench.errors import WeightsError
+from matbench.evaluate import Evaluator
 from matbench.io import sha256_file
+from matbench.models.base import create_model, get_model_info
 from matbench.spec import ModelSpec, Spec
 
 log = logging.getLogger("matbench.runner")
@@ -59,7 +61,6 @@ def precision_context(precision: str, device: str) -> Iterator[None]:
 
 
 def build_model(m: ModelSpec, device: str) -> Any:
-    from matbench.models.base import create_model, get_model_info
 
     info = get_model_info(m.name)
     opts: dict[str, Any] = dict(m.options)
@@ -104,7 +105,6 @@ def model_provenance(m: ModelSpec, model: Any, hashes: dict[str, str]) -> dict[s
 
 
 def default_evaluator(spec: Spec, device: str, smoke: bool) -> Any:
-    from matbench.evaluate import Evaluator
 
     return Evaluator(spec.metrics, spec.eval_config(device, smoke))
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from matbench import weights as weights_mod
+from matbench.data.maskset import MaskSet
 from matbench.errors import MatbenchError, WeightsError
 from matbench.features import get_spec
 from matbench.io import shown_path
@@ -98,7 +99,6 @@ def _enlargements(spec: Spec) -> list[str]:
 
 def _imported_kinds(spec: Spec) -> dict[str, str | None]:
     """The generator each imported mask set names in its maskset.json (None when it names none)."""
-    from matbench.data.maskset import MaskSet
 
     out: dict[str, str | None] = {}
     for m in spec.masksets:

@@ -13,12 +13,14 @@ from typing import Any
 import numpy as np
 
 from matbench.errors import MatbenchError, SpecError
+from matbench.evaluate import BatchResult
 from matbench.io import atomic_path, sha256_bytes, write_json_atomic
 from matbench.layout import LOCK_FILE as LOCK_FILE  # re-exported by matbench.runner
 from matbench.layout import LOG_FILE as LOG_FILE
 from matbench.layout import RUN_FILE as RUN_FILE
 from matbench.layout import STATE_FILE as STATE_FILE
 from matbench.layout import RunLayout
+from matbench.results import now_iso
 from matbench.runner.inputs import PreparedDataset, PreparedMaskSet
 from matbench.runner.models import model_modes
 from matbench.runner.plan import Job, job_batch_size
@@ -57,7 +59,6 @@ def save_batch_result(br: Any, path: Path) -> None:
 
 
 def load_batch_result(path: Path) -> Any:
-    from matbench.evaluate import BatchResult
 
     return BatchResult.load(path)
 
@@ -192,7 +193,6 @@ class RunLock:
         self.held = False
 
     def _mine(self) -> dict[str, Any]:
-        from matbench.results import now_iso
 
         pid = os.getpid()
         return {"pid": pid, "host": socket.gethostname(), "start": _proc_start(pid), "started": now_iso()}

@@ -30,10 +30,12 @@ from typing import Any
 
 import numpy as np
 
+from matbench.entries import entry_for, load_entries
 from matbench.errors import InputError, SpecError
+from matbench.features import list_images
 from matbench.io import read_gray, read_image, save_png, write_json_atomic, write_text_atomic
 from matbench.metrics import METRIC_INFO
-from matbench.results import METRICS_FILE
+from matbench.results import METRICS_FILE, read_record
 
 SCHEMA = "matbench.study/1"
 HERE = Path(__file__).resolve().parent
@@ -72,7 +74,6 @@ def _per_image_values(df: Any) -> dict[str, dict[str, float]]:
 
 def systems_from_run(path: Path) -> list[System]:
     """One system per job of a run directory (runner layout; see matbench/entries.py)."""
-    from matbench.entries import load_entries
 
     out = []
     for e in load_entries([path]):
@@ -94,9 +95,6 @@ def systems_from_run(path: Path) -> list[System]:
 
 def system_from_eval(path: Path) -> System:
     """A `matbench eval` output folder: OUT/inputs.json names the folders."""
-    from matbench.entries import entry_for
-    from matbench.features import list_images
-    from matbench.results import read_record
 
     try:
         inputs = json.loads((path / "inputs.json").read_text())
@@ -131,7 +129,6 @@ def _mask_reader(masks: Path, polarity: str | None) -> Callable[[str], np.ndarra
         return from_set
     if polarity not in ("known=255", "hole=255"):
         raise InputError(f"{masks}: no maskset.json and no mask polarity recorded")
-    from matbench.features import list_images
 
     files = list_images(masks)
 

@@ -31,6 +31,8 @@ import numpy as np
 import torch
 
 from matbench.errors import WeightsError
+from matbench.io import atomic_path, sha256_file
+from matbench.models.mat.network import build_generator
 from matbench.models.statecheck import RefusedPickleError, check_state_dict, torch_load_error
 
 # --------------------------------------------------------------------------- inert stand-ins
@@ -432,7 +434,6 @@ def _carried_code(obj: Any, out: list[str], depth: int = 0) -> list[str]:
 def load_generator(path: str | Path, resolution: int | None = None, mapping_layers: int | None = None,
                    build: Callable[..., torch.nn.Module] | None = None) -> torch.nn.Module:
     """Build our generator matching the checkpoint and load its tensors, checking every name and shape."""
-    from matbench.models.mat.network import build_generator
 
     state = load_state(path)
     res, n_map = infer_config(state)
@@ -451,8 +452,6 @@ def convert_to_safetensors(src: Path, dst: Path) -> Path:
     """Write the generator tensors of `src` (.pkl / .pth / .safetensors) to `dst` as safetensors, validated."""
     from safetensors.torch import save_file
 
-    from matbench.io import atomic_path, sha256_file
-    from matbench.models.mat.network import build_generator
 
     src, dst = Path(src), Path(dst)
     state = load_state(src)

@@ -24,7 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from matbench import seeding
+from matbench import weights as wreg
 from matbench.errors import SpecError, WeightsError
+from matbench.io import sha256_file
 from matbench.models.base import Inpainter, Requirements, register_model
 from matbench.models.mat.network import NOISE_MODES, Generator, build_generator
 from matbench.models.options import Option
@@ -197,8 +199,6 @@ class MATInpainter(Inpainter):
 
 
 def _resolve_weights(weights: str | Path | None, resolution: int | None) -> tuple[Path, dict[str, Any]]:
-    from matbench import weights as wreg
-    from matbench.io import sha256_file
 
     if weights is not None and Path(weights).is_file():
         path = Path(weights)
