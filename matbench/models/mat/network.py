@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from matbench.models.layers import (
+    ConvOptions,
     FullyConnectedLayer,
     bias_act,
     conv2d_resample,
@@ -63,6 +64,7 @@ class Conv2dLayer(nn.Module):
         self.down = down
         self.register_buffer("resample_filter", make_filter())
         self.padding = kernel_size // 2
+        self.conv_opts = ConvOptions(up=up, down=down, padding=self.padding)
         self.weight_gain = 1 / math.sqrt(in_channels * kernel_size**2)
         self.act_gain = default_gain(activation)
         self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
@@ -70,7 +72,7 @@ class Conv2dLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
         w = self.weight * self.weight_gain
-        x = conv2d_resample(x, w, f=self.resample_filter, up=self.up, down=self.down, padding=self.padding)
+        x = conv2d_resample(x, w, f=self.resample_filter, opts=self.conv_opts)
         return bias_act(x, self.bias, act=self.activation, gain=self.act_gain * gain)
 
 
@@ -88,13 +90,13 @@ class ModulatedConv2d(nn.Module):
         self.padding = kernel_size // 2
         self.up = up
         self.down = down
+        self.conv_opts = ConvOptions(up=up, down=down, padding=self.padding)
         self.register_buffer("resample_filter", make_filter())
         self.affine = FullyConnectedLayer(style_dim, in_channels, bias_init=1)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         return modulated_conv2d(x, self.weight * self.weight_gain, self.affine(style), demodulate=self.demodulate,
-                                padding=self.padding, up=self.up, down=self.down,
-                                resample_filter=self.resample_filter)
+                                resample_filter=self.resample_filter, opts=self.conv_opts)
 
 
 def _noise_like(x: torch.Tensor, generator: torch.Generator | Sequence[torch.Generator] | None) -> torch.Tensor:
