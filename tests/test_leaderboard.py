@@ -98,3 +98,11 @@ def test_plain_eval_records_use_folder_names(tmp_path: Path, capsys: pytest.Capt
     assert main(["check", str(tmp_path / "eval_mat_out"), "--baseline", str(tmp_path / "eval_mat_out")]) == 0
     # Different folders are different jobs: nothing in common -> not comparable.
     assert main(["check", str(tmp_path / "eval_mat_out"), "--baseline", str(tmp_path / "eval_lama_out")]) == 2
+
+
+def test_synthetic_record_sample_goes_to_the_job_not_the_protocol():
+    rec = synthetic_record("places", "mat-large", "mat", {"fid": (2.0, 1.5, 2.5)}, n=7, sample=3, fid_convention="x")
+    assert rec.job == {"dataset": "places", "maskset": "mat-large", "model": "mat", "resolution": 512, "sample": 3}
+    assert "sample" not in rec.protocol and rec.protocol["fid_convention"] == "x" and rec.protocol["n_images"] == 7
+    assert (rec.metrics["fid"].value, rec.metrics["fid"].ci_low, rec.metrics["fid"].ci_high) == (2.0, 1.5, 2.5)
+    assert synthetic_record("places", "mat-large", "mat", {}).job["sample"] == 0
