@@ -33,7 +33,7 @@ def count_flops(resolution: int = 512, device: str = "cpu") -> float:
     m[..., resolution // 4: 3 * resolution // 4, :] = 0
     z = torch.zeros(1, 512, device=device)
     with torch.no_grad(), FlopCounterMode(display=False) as fc:
-        G(x, m, z, noise_mode="const")
+        G(x, m, z)  # const noise, dropout maps from a fixed seed
     return fc.get_total_flops() / 1e9
 
 
@@ -49,7 +49,7 @@ def precision_differences(device: str, golden: Path | None = None) -> dict[str, 
     import importlib.util
 
     from matbench.models.mat.inpainter import precision_context
-    from matbench.models.mat.network import build_generator
+    from matbench.models.mat.network import Noise, build_generator
 
     golden = golden or Path(os.environ.get("MATBENCH_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
     golden = golden / "golden" if (golden / "golden").is_dir() else golden
@@ -67,7 +67,7 @@ def precision_differences(device: str, golden: Path | None = None) -> dict[str, 
     outs = {}
     for prec in ("fp32", "tf32", "bf16"):
         with torch.no_grad(), precision_context(prec, torch.device(device)):
-            outs[prec] = G(*args, noise_mode="const", dropout_maps=maps).float().cpu()
+            outs[prec] = G(*args, noise=Noise(dropout_maps=maps)).float().cpu()
     ref = outs["fp32"]
     rng = float(ref.max() - ref.min())
     golden_ref = np.where(d["mask"] == 1, d["image"], d["out_a_holes"])

@@ -60,7 +60,7 @@ def _mat_context(prec: str, device: str) -> Any:
 
 
 def golden_mat(golden: Path, device: str, res: int, precisions: list[str]) -> dict[str, Any]:
-    from matbench.models.mat.network import build_generator
+    from matbench.models.mat.network import Noise, build_generator
 
     fill = _fill(golden)
     G = build_generator(res)
@@ -72,7 +72,7 @@ def golden_mat(golden: Path, device: str, res: int, precisions: list[str]) -> di
     outs = {}
     for p in precisions:
         with torch.no_grad(), _mat_context(p, device):
-            out = G(image, mask, z, None, truncation_psi=1.0, noise_mode="const", dropout_maps=maps)
+            out = G(image, mask, z, None, truncation_psi=1.0, noise=Noise(dropout_maps=maps))
         outs[p] = np.where(d["mask"] == 1, 0.0, out.float().cpu().numpy())  # *_holes: 0 at known pixels
     ref = d["out_a_holes"]
     rng = float(ref.max() - ref.min())

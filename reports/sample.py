@@ -136,11 +136,13 @@ def make_sample_run(run_dir: str | os.PathLike, n_images: int = 8, size: int = 6
 
 
 def synthetic_record(dataset: str, maskset: str, model: str, metrics: dict[str, object], resolution: int = 512,
-                     smoke: bool = False, sample: int = 0, n: int = 100, **protocol: object) -> ResultRecord:
+                     smoke: bool = False, n: int = 100, **protocol: object) -> ResultRecord:
     """A record with hand-written metric values: `metrics` maps name -> value or (value, ci_low, ci_high).
 
     Protocol fields default to values shared by every record of the same dataset/mask set; keyword
-    arguments override them (to build mismatches)."""
+    arguments override them (to build mismatches). The one exception is `sample` (default 0): the job's
+    sample index, not a protocol field."""
+    sample = int(protocol.pop("sample", 0))  # type: ignore[call-overload]
     mv = {}
     for k, v in metrics.items():
         if isinstance(v, tuple):

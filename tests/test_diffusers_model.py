@@ -13,7 +13,13 @@ import torch
 
 pytest.importorskip("diffusers")
 
-from baselines.diffusion.inpainter import DiffusersInpainter, hole_to_mask_image  # noqa: E402
+from baselines.diffusion.inpainter import (  # noqa: E402
+    OPTIONS,
+    DiffusersInpainter,
+    DiffusersOptions,
+    diffusers_model,
+    hole_to_mask_image,
+)
 from baselines.diffusion.tiny import build_tiny_pipeline  # noqa: E402
 from matbench.errors import InputError, SpecError  # noqa: E402
 from matbench.models.base import create_model  # noqa: E402
@@ -223,7 +229,7 @@ class FluxFillPipeline:
 
 def test_flux_grid_is_16_and_only_accepted_kwargs_are_passed():
     pipe = FluxFillPipeline()
-    m = DiffusersInpainter(pipe, negative_prompt="ugly", strength=0.5, guidance_scale=30.0, steps=3)
+    m = DiffusersInpainter(pipe, DiffusersOptions(negative_prompt="ugly", strength=0.5, guidance_scale=30.0, steps=3))
     imgs, hole, ids = _batch(1, h=50, w=70)
     out = m(imgs, hole, ids)
     assert (pipe.calls[0]["height"], pipe.calls[0]["width"]) == (64, 80)  # multiples of 16
@@ -231,3 +237,11 @@ def test_flux_grid_is_16_and_only_accepted_kwargs_are_passed():
     assert torch.equal(out, imgs)  # echo: round(x/255*255) is exact, and cropping undoes the padding
     prov = m.provenance()
     assert prov["strength"] is None and prov["negative_prompt"] is None  # not taken by this pipeline
+
+
+def test_options_dataclass_is_the_declared_options():
+    """DiffusersOptions and the declared OPTIONS (what `matbench models diffusers` lists) name the same defaults."""
+    fields = {f: getattr(DiffusersOptions(), f) for f in DiffusersOptions.__dataclass_fields__}
+    assert fields == {k: v["default"] for k, v in OPTIONS.items()}
+    with pytest.raises(TypeError, match="stepz"):  # called directly (create_model checks names first)
+        diffusers_model(smoke=True, stepz=3)

@@ -111,3 +111,11 @@ def test_a_model_on_random_weights_is_listed_last_without_a_rank(tmp_path: Path,
     assert main(["leaderboard", str(d), "--metrics", "fid", "--no-ci"]) == 0
     out = capsys.readouterr().out
     assert "| 1 | opencv-ns (smoke) |" in out and "| – | mat (random weights) |" in out
+
+
+def test_synthetic_record_sample_goes_to_the_job_not_the_protocol():
+    rec = synthetic_record("places", "mat-large", "mat", {"fid": (2.0, 1.5, 2.5)}, n=7, sample=3, fid_convention="x")
+    assert rec.job == {"dataset": "places", "maskset": "mat-large", "model": "mat", "resolution": 512, "sample": 3}
+    assert "sample" not in rec.protocol and rec.protocol["fid_convention"] == "x" and rec.protocol["n_images"] == 7
+    assert (rec.metrics["fid"].value, rec.metrics["fid"].ci_low, rec.metrics["fid"].ci_high) == (2.0, 1.5, 2.5)
+    assert synthetic_record("places", "mat-large", "mat", {}).job["sample"] == 0

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from matbench.models.mat.network import build_generator
+from matbench.models.mat.network import Noise, build_generator
 
 REL_TOL = 1e-5  # max abs error / output range, as the issue asks
 
@@ -38,9 +38,9 @@ def _run(golden, res: int) -> dict:
     with torch.no_grad():
         ws_a = G.mapping(z)
         ws_b = G.mapping(z, truncation_psi=0.5)
-        out_a, stg1_a = G(image, mask, z, None, truncation_psi=1.0, noise_mode="const", return_stg1=True,
-                          dropout_maps=maps)
-        out_b = G(image, mask, z, None, truncation_psi=0.5, noise_mode="const", dropout_maps=maps)
+        out_a, stg1_a = G(image, mask, z, None, truncation_psi=1.0, noise=Noise(dropout_maps=maps),
+                          return_stg1=True)
+        out_b = G(image, mask, z, None, truncation_psi=0.5, noise=Noise(dropout_maps=maps))
     rng_untouched = torch.equal(rng_before, torch.get_rng_state())
     return {"ref": d, "ws_a": ws_a, "ws_b": ws_b, "out_a": out_a, "stg1_a": stg1_a, "out_b": out_b,
             "rng_untouched": rng_untouched}

@@ -104,7 +104,7 @@ def test_conv2d_resample_down_equals_blur_then_strided_conv():
     x = torch.from_numpy(rng.standard_normal((1, 2, 8, 8)))
     w = torch.from_numpy(rng.standard_normal((3, 2, 3, 3)))
     f = ops.make_filter()
-    y = ops.conv2d_resample(x, w, f=f, down=2, padding=1)
+    y = ops.conv2d_resample(x, w, f=f, opts=ops.ConvOptions(down=2, padding=1))
     # blur with the binomial filter padded by 2 (keeps 8 -> 7+...), then 3x3 stride-2 correlation
     blurred = ops.upfirdn2d(x, f, padding=(2, 2, 2, 2))
     ref = torch.nn.functional.conv2d(blurred, w, stride=2)
@@ -117,7 +117,7 @@ def test_conv2d_resample_up_preserves_constant_interior():
     x = torch.full((1, 1, 6, 6), 2.0, dtype=torch.float64)
     w = torch.zeros((1, 1, 3, 3), dtype=torch.float64)
     w[0, 0, 1, 1] = 1.0
-    y = ops.conv2d_resample(x, w, f=ops.make_filter().double(), up=2, padding=1)
+    y = ops.conv2d_resample(x, w, f=ops.make_filter().double(), opts=ops.ConvOptions(up=2, padding=1))
     assert y.shape == (1, 1, 12, 12)
     torch.testing.assert_close(y[..., 3:-3, 3:-3], torch.full((1, 1, 6, 6), 2.0, dtype=torch.float64))
 

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from matbench.models.layers import FullyConnectedLayer, bias_act, make_filter, modulated_conv2d, upfirdn2d
+from matbench.models.layers import ConvOptions, FullyConnectedLayer, bias_act, make_filter, modulated_conv2d, upfirdn2d
 
 FIR_TAPS = (1.0, 3.0, 3.0, 1.0)
 
@@ -103,14 +103,13 @@ class ModConv2d(nn.Module):
         self.scale = 1.0 / math.sqrt(cin * k * k)
         self.cin, self.cout, self.k = cin, cout, k
         self.demodulate, self.up = demodulate, up
+        self.conv_opts = ConvOptions(up=2 if up else 1, padding=k // 2, flip_weight=not up, filter_gain=1.0)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         # Plain convs correlate; the port's transposed conv uses the weight unflipped (flip_weight=False) and its
         # blur kernel already carries the gain of 4 (filter_gain=1).
         return modulated_conv2d(x, self.scale * self.weight, self.modulation(style), demodulate=self.demodulate,
-                                padding=self.k // 2, up=2 if self.up else 1,
-                                resample_filter=self.blur.kernel if self.up else None,
-                                flip_weight=not self.up, filter_gain=1.0)
+                                resample_filter=self.blur.kernel if self.up else None, opts=self.conv_opts)
 
 
 class NoiseStrength(nn.Module):

@@ -18,6 +18,7 @@ import hashlib
 import inspect
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,28 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "smoke": {"type": "bool", "default": False, "help": "tiny random pipeline (results labelled smoke)"},
     "hash_weights": {"type": "bool", "default": True, "help": "record the sha256 of every weights file"},
 }
+
+
+@dataclass(frozen=True)
+class DiffusersOptions:
+    """The diffusers model's options, one field per TOML / --option name (OPTIONS holds their types and help)."""
+
+    weights: str | None = None
+    model_id: str | None = None
+    pipeline: str = "auto"
+    prompt: str = ""
+    prompt_file: str | None = None
+    negative_prompt: str = ""
+    steps: int = 50
+    guidance_scale: float | None = None
+    strength: float = 1.0
+    scheduler: str | None = None
+    dtype: str = "fp32"
+    smoke: bool = False
+    hash_weights: bool = True
+
+
+DEFAULT_OPTIONS = DiffusersOptions()
 
 
 def _import_diffusers() -> Any:
@@ -132,19 +155,20 @@ class DiffusersInpainter(Inpainter):
     name = "diffusers"
     requires = REQUIRES
 
-    def __init__(self, pipe: Any, *, prompt: str = "", prompts: dict[str, str] | None = None,
-                 negative_prompt: str = "", steps: int = 50, guidance_scale: float | None = None,
-                 strength: float = 1.0, info: dict[str, Any] | None = None, smoke: bool = False) -> None:
+    def __init__(self, pipe: Any, opts: DiffusersOptions = DEFAULT_OPTIONS, prompts: dict[str, str] | None = None,
+                 info: dict[str, Any] | None = None) -> None:
+        """`opts` gives the sampling settings (prompt, negative_prompt, steps, guidance_scale, strength, smoke);
+        `prompts` (image id -> prompt, from opts.prompt_file) replaces opts.prompt when given."""
         super().__init__()
         self.pipe = pipe
-        self.prompt = prompt
+        self.prompt = opts.prompt
         self.prompts = prompts or {}
-        self.negative_prompt = negative_prompt
-        self.steps = int(steps)
-        self.guidance_scale = guidance_scale
-        self.strength = float(strength)
+        self.negative_prompt = opts.negative_prompt
+        self.steps = int(opts.steps)
+        self.guidance_scale = None if opts.guidance_scale is None else float(opts.guidance_scale)
+        self.strength = float(opts.strength)
         self.info = info or {}
-        self.smoke = smoke
+        self.smoke = bool(opts.smoke)
         accepted = set(inspect.signature(pipe.__call__).parameters)
         self.accepted = accepted
         vae_scale = int(getattr(pipe, "vae_scale_factor", 8) or 8)
@@ -247,27 +271,27 @@ def set_scheduler(pipe: Any, scheduler: str | None) -> None:
 
 @register_model("diffusers", description="any diffusers inpainting pipeline (SD, SDXL, FLUX Fill; optional extra)",
                 requires=REQUIRES, options=OPTIONS)
-def diffusers_model(weights: str | None = None, model_id: str | None = None, pipeline: str = "auto", prompt: str = "",
-                    prompt_file: str | None = None, negative_prompt: str = "", steps: int = 50,
-                    guidance_scale: float | None = None, strength: float = 1.0, scheduler: str | None = None,
-                    dtype: str = "fp32", smoke: bool = False, device: str = "cpu", hash_weights: bool = True
-                    ) -> Inpainter:
+def diffusers_model(device: str = "cpu", **options: Any) -> Inpainter:
     """A diffusers inpainting pipeline from a hub id or a local folder (pip install 'matbench[diffusion]').
 
+    options: the fields of DiffusersOptions (declared in OPTIONS, checked by create_model before this runs).
     weights: e.g. stable-diffusion-v1-5/stable-diffusion-inpainting or a folder; smoke=True without weights
     builds a tiny random pipeline. Options: pipeline, prompt, prompt_file, negative_prompt, steps,
-    guidance_scale, strength, scheduler, dtype.
+    guidance_scale, strength, scheduler, dtype, hash_weights.
     """
+    o = DiffusersOptions(**options)  # an unknown name is a TypeError, which create_model reports as bad options
+    weights, dtype, steps, strength, scheduler = o.weights, o.dtype, o.steps, o.strength, o.scheduler
+    prompt_file, smoke = o.prompt_file, o.smoke
     if dtype not in DTYPES:
         raise SpecError(f"diffusers option dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if int(steps) < 1:
         raise SpecError(f"diffusers option steps must be >= 1, got {steps}")
     if not 0.0 < float(strength) <= 1.0:
         raise SpecError(f"diffusers option strength must be in (0, 1], got {strength}")
-    if model_id is not None:
+    if o.model_id is not None:
         if weights is not None:
             raise SpecError("diffusers: give weights or model_id (a hub id or folder), not both")
-        weights = model_id
+        weights = o.model_id
     prompts = read_prompt_file(prompt_file) if prompt_file else None
     info: dict[str, Any] = {"weights": weights, "prompt_file": prompt_file, "dtype": dtype}
     if weights is None:
@@ -281,16 +305,14 @@ def diffusers_model(weights: str | None = None, model_id: str | None = None, pip
         set_scheduler(pipe, scheduler)
         info.update(weights="smoke (tiny random pipeline, torch seed 0)", component_sha256={})
     else:
-        pipe = load_pipeline(str(weights), pipeline, dtype, scheduler)
+        pipe = load_pipeline(str(weights), o.pipeline, dtype, scheduler)
         folder = _local_folder(str(weights))
         if folder is not None and (folder / SMOKE_MARKER).is_file():
             smoke = True  # a folder made by build_tiny_pipeline: random weights
         info["path"] = str(folder) if folder else None
-        info["component_sha256"] = component_hashes(folder) if folder and hash_weights else None
+        info["component_sha256"] = component_hashes(folder) if folder and o.hash_weights else None
     if hasattr(pipe, "set_progress_bar_config"):
         pipe.set_progress_bar_config(disable=True)
-    model = DiffusersInpainter(pipe, prompt=prompt, prompts=prompts, negative_prompt=negative_prompt, steps=int(steps),
-                               guidance_scale=None if guidance_scale is None else float(guidance_scale),
-                               strength=float(strength), info=info, smoke=bool(smoke))
+    model = DiffusersInpainter(pipe, replace(o, smoke=bool(smoke)), prompts=prompts, info=info)
     return model.to(device)
 

@@ -130,12 +130,27 @@ class SpectralTransform(nn.Module):
         return self.conv2(x + self.fu(x))
 
 
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Stride, padding, dilation and padding mode of an FFC's spatial convolutions (nn.Conv2d's own arguments)."""
+
+    stride: int = 1
+    padding: int = 0
+    dilation: int = 1
+    padding_mode: str = "reflect"
+
+
+PLAIN_GEOMETRY = ConvGeometry()
+
+
 class FFC(nn.Module):
     """Fast Fourier convolution: four paths between a local and a global channel group."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, ratio_gin: float, ratio_gout: float,
-                 stride: int = 1, padding: int = 0, dilation: int = 1, padding_mode: str = "reflect") -> None:
+                 geometry: ConvGeometry = PLAIN_GEOMETRY) -> None:
         super().__init__()
+        stride, padding, dilation, padding_mode = (geometry.stride, geometry.padding, geometry.dilation,
+                                                   geometry.padding_mode)
         in_g = int(in_channels * ratio_gin)
         out_g = int(out_channels * ratio_gout)
         in_l, out_l = in_channels - in_g, out_channels - out_g
@@ -175,9 +190,9 @@ class FFC_BN_ACT(nn.Module):  # noqa: N801  (official class name)
     """FFC, then BatchNorm and ReLU on each branch that exists."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, ratio_gin: float, ratio_gout: float,
-                 stride: int = 1, padding: int = 0, dilation: int = 1) -> None:
+                 geometry: ConvGeometry = PLAIN_GEOMETRY) -> None:
         super().__init__()
-        self.ffc = FFC(in_channels, out_channels, kernel_size, ratio_gin, ratio_gout, stride, padding, dilation)
+        self.ffc = FFC(in_channels, out_channels, kernel_size, ratio_gin, ratio_gout, geometry)
         out_g = int(out_channels * ratio_gout)
         self.bn_l = nn.BatchNorm2d(out_channels - out_g) if ratio_gout != 1 else None
         self.bn_g = nn.BatchNorm2d(out_g) if ratio_gout != 0 else None
@@ -197,8 +212,8 @@ class FFCResnetBlock(nn.Module):
 
     def __init__(self, dim: int, ratio_gin: float, ratio_gout: float) -> None:
         super().__init__()
-        self.conv1 = FFC_BN_ACT(dim, dim, 3, ratio_gin, ratio_gout, padding=1)
-        self.conv2 = FFC_BN_ACT(dim, dim, 3, ratio_gin, ratio_gout, padding=1)
+        self.conv1 = FFC_BN_ACT(dim, dim, 3, ratio_gin, ratio_gout, ConvGeometry(padding=1))
+        self.conv2 = FFC_BN_ACT(dim, dim, 3, ratio_gin, ratio_gout, ConvGeometry(padding=1))
 
     def forward(self, x: Pair) -> Pair:
         x_l, x_g = x
@@ -234,12 +249,12 @@ class FFCResNetGenerator(nn.Module):
         ngf, mf = cfg.ngf, cfg.max_features
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
-            FFC_BN_ACT(cfg.input_nc, ngf, 7, cfg.init_ratio_gin, cfg.init_ratio_gout, padding=0),
+            FFC_BN_ACT(cfg.input_nc, ngf, 7, cfg.init_ratio_gin, cfg.init_ratio_gout),
         ]
         for i in range(cfg.n_downsampling):
             gout = cfg.resnet_ratio_gin if i == cfg.n_downsampling - 1 else cfg.down_ratio_gout
             layers.append(FFC_BN_ACT(min(mf, ngf * 2**i), min(mf, ngf * 2 ** (i + 1)), 3, cfg.down_ratio_gin, gout,
-                                     stride=2, padding=1))
+                                     ConvGeometry(stride=2, padding=1)))
         dim = min(mf, ngf * 2**cfg.n_downsampling)
         layers += [FFCResnetBlock(dim, cfg.resnet_ratio_gin, cfg.resnet_ratio_gout) for _ in range(cfg.n_blocks)]
         layers.append(ConcatTupleLayer())

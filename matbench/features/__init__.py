@@ -27,6 +27,7 @@ from matbench.errors import InputError, MatbenchError, WeightsError
 from matbench.features import clip, dinov2, inception_nvidia, inception_tf, pt_inception, vgg16
 from matbench.features.base import (
     SMOKE_SEED,
+    ExtractorInfo,
     ExtractorSpec,
     FeatureExtractor,
     check_u8,
@@ -42,7 +43,8 @@ from matbench.features.resize import RESIZE_CONVENTIONS, check_convention, resiz
 
 __all__ = [
     "FEATURES_FILE", "RESIZE_CONVENTIONS", "SMOKE_SEED", "URL_NVIDIA_INCEPTION", "URL_TORCH_FIDELITY_INCEPTION",
-    "ExtractorSpec", "FeatureCache", "FeatureExtractor", "ImageFolderDataset", "check_convention", "check_u8",
+    "ExtractorInfo", "ExtractorSpec", "FeatureCache", "FeatureExtractor", "ImageFolderDataset", "check_convention",
+    "check_u8",
     "default_cache_dir", "extract_cached", "extract_folder", "feature_key_name", "get_extractor", "get_spec",
     "image_sha256", "list_images", "names", "register_extractor", "resize", "same_size_runs", "save_features",
     "smoke_weights_sha256", "verified_sha256",
@@ -100,14 +102,14 @@ def get_extractor(name: str, device: str = "cpu", smoke: bool = False, path: str
     if isinstance(net, torch.nn.Module):
         net = net.to(device).eval()
     if spec.uint8_input:
-        return FeatureExtractor(name, net, spec.dim, digest, smoke, device, path=resolved, batch_size=batch_size)
+        return FeatureExtractor(name, net, spec.dim, digest, smoke, device, batch_size, ExtractorInfo(path=resolved))
     size = spec.input_size
     inside = spec.resizes_inside and conv == spec.native_resize
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         return net(x.to(torch.float32) if inside else resize(x, size, conv))
 
-    return FeatureExtractor(name, forward, spec.dim, digest, smoke, device, path=resolved, batch_size=batch_size,
-                            resize_convention=conv, native_resize=spec.native_resize,
-                            input_convention=f"{conv} resize to {size}x{size}; {spec.input}", source=spec.source,
-                            l2_normalised=spec.l2_normalised)
+    info = ExtractorInfo(path=resolved, resize_convention=conv, native_resize=spec.native_resize,
+                         input_convention=f"{conv} resize to {size}x{size}; {spec.input}", source=spec.source,
+                         l2_normalised=spec.l2_normalised)
+    return FeatureExtractor(name, forward, spec.dim, digest, smoke, device, batch_size, info)

@@ -52,28 +52,44 @@ class ExtractorSpec:
     uint8_input: bool = False
 
 
+@dataclass(frozen=True)
+class ExtractorInfo:
+    """What an extractor records beyond its name, dim and weights hash: where its weights came from, how its input is
+    prepared (empty for the uint8-input extractors, which resize inside), whether its features are unit vectors."""
+
+    path: Path | None = None
+    resize_convention: str = ""
+    native_resize: str = ""
+    input_convention: str = ""
+    source: str = ""
+    l2_normalised: bool = False
+
+
+NO_INFO = ExtractorInfo()
+
+
 class FeatureExtractor:
     """A callable uint8 [N,3,H,W] -> float64 [N, dim] numpy array, with its identity."""
 
     def __init__(self, name: str, forward: Callable[[torch.Tensor], torch.Tensor], dim: int,
-                 weights_sha256: str, smoke: bool, device: str = "cpu", path: Path | None = None,
-                 batch_size: int = 32, *, resize_convention: str = "", native_resize: str = "",
-                 input_convention: str = "", source: str = "", l2_normalised: bool = False) -> None:
+                 weights_sha256: str, smoke: bool, device: str = "cpu", batch_size: int = 32,
+                 info: ExtractorInfo = NO_INFO) -> None:
         self.name = name
         self.dim = dim
         self.weights_sha256 = weights_sha256
         self.smoke = smoke
         self.device = torch.device(device)
-        self.path = path
         self.batch_size = batch_size
         self._forward = forward
         self.calls = 0  # number of network forward passes (tests count cache hits with it)
-        # recorded for extractors that resize before the network ("" for the uint8-input ones)
-        self.resize_convention = resize_convention
-        self.native_resize = native_resize
-        self.input_convention = input_convention
-        self.source = source
-        self.l2_normalised = l2_normalised
+        self.info = info
+        # flat attributes, as the metrics and the caches read them
+        self.path = info.path
+        self.resize_convention = info.resize_convention
+        self.native_resize = info.native_resize
+        self.input_convention = info.input_convention
+        self.source = info.source
+        self.l2_normalised = info.l2_normalised
 
     @property
     def key(self) -> str:

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from matbench.models.layers import (
+    ConvOptions,
     FullyConnectedLayer,
     bias_act,
     conv2d_resample,
@@ -115,8 +116,8 @@ def test_modulated_conv2d_equals_per_sample_conv(up, flip_weight, demodulate):
     weight = torch.randn(1, 6, 4, 3, 3, dtype=torch.float64)
     styles = torch.randn(3, 4, dtype=torch.float64)
     f = make_filter().double()
-    y = modulated_conv2d(x, weight, styles, demodulate=demodulate, padding=1, up=up, resample_filter=f,
-                         flip_weight=flip_weight)
+    y = modulated_conv2d(x, weight, styles, demodulate=demodulate, resample_filter=f,
+                         opts=ConvOptions(up=up, padding=1, flip_weight=flip_weight))
     ref = _ref_modconv(x, weight[0], styles, demodulate, up, f, flip_weight)
     assert y.shape == ref.shape
     torch.testing.assert_close(y, ref)
@@ -128,6 +129,6 @@ def test_conv2d_resample_down_is_blur_then_strided_correlation():
     w = torch.from_numpy(rng.standard_normal((3, 2, 3, 3)))
     f = make_filter().double()
     ref = F.conv2d(upfirdn2d(x, f, padding=2), w, stride=2)
-    torch.testing.assert_close(conv2d_resample(x, w, f=f, down=2, padding=1), ref)
-    conv = conv2d_resample(x, w, padding=1, flip_weight=False)
+    torch.testing.assert_close(conv2d_resample(x, w, f=f, opts=ConvOptions(down=2, padding=1)), ref)
+    conv = conv2d_resample(x, w, opts=ConvOptions(padding=1, flip_weight=False))
     torch.testing.assert_close(conv, F.conv2d(x, w.flip([2, 3]), padding=1))

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from matbench.models.layers.bias_act import bias_act
-from matbench.models.layers.filters import conv2d_resample
+from matbench.models.layers.filters import PLAIN_CONV, ConvOptions, conv2d_resample
 
 
 class FullyConnectedLayer(nn.Module):
@@ -38,13 +38,12 @@ class FullyConnectedLayer(nn.Module):
 
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool = True,
-                     padding: int = 0, up: int = 1, down: int = 1, resample_filter: torch.Tensor | None = None,
-                     flip_weight: bool = True, filter_gain: float | None = None) -> torch.Tensor:
+                     resample_filter: torch.Tensor | None = None, opts: ConvOptions = PLAIN_CONV) -> torch.Tensor:
     """StyleGAN2 modulated convolution as one grouped convolution over the batch.
 
     x [N, I, H, W]; weight [O, I, k, k] or [1, O, I, k, k], already scaled by its equalised-lr gain; styles [N, I].
     Per sample: w' = weight * style (over I), demodulated to unit L2 norm per output channel (eps 1e-8).
-    Resampling, `flip_weight` and `filter_gain` as in conv2d_resample.
+    Padding, resampling, `flip_weight` and `filter_gain` (`opts`) as in conv2d_resample.
     """
     n, c, h, w_ = x.shape
     out_ch, k = weight.shape[-4], weight.shape[-1]
@@ -53,6 +52,5 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         d = (wt.pow(2).sum(dim=[2, 3, 4]) + 1e-8).rsqrt()
         wt = wt * d.reshape(n, out_ch, 1, 1, 1)
     wt = wt.reshape(n * out_ch, c, wt.shape[-2], k)
-    x = conv2d_resample(x.reshape(1, n * c, h, w_), wt, f=resample_filter, up=up, down=down, padding=padding,
-                        groups=n, flip_weight=flip_weight, filter_gain=filter_gain)
+    x = conv2d_resample(x.reshape(1, n * c, h, w_), wt, f=resample_filter, opts=opts, groups=n)
     return x.reshape(n, out_ch, *x.shape[2:])

@@ -13,6 +13,7 @@ convolution semantics of the transposed convolution).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -92,17 +93,34 @@ def downsample2d(x: torch.Tensor, f: torch.Tensor, down: int = 2, padding: Paddi
     return upfirdn2d(x, f, down=down, padding=pad, gain=gain, flip_filter=flip_filter)
 
 
-def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = None, up: int = 1, down: int = 1,
-                    padding: int = 0, groups: int = 1, flip_weight: bool = True,
-                    filter_gain: float | None = None) -> torch.Tensor:
-    """Correlation with weight `w` (same-padding `padding`) combined with FIR up- or downsampling by 2.
+@dataclass(frozen=True)
+class ConvOptions:
+    """How a resampling convolution pads, resamples and orients its weight (conv2d_resample, modulated_conv2d).
+
+    One value per layer, built once: the five settings always travel together from a layer to the convolution.
+    """
+
+    up: int = 1
+    down: int = 1
+    padding: int = 0
+    flip_weight: bool = True
+    filter_gain: float | None = None
+
+
+PLAIN_CONV = ConvOptions()  # no resampling, no padding, correlation: the defaults of both convolutions
+
+
+def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = None,
+                    opts: ConvOptions = PLAIN_CONV, groups: int = 1) -> torch.Tensor:
+    """Correlation with weight `w` (same-padding `opts.padding`) combined with FIR up- or downsampling by 2.
 
     down: low-pass filter first, then strided convolution. up: transposed strided convolution, then low-pass filter
-    (gain `filter_gain`, default up**2; pass 1 for a filter whose gain is stored in it).
-    flip_weight=True keeps correlation semantics in the transposed convolution (MAT, StyleGAN2-ADA); False uses the
-    weight as stored there (the CoModGAN port). Without resampling it selects correlation (True) or convolution.
+    (gain `opts.filter_gain`, default up**2; pass 1 for a filter whose gain is stored in it).
+    opts.flip_weight=True keeps correlation semantics in the transposed convolution (MAT, StyleGAN2-ADA); False uses
+    the weight as stored there (the CoModGAN port). Without resampling it selects correlation (True) or convolution.
     The split of padding between the steps follows the StyleGAN2 reference so results agree to float rounding.
     """
+    up, down, padding, flip_weight, filter_gain = opts.up, opts.down, opts.padding, opts.flip_weight, opts.filter_gain
     if up > 1 and down > 1:
         raise ValueError("conv2d_resample: up and down together are not supported")
     out_ch, in_per_group, kh, kw = w.shape

@@ -2,6 +2,6 @@
 matbench Inpainter adapter (registered as "mat" in matbench.models.mat.inpainter)."""
 
 from matbench.models.mat.checkpoint import convert_to_safetensors, load_generator, load_state
-from matbench.models.mat.network import Generator, build_generator
+from matbench.models.mat.network import Generator, Noise, build_generator
 
-__all__ = ["Generator", "build_generator", "convert_to_safetensors", "load_generator", "load_state"]
+__all__ = ["Generator", "Noise", "build_generator", "convert_to_safetensors", "load_generator", "load_state"]

@@ -28,7 +28,7 @@ from matbench import weights as wreg
 from matbench.errors import SpecError, WeightsError
 from matbench.io import sha256_file
 from matbench.models.base import Inpainter, Requirements, register_model
-from matbench.models.mat.network import NOISE_MODES, Generator, build_generator
+from matbench.models.mat.network import NOISE_MODES, Generator, Noise, build_generator
 from matbench.models.options import Option
 from matbench.weights import WeightsFile, register_weights
 
@@ -184,8 +184,8 @@ class MATInpainter(Inpainter):
             for idx in chunks:
                 m1 = torch.cat([maps[i][0] for i in idx]).to(self.device)
                 m2 = torch.cat([maps[i][1] for i in idx]).to(self.device)
-                y = self.G(x[idx], known[idx], zs[idx], truncation_psi=self.truncation_psi, noise_mode=mode,
-                           dropout_maps=(m1, m2), noise_generator=[noise_gens[i] for i in idx])
+                noise = Noise(mode, [noise_gens[i] for i in idx], (m1, m2))
+                y = self.G(x[idx], known[idx], zs[idx], truncation_psi=self.truncation_psi, noise=noise)
                 outs.append(y.float())
         y = torch.cat(outs)[:, :, :h, :w]
         out = (y * 127.5 + 127.5).round().clamp(0, 255).to(torch.uint8).cpu()

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from matbench.models.layers import (
+    ConvOptions,
     FullyConnectedLayer,
     bias_act,
     conv2d_resample,
@@ -37,6 +39,32 @@ from matbench.models.layers import (
 )
 
 NOISE_MODES = ("const", "random", "none")
+
+
+@dataclass(frozen=True)
+class StyleConvOptions:
+    """The settings every StyleConv of a decoder shares (the decoder blocks build one and pass it down)."""
+
+    use_noise: bool = True
+    activation: str = "lrelu"
+    demodulate: bool = True
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Where one Generator call draws its randomness: per-pixel noise mode, its generator(s), the dropout maps.
+
+    mode: one of NOISE_MODES; generator: one torch.Generator, or one per image ('random' needs it; without maps it
+    also draws them); dropout_maps: the two {0,1} maps of draw_dropout_maps, or None to draw them.
+    """
+
+    mode: str = "const"
+    generator: torch.Generator | Sequence[torch.Generator] | None = None
+    dropout_maps: tuple[torch.Tensor, torch.Tensor] | None = None
+
+
+DEFAULT_STYLE_CONV = StyleConvOptions()
+CONST_NOISE = Noise()
 TOKEN_DIM = 180  # channel width of the first (transformer) stage
 
 
@@ -63,6 +91,7 @@ class Conv2dLayer(nn.Module):
         self.down = down
         self.register_buffer("resample_filter", make_filter())
         self.padding = kernel_size // 2
+        self.conv_opts = ConvOptions(up=up, down=down, padding=self.padding)
         self.weight_gain = 1 / math.sqrt(in_channels * kernel_size**2)
         self.act_gain = default_gain(activation)
         self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
@@ -70,7 +99,7 @@ class Conv2dLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
         w = self.weight * self.weight_gain
-        x = conv2d_resample(x, w, f=self.resample_filter, up=self.up, down=self.down, padding=self.padding)
+        x = conv2d_resample(x, w, f=self.resample_filter, opts=self.conv_opts)
         return bias_act(x, self.bias, act=self.activation, gain=self.act_gain * gain)
 
 
@@ -88,13 +117,13 @@ class ModulatedConv2d(nn.Module):
         self.padding = kernel_size // 2
         self.up = up
         self.down = down
+        self.conv_opts = ConvOptions(up=up, down=down, padding=self.padding)
         self.register_buffer("resample_filter", make_filter())
         self.affine = FullyConnectedLayer(style_dim, in_channels, bias_init=1)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         return modulated_conv2d(x, self.weight * self.weight_gain, self.affine(style), demodulate=self.demodulate,
-                                padding=self.padding, up=self.up, down=self.down,
-                                resample_filter=self.resample_filter)
+                                resample_filter=self.resample_filter, opts=self.conv_opts)
 
 
 def _noise_like(x: torch.Tensor, generator: torch.Generator | Sequence[torch.Generator] | None) -> torch.Tensor:
@@ -115,9 +144,11 @@ class StyleConv(nn.Module):
     """Modulated conv + per-pixel noise (const / random / none) + bias + activation."""
 
     def __init__(self, in_channels: int, out_channels: int, style_dim: int, resolution: int, kernel_size: int = 3,
-                 up: int = 1, use_noise: bool = True, activation: str = "lrelu", demodulate: bool = True) -> None:
+                 up: int = 1, opts: StyleConvOptions = DEFAULT_STYLE_CONV) -> None:
         super().__init__()
-        self.conv = ModulatedConv2d(in_channels, out_channels, kernel_size, style_dim, demodulate=demodulate, up=up)
+        use_noise, activation = opts.use_noise, opts.activation
+        self.conv = ModulatedConv2d(in_channels, out_channels, kernel_size, style_dim, demodulate=opts.demodulate,
+                                    up=up)
         self.use_noise = use_noise
         self.resolution = resolution
         if use_noise:
@@ -391,10 +422,9 @@ class DecStyleBlock(nn.Module):
                  use_noise: bool, demodulate: bool, img_channels: int) -> None:
         super().__init__()
         self.res = res
-        self.conv0 = StyleConv(in_channels, out_channels, style_dim, res, 3, up=2, use_noise=use_noise,
-                               activation=activation, demodulate=demodulate)
-        self.conv1 = StyleConv(out_channels, out_channels, style_dim, res, 3, use_noise=use_noise,
-                               activation=activation, demodulate=demodulate)
+        opts = StyleConvOptions(use_noise=use_noise, activation=activation, demodulate=demodulate)
+        self.conv0 = StyleConv(in_channels, out_channels, style_dim, res, 3, up=2, opts=opts)
+        self.conv1 = StyleConv(out_channels, out_channels, style_dim, res, 3, opts=opts)
         self.toRGB = ToRGB(out_channels, img_channels, style_dim, kernel_size=1, demodulate=False)
 
     def forward(self, x, img, style, skip, noise_mode="const", noise_generator=None):
@@ -544,9 +574,9 @@ class DecBlockFirstV2(nn.Module):
                  use_noise: bool, demodulate: bool, img_channels: int) -> None:
         super().__init__()
         self.res = res
+        opts = StyleConvOptions(use_noise=use_noise, activation=activation, demodulate=demodulate)
         self.conv0 = Conv2dLayer(in_channels, in_channels, 3, activation=activation)
-        self.conv1 = StyleConv(in_channels, out_channels, style_dim, 2**res, 3, use_noise=use_noise,
-                               activation=activation, demodulate=demodulate)
+        self.conv1 = StyleConv(in_channels, out_channels, style_dim, 2**res, 3, opts=opts)
         self.toRGB = ToRGB(out_channels, img_channels, style_dim, kernel_size=1, demodulate=False)
 
     def forward(self, x, ws, gs, feats, noise_mode="const", noise_generator=None):
@@ -560,10 +590,9 @@ class DecBlock(nn.Module):
                  use_noise: bool, demodulate: bool, img_channels: int) -> None:
         super().__init__()
         self.res = res
-        self.conv0 = StyleConv(in_channels, out_channels, style_dim, 2**res, 3, up=2, use_noise=use_noise,
-                               activation=activation, demodulate=demodulate)
-        self.conv1 = StyleConv(out_channels, out_channels, style_dim, 2**res, 3, use_noise=use_noise,
-                               activation=activation, demodulate=demodulate)
+        opts = StyleConvOptions(use_noise=use_noise, activation=activation, demodulate=demodulate)
+        self.conv0 = StyleConv(in_channels, out_channels, style_dim, 2**res, 3, up=2, opts=opts)
+        self.conv1 = StyleConv(out_channels, out_channels, style_dim, 2**res, 3, opts=opts)
         self.toRGB = ToRGB(out_channels, img_channels, style_dim, kernel_size=1, demodulate=False)
 
     def forward(self, x, img, ws, gs, feats, noise_mode="const", noise_generator=None):
@@ -690,10 +719,9 @@ class Generator(nn.Module):
         return m1, m2
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor, z: torch.Tensor, c: torch.Tensor | None = None,
-                truncation_psi: float = 1.0, noise_mode: str = "const", return_stg1: bool = False,
-                dropout_maps: tuple[torch.Tensor, torch.Tensor] | None = None,
-                noise_generator: torch.Generator | Sequence[torch.Generator] | None = None,
+                truncation_psi: float = 1.0, noise: Noise = CONST_NOISE, return_stg1: bool = False,
                 truncation_cutoff: int | None = None):
+        noise_mode, noise_generator, dropout_maps = noise.mode, noise.generator, noise.dropout_maps
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
         n, _, h, w = image.shape
