@@ -230,9 +230,18 @@ def _page_links(page: int, pages: int, href: Any) -> list[dict[str, Any]]:
     return out
 
 
+@dataclass(frozen=True)
+class ImagePages:
+    """How the image comparison pages are cut and drawn."""
+
+    per_page: int
+    max_images: int | None = None
+    hole_overlay: str = "tint"
+
+
 def render_comparison(group: Sequence[Entry], out: Path, run_index: dict[Path, int], env: jinja2.Environment,
-                      per_page: int, max_images: int | None, title: str, smoke: bool,
-                      hole_overlay: str = "tint") -> dict[str, Any] | None:
+                      pages: ImagePages, title: str, smoke: bool) -> dict[str, Any] | None:
+    per_page, max_images, hole_overlay = pages.per_page, pages.max_images, pages.hole_overlay
     group = sorted(group, key=lambda e: e.row_label)
     found = [(e, *_outputs(e)) for e in group]
     if not any(main for _, main, _ in found):
@@ -450,7 +459,8 @@ def render_site(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
         groups.setdefault((e.dataset, e.maskset, e.resolution), []).append(e)
     comparisons = []
     for group in groups.values():
-        c = render_comparison(group, out, run_index, env, per_page, max_images, title, smoke, hole_overlay)
+        c = render_comparison(group, out, run_index, env, ImagePages(per_page, max_images, hole_overlay), title,
+                              smoke)
         if c:
             comparisons.append(c)
     comparisons.sort(key=lambda c: c["sort"])

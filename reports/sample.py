@@ -16,6 +16,7 @@ import numpy as np
 
 from matbench.io import save_png, write_json_atomic
 from matbench.layout import RunLayout
+from matbench.models.base import create_model
 from matbench.results import MetricValue, ResultRecord, write_record
 
 SAMPLE_NOTE = "sample run: real classical-baseline outputs; FID/IDS/PR/LPIPS are stand-ins (not measured)"
@@ -55,8 +56,6 @@ def make_sample_run(run_dir: str | os.PathLike, n_images: int = 8, size: int = 6
     import torch
     from skimage.metrics import structural_similarity
 
-    import baselines.classical  # noqa: F401  (registers the models)
-    from matbench.models.base import create_model
 
     run_dir = Path(run_dir)
     lay = RunLayout(run_dir)

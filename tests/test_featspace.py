@@ -61,8 +61,7 @@ def test_compute_records_identity_and_intervals():
 @pytest.mark.parametrize("n,d", [(10, 25), (60, 5)])
 @pytest.mark.parametrize("convention", ["mat", "torch-fidelity"])
 def test_fd_to_reference_statistic_equals_fd_to_stats(n, d, convention):
-    from matbench.features.refstats import fd_to_reference_statistic
-    from matbench.metrics.fd import fd_to_stats, feature_stats
+    from matbench.metrics.fd import fd_to_reference_statistic, fd_to_stats, feature_stats
 
     real, fake = _pair(max(n, d + 5), d, seed=3)
     mu, sigma = feature_stats(real, convention)

@@ -15,12 +15,12 @@ image, so scoring them raw is the same as preparing them the same way).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from matbench.data.datasets import Dataset, enlarged_images, enlargement_message
 from matbench.data.preprocess import DEFAULT_POLICY
@@ -31,8 +31,7 @@ from matbench.features.cache import FeatureCache, extract_cached
 from matbench.features.folders import list_images
 from matbench.io import atomic_path, read_image
 from matbench.metrics import bootstrap
-from matbench.metrics.fd import fd_to_stats
-from matbench.metrics.fid import feature_stats
+from matbench.metrics.fd import fd_to_reference_statistic, fd_to_stats, feature_stats
 
 SCHEMA = "matbench.refstats/1"
 _STR_FIELDS = ("schema", "extractor", "weights_sha256", "resize", "dataset_manifest_sha256", "dataset",
@@ -128,38 +127,56 @@ def covariance_problem(mu: np.ndarray, sigma: np.ndarray) -> str | None:
     return None
 
 
-def make(dataset: str | os.PathLike, extractor: str, out: str | os.PathLike, *, resize: str | None = None,
-         resolution: int = 512, preprocess: str | None = None, smoke: bool = False, device: str = "cpu",
-         batch_size: int = 16, weights_path: str | os.PathLike | None = None, allow_download: bool = True,
-         cache_dir: str | os.PathLike | None | bool = None, limit: int | None = None,
-         progress: bool = False, allow_upscale: bool = False) -> RefStats:
+@dataclass(frozen=True)
+class StatsOptions:
+    """Options of `stats make` and `stats fd`, declared once (the CLI flags and the keyword arguments of make and
+    fd_folder have these names)."""
+
+    resize: str | None = None  # make: resize convention of the extractor (None: its native one)
+    resolution: int = 512  # make: images prepared at this size
+    preprocess: str | None = None  # make: crop/resize policy (None: DEFAULT_POLICY)
+    limit: int | None = None  # make: the first N images only
+    allow_upscale: bool = False  # make: allow images smaller than the resolution (padded / upscaled)
+    progress: bool = False
+    convention: str = "mat"  # fd: covariance convention
+    n_bootstrap: int = 200  # fd
+    seed: int = 0  # fd
+    smoke: bool = False
+    device: str = "cpu"
+    batch_size: int = 16
+    weights_path: str | os.PathLike | None = None
+    allow_download: bool = True
+    cache_dir: str | os.PathLike | None | bool = None
+
+
+def make(dataset: str | os.PathLike, extractor: str, out: str | os.PathLike, **options: object) -> RefStats:
     """Features of every image of a dataset (prepared at `resolution`) -> reference statistics file.
 
     Images smaller than `resolution` on a side would be reflect-padded or upscaled: InputError unless
     `allow_upscale` (the number of such images is then recorded as "enlarged")."""
-    from tqdm import tqdm
-
+    o = StatsOptions(**options)  # unknown names: TypeError, as a signature would
     ds = Dataset.open(dataset)
-    ids = ds.ids[:limit] if limit else ds.ids
+    ids = ds.ids[:o.limit] if o.limit else ds.ids
     if len(ids) < 2:
         raise InputError(f"{dataset}: need at least 2 images for statistics, found {len(ids)}")
-    policy = preprocess or DEFAULT_POLICY
+    policy = o.preprocess or DEFAULT_POLICY
+    resolution, batch_size = o.resolution, o.batch_size
     small = enlarged_images(ds, ids, resolution)
-    if small and not allow_upscale:
+    if small and not o.allow_upscale:
         smallest = min(min(h, w) for _, h, w in small)
         raise InputError(f"{dataset}: {enlargement_message(ds, small, len(ids), resolution, policy)}; use "
                          f"--resolution {smallest} (or less), or --allow-upscale to make the statistics anyway")
-    ex = get_extractor(extractor, device, smoke, weights_path, batch_size=batch_size, allow_download=allow_download,
-                       resize_convention=resize)
-    cache = None if cache_dir is False else FeatureCache(None if cache_dir in (None, True) else cache_dir)
+    ex = get_extractor(extractor, o.device, o.smoke, o.weights_path, batch_size=batch_size,
+                       allow_download=o.allow_download, resize_convention=o.resize)
+    cache = None if o.cache_dir is False else FeatureCache(None if o.cache_dir in (None, True) else o.cache_dir)
     parts = []
-    for i in tqdm(range(0, len(ids), batch_size), desc="stats", unit="batch", disable=not progress):
+    for i in tqdm(range(0, len(ids), batch_size), desc="stats", unit="batch", disable=not o.progress):
         batch = torch.stack([torch.from_numpy(ds.load(j, resolution, policy)).permute(2, 0, 1)
                              for j in ids[i:i + batch_size]])
         parts.append(extract_cached(ex, batch, cache))
     feats = np.concatenate(parts)
     meta = {"extractor": extractor, "weights_sha256": ex.weights_sha256, "resize": extractor_resize(ex),
-            "dataset_manifest_sha256": ds.manifest_sha256() if limit is None else "",
+            "dataset_manifest_sha256": ds.manifest_sha256() if o.limit is None else "",
             "dataset": str(dataset), "resolution": str(resolution), "preprocess": policy,
             "smoke": "true" if ex.smoke else "false", "enlarged": str(len(small))}
     stats = stats_from_features(feats, meta)
@@ -172,21 +189,20 @@ def extractor_resize(ex: FeatureExtractor) -> str:
     return getattr(ex, "resize_convention", "") or "legacy-tf"
 
 
-def fd_folder(folder: str | os.PathLike, ref_path: str | os.PathLike, *, convention: str = "mat",
-              smoke: bool = False, device: str = "cpu", batch_size: int = 16,
-              weights_path: str | os.PathLike | None = None, allow_download: bool = True, n_bootstrap: int = 200,
-              seed: int = 0) -> dict:
+def fd_folder(folder: str | os.PathLike, ref_path: str | os.PathLike, **options: object) -> dict:
     """FD of a folder of generated images against a reference statistics file (no ground-truth images).
 
     The extractor, its weights and its resize convention come from the file; features of another kind are
     refused (InputError naming the field)."""
+    o = StatsOptions(**options)
+    convention, n_bootstrap, seed, batch_size = o.convention, o.n_bootstrap, o.seed, o.batch_size
     ref = load(ref_path)
     name, resize = ref.meta.get("extractor", ""), ref.meta.get("resize", "")
     spec = get_spec(name)
     # a uint8-input extractor has only its native resize: a file claiming another is refused by ref.check below
     conv = resize if resize and not spec.uint8_input and resize != spec.native_resize else None
-    ex = get_extractor(name, device, smoke, weights_path, batch_size=batch_size, allow_download=allow_download,
-                       resize_convention=conv)
+    ex = get_extractor(name, o.device, o.smoke, o.weights_path, batch_size=batch_size,
+                       allow_download=o.allow_download, resize_convention=conv)
     ref.check(name, ex.weights_sha256, extractor_resize(ex))
     files = list_images(folder)
     if len(files) < 2:
@@ -219,33 +235,3 @@ def fd_folder(folder: str | os.PathLike, ref_path: str | os.PathLike, *, convent
             "smoke": bool(ex.smoke), "reference": str(ref.path), "reference_n": ref.n,
             "reference_dataset_manifest_sha256": ref.meta.get("dataset_manifest_sha256", ""),
             "ci_method": "bias-corrected bootstrap, generated side resampled"}
-
-
-def fd_to_reference_statistic(mu: np.ndarray, sigma: np.ndarray, fake: np.ndarray, convention: str
-                              ) -> Callable[[np.ndarray], float]:
-    """FD between resampled generated features and fixed reference statistics, sigma = L Lᵀ factored once:
-    tr sqrt(S_ref S_f) = Σ sqrt(eig(Lᵀ S_f L)) = sqrt(c) ||B L||_* with B the centred resample (N < D)."""
-    s = 0.5 * (sigma + sigma.T)
-    try:
-        low = np.linalg.cholesky(s)
-    except np.linalg.LinAlgError:
-        w, v = np.linalg.eigh(s)
-        low = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
-    tr_ref = float(np.trace(s))
-    d = mu.shape[0]
-
-    def stat(idx: np.ndarray) -> float:
-        f = fake[idx]
-        m = f.shape[0]
-        c = 1.0 / (m if convention == "mat" else m - 1)
-        mf = f.mean(0)
-        b = f - mf
-        bl = b @ low
-        if m < d:
-            tr = np.sqrt(c) * float(np.linalg.svd(bl, compute_uv=False).sum())
-        else:
-            tr = float(np.sqrt(np.clip(np.linalg.eigvalsh(c * (bl.T @ bl)), 0.0, None)).sum())
-        diff = mu - mf
-        return float(diff @ diff + tr_ref + c * float((b * b).sum()) - 2.0 * tr)
-
-    return stat

@@ -351,3 +351,33 @@ def fd_interval(real: np.ndarray, fake: np.ndarray, convention: str, n_bootstrap
         method = "bias-corrected"
     lo = None if lo is None else max(lo, 0.0)  # FD cannot go below 0
     return value, lo, hi, method
+
+
+def fd_to_reference_statistic(mu: np.ndarray, sigma: np.ndarray, fake: np.ndarray, convention: str
+                              ) -> Callable[[np.ndarray], float]:
+    """FD between resampled generated features and fixed reference statistics, sigma = L Lᵀ factored once:
+    tr sqrt(S_ref S_f) = Σ sqrt(eig(Lᵀ S_f L)) = sqrt(c) ||B L||_* with B the centred resample (N < D)."""
+    s = 0.5 * (sigma + sigma.T)
+    try:
+        low = np.linalg.cholesky(s)
+    except np.linalg.LinAlgError:
+        w, v = np.linalg.eigh(s)
+        low = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+    tr_ref = float(np.trace(s))
+    d = mu.shape[0]
+
+    def stat(idx: np.ndarray) -> float:
+        f = fake[idx]
+        m = f.shape[0]
+        c = 1.0 / (m if convention == "mat" else m - 1)
+        mf = f.mean(0)
+        b = f - mf
+        bl = b @ low
+        if m < d:
+            tr = np.sqrt(c) * float(np.linalg.svd(bl, compute_uv=False).sum())
+        else:
+            tr = float(np.sqrt(np.clip(np.linalg.eigvalsh(c * (bl.T @ bl)), 0.0, None)).sum())
+        diff = mu - mf
+        return float(diff @ diff + tr_ref + c * float((b * b).sum()) - 2.0 * tr)
+
+    return stat

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from matbench.errors import InputError
+from matbench.metrics import pixel_cpu
 from matbench.metrics.registry import BatchContext, register_group, register_metric
 
 _C1 = (0.01 * 255) ** 2
@@ -103,17 +104,13 @@ def pixel_metrics_batch(real: torch.Tensor, fake: torch.Tensor, backend: str = "
         raise ValueError(f"unknown pixel-metric backend {backend!r}; use one of {', '.join(BACKENDS)}")
     _check_batch(real, fake)
     if backend == "auto":
-        from matbench.metrics import pixel_cpu
-
         backend = "torch" if real.device.type != "cpu" else ("numba" if pixel_cpu.AVAILABLE else "opencv")
     if backend == "torch":
         return _batch_torch(real, fake)
     a = real.detach().cpu().numpy()
     b = fake.detach().cpu().numpy()
     if backend == "numba":
-        from matbench.metrics.pixel_cpu import pixel_sums
-
-        sse, sae, ssim_sum = pixel_sums(a, b, _TAPS, _C1, _C2)
+        sse, sae, ssim_sum = pixel_cpu.pixel_sums(a, b, _TAPS, _C1, _C2)
     else:
         sse, sae, ssim_sum = _sums_opencv(a, b)
     n, c, h, w = a.shape

@@ -16,7 +16,7 @@ from matbench.layout import RunLayout
 from matbench.metrics import INCEPTION, extractors_for
 from matbench.metrics.lpips import BACKBONE_WEIGHTS
 from matbench.runner.inputs import enlargement_notes, open_dataset
-from matbench.spec import DatasetSpec, MaskSetSpec, ModelSpec, Spec
+from matbench.spec import DatasetSpec, MaskSetSpec, ModelSpec, Spec, check_protocol
 
 
 @dataclass(frozen=True)
@@ -139,8 +139,6 @@ def dry_run(spec: Spec) -> str:
             lines.append(f"  {job.id}: {n}{status}")
     lines.append(f"total: {len(plan_jobs(spec))} jobs, {total} model evaluations (images x samples)")
     if spec.protocol:
-        from matbench.spec import check_protocol
-
         check_protocol(spec, f"{spec.source}: " if spec.source else "",
                        {k: v for k, v in counts.items() if isinstance(v, int)}, _imported_kinds(spec))
         rows = {m.label: m.published_row for m in spec.models if m.published_row}
