@@ -15,9 +15,8 @@ GFLOP_PER_IMAGE_512 = 240.763596800  # ../shared/golden/comodgan/README.md, "Cos
 
 def count_flops(device: str = "cpu") -> float:
     """GFLOP of one 512 forward of our implementation, counted the same way as the golden README."""
+    from matbench.baselines.comodgan.inpainter import smoke_generator
     from torch.utils.flop_counter import FlopCounterMode
-
-    from baselines.comodgan.inpainter import smoke_generator
 
     gen = smoke_generator(512).to(device)
     x = torch.zeros(1, 3, 512, 512, device=device)
@@ -30,7 +29,7 @@ def count_flops(device: str = "cpu") -> float:
 
 def run(quick: bool, device: str) -> dict:
     """Images/s and achieved GFLOP/s of CoModGAN at 512 (batch 1, the adapter's per-image path)."""
-    from baselines.comodgan.inpainter import CoModGANInpainter, smoke_generator
+    from matbench.baselines.comodgan.inpainter import CoModGANInpainter, smoke_generator
 
     n = 1 if quick else 4
     model = CoModGANInpainter(smoke_generator(512), dropout="official").to(device)

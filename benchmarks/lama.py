@@ -18,9 +18,8 @@ FFT_GFLOP_ESTIMATE_512 = 1.7  # same README: FFTs, not seen by the counter
 
 def count_flops(device: str = "cpu", size: int = 512) -> float:
     """GFLOP of one forward of our generator at size×size, counted as in the golden README."""
+    from matbench.baselines.lama.inpainter import smoke_generator
     from torch.utils.flop_counter import FlopCounterMode
-
-    from baselines.lama.inpainter import smoke_generator
 
     gen = smoke_generator(0).to(device)
     x = torch.zeros(1, 4, size, size, device=device)
@@ -31,7 +30,7 @@ def count_flops(device: str = "cpu", size: int = 512) -> float:
 
 def run(quick: bool, device: str) -> dict:
     """Images/s and achieved GFLOP/s of Big LaMa at 512 (batch 1)."""
-    from baselines.lama.inpainter import LamaInpainter, smoke_generator
+    from matbench.baselines.lama.inpainter import LamaInpainter, smoke_generator
 
     n = 1 if quick else 3
     model = LamaInpainter(smoke_generator(0), batch_size=1).to(device)

@@ -15,9 +15,8 @@ GFLOP_PER_IMAGE = {512: 30.15, 256: 21.79}
 
 
 def count_flops(resolution: int) -> float:
+    from matbench.baselines.migan.network import MIGANGenerator
     from torch.utils.flop_counter import FlopCounterMode
-
-    from baselines.migan.network import MIGANGenerator
 
     with torch.device("meta"):
         gen = MIGANGenerator(resolution)
@@ -29,8 +28,8 @@ def count_flops(resolution: int) -> float:
 
 def run(quick: bool, device: str) -> dict:
     """Images/s and achieved GFLOP/s of MI-GAN at 512 and 256 (batch 1)."""
-    from baselines.migan.checkpoint import smoke_generator
-    from baselines.migan.inpainter import MIGANInpainter
+    from matbench.baselines.migan.checkpoint import smoke_generator
+    from matbench.baselines.migan.inpainter import MIGANInpainter
 
     n = 1 if quick else 3
     out: dict = {"model": "migan", "weights": "smoke (random; timing only)"}

@@ -83,9 +83,9 @@ def golden_mat(golden: Path, device: str, res: int, precisions: list[str]) -> di
 
 
 def golden_lama(golden: Path, device: str, res: int, precisions: list[str]) -> dict[str, Any]:
-    from baselines.lama.checkpoint import LamaCheckpoint, build_generator
-    from baselines.lama.inpainter import lama_forward
-    from baselines.lama.network import BIG_LAMA
+    from matbench.baselines.lama.checkpoint import LamaCheckpoint, build_generator
+    from matbench.baselines.lama.inpainter import lama_forward
+    from matbench.baselines.lama.network import BIG_LAMA
 
     manifest = json.loads((golden / "lama" / "manifest.json").read_text())
     state = _fill(golden).fill_state_dict(manifest["tensors"])
@@ -108,8 +108,8 @@ def golden_lama(golden: Path, device: str, res: int, precisions: list[str]) -> d
 
 
 def golden_comodgan(golden: Path, device: str, precisions: list[str]) -> dict[str, Any]:
-    from baselines.comodgan.inpainter import load_into
-    from baselines.comodgan.network import CoModGenerator
+    from matbench.baselines.comodgan.inpainter import load_into
+    from matbench.baselines.comodgan.network import CoModGenerator
 
     manifest = json.loads((golden / "comodgan" / "manifest.json").read_text())
     net = CoModGenerator(resolution=512)
@@ -151,10 +151,10 @@ def _inpainter(name: str, res: int, precision: str, batch: int, device: str) -> 
 
         return MATInpainter(smoke_generator(res), precision=precision, device=device, batch_forward=True), "fp32"
     if name == "lama":
-        from baselines.lama.inpainter import LamaInpainter, smoke_generator
+        from matbench.baselines.lama.inpainter import LamaInpainter, smoke_generator
 
         return LamaInpainter(smoke_generator(0), batch_size=batch).to(device), precision
-    from baselines.comodgan.inpainter import CoModGANInpainter, smoke_generator
+    from matbench.baselines.comodgan.inpainter import CoModGANInpainter, smoke_generator
 
     return CoModGANInpainter(smoke_generator(res), dropout="official").to(device), precision
 

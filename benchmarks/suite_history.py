@@ -22,7 +22,7 @@ import numpy as np
 WRITER = """
 import sys, time
 from matbench.history import History
-from reports.sample import synthetic_record
+from matbench.reports.sample import synthetic_record
 h = History(sys.argv[1])
 for i in range(int(sys.argv[3])):
     h.append([synthetic_record("places", "mat-large", sys.argv[2], {"fid": float(i), "pids": 0.1})], "run",

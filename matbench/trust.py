@@ -6,7 +6,7 @@ imported only when
 (a) it is an installed entry point of the relevant group (``matbench.models``): installing a package is trusting it;
 (b) the user allowed its module: ``--trust MODULE`` on the command line, or ``MATBENCH_TRUSTED_MODULES``
     (comma-separated); a prefix ``pkg`` trusts ``pkg`` and every ``pkg.sub``;
-(c) it is matbench's own code (``matbench.*``, ``baselines.*``).
+(c) it is matbench's own code (``matbench.*``, which includes ``matbench.baselines``).
 
 Standard-library modules are never allowed, trusted or not (``os:system`` is not a factory), and an attribute
 path may not step through a module (``matbench.io:os.system``). See docs/security.md.
@@ -25,7 +25,7 @@ from importlib.metadata import entry_points
 from matbench.errors import SpecError
 
 ENV = "MATBENCH_TRUSTED_MODULES"
-OWN_PACKAGES = ("matbench", "baselines")  # the packages of this distribution (pyproject's packages.find)
+OWN_PACKAGES = ("matbench",)  # the package of this distribution (baselines/ and reports/ install inside it)
 
 _cli_trusted: list[str] = []  # --trust values of the running command (see `trusting`)
 

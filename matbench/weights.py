@@ -59,7 +59,8 @@ def _load_all() -> None:
     import importlib
 
     for mod in ("matbench.features", "matbench.metrics.lpips", "matbench.models.mat.inpainter",
-                "baselines.lama.inpainter", "baselines.comodgan.inpainter", "baselines.migan.inpainter"):
+                "matbench.baselines.lama.inpainter", "matbench.baselines.comodgan.inpainter",
+                "matbench.baselines.migan.inpainter"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as e:
@@ -201,7 +202,8 @@ def fetch_hf(entry: WeightsFile) -> tuple[Path, str]:
     try:
         from huggingface_hub import hf_hub_download
     except ImportError:
-        raise WeightsError("fetching from Hugging Face needs huggingface_hub: pip install 'matbench[hub]'") from None
+        raise WeightsError("fetching from Hugging Face needs huggingface_hub: "
+                           "pip install 'matbench-inpaint[hub]'") from None
     fname = entry.hf_filename or entry.filename
     source = f"hf:{entry.hf_repo}/{fname}" + (f"@{entry.hf_revision}" if entry.hf_revision else "")
     try:

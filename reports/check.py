@@ -17,10 +17,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from matbench.reports.leaderboard import entry_for, job_field, job_resolution
+
 from matbench.errors import InputError, SpecError
 from matbench.metrics import METRIC_INFO
 from matbench.results import PROTOCOL_FIELDS, ResultRecord
-from reports.leaderboard import entry_for, job_field, job_resolution
 
 OK, REGRESSION, MISMATCH = 0, 1, 2
 EPS = 1e-12  # float noise allowance on top of the tolerance

@@ -7,9 +7,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from matbench.reports.tables import SMOKE_NOTE
+
 import matbench
 from matbench.doctor import format_effect, format_metric
-from reports.tables import SMOKE_NOTE
 
 DOCTOR_PAGE = "doctor.html"
 

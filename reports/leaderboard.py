@@ -20,6 +20,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from matbench.reports import intervals
+
 from matbench.entries import METRIC_SMOKE_MARK, MODEL_SMOKE_MARK
 from matbench.entries import Entry as Entry  # re-exported: the entry helpers live in the core (matbench.entries)
 from matbench.entries import entry_for as entry_for
@@ -30,7 +32,6 @@ from matbench.entries import smoke_sources as smoke_sources
 from matbench.errors import InputError, MatbenchError
 from matbench.metrics import METRIC_INFO
 from matbench.results import PROTOCOL_FIELDS, MetricValue, ResultRecord
-from reports import intervals
 
 # MAT Table 2 columns come first (per mask set), the further columns after them.
 PRIMARY_METRICS = ("fid", "pids", "uids")

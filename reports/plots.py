@@ -19,9 +19,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matbench.reports.leaderboard import Entry, maskset_order  # noqa: E402
 
 from matbench.metrics import METRIC_INFO  # noqa: E402
-from reports.leaderboard import Entry, maskset_order  # noqa: E402
 
 BIN_METRICS = ("lpips", "psnr", "ssim", "l1", "fid", "pids", "uids")
 DEFAULT_EDGES = tuple(round(x, 1) for x in np.arange(0.0, 1.01, 0.1))

@@ -9,8 +9,9 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
+from matbench.reports.tables import latex_escape
+
 from matbench.metrics import METRIC_INFO
-from reports.tables import latex_escape
 
 
 def rows(tables: Sequence[Any]) -> list[dict[str, Any]]:

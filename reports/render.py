@@ -29,15 +29,15 @@ from typing import Any
 
 import jinja2
 import numpy as np
+from matbench.reports import intervals
+from matbench.reports import plots as plots_mod
+from matbench.reports.leaderboard import Entry, Table, build_tables, load_entries, maskset_order
+from matbench.reports.published import rows as published_rows
+from matbench.reports.tables import SMOKE_NOTE, arrow, fmt_value
 from PIL import Image
 
 import matbench
 from matbench.metrics import METRIC_INFO
-from reports import intervals
-from reports import plots as plots_mod
-from reports.leaderboard import Entry, Table, build_tables, load_entries, maskset_order
-from reports.published import rows as published_rows
-from reports.tables import SMOKE_NOTE, arrow, fmt_value
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent

@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pandas as pd
+from matbench.reports import intervals
+from matbench.reports.leaderboard import Table
 
 from matbench.io import csv_safe_text
 from matbench.metrics import METRIC_INFO
 from matbench.results import MetricValue
-from reports import intervals
-from reports.leaderboard import Table
 
 FORMATS = ("md", "latex", "csv")
 SMOKE_NOTE = "SMOKE: computed with random weights or stand-ins; not comparable to published numbers."

@@ -23,11 +23,11 @@ from matbench.history import History
 matplotlib.use("Agg")
 import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+from matbench.reports import plots as plots_mod  # noqa: E402
+from matbench.reports.tables import SMOKE_NOTE  # noqa: E402
 
 import matbench  # noqa: E402
 from matbench.metrics import METRIC_INFO  # noqa: E402
-from reports import plots as plots_mod  # noqa: E402
-from reports.tables import SMOKE_NOTE  # noqa: E402
 
 TREND_PAGE = "trend.html"
 STUDY_PAGE = "study.html"

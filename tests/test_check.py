@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from matbench.reports.check import compare, parse_tolerance
+from matbench.reports.sample import synthetic_record, write_job
 
 from matbench.cli import main
 from matbench.errors import SpecError
 from matbench.results import find_records
-from reports.check import compare, parse_tolerance
-from reports.sample import synthetic_record, write_job
 
 BASE = {"fid": 3.00, "pids": 0.120, "uids": 0.300, "lpips": 0.2000}
 

@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from baselines.comodgan.inpainter import load_into
-from baselines.comodgan.network import CoModGenerator
+from matbench.baselines.comodgan.inpainter import load_into
+from matbench.baselines.comodgan.network import CoModGenerator
 
 ATOL = 1e-4
 pytestmark = pytest.mark.slow  # two 512 forwards (~6-8 CPU-s each) plus filling 80M parameters

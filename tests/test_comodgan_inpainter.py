@@ -10,13 +10,13 @@ import pickle
 
 import pytest
 import torch
-
-from baselines.comodgan.inpainter import (
+from matbench.baselines.comodgan.inpainter import (
     CoModGANInpainter,
     load_generator,
     read_state_dict,
     smoke_generator,
 )
+
 from matbench import seeding
 from matbench import weights as wreg
 from matbench.errors import InputError, SpecError, WeightsError

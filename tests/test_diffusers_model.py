@@ -13,14 +13,15 @@ import torch
 
 pytest.importorskip("diffusers")
 
-from baselines.diffusion.inpainter import (  # noqa: E402
+from matbench.baselines.diffusion.inpainter import (  # noqa: E402
     OPTIONS,
     DiffusersInpainter,
     DiffusersOptions,
     diffusers_model,
     hole_to_mask_image,
 )
-from baselines.diffusion.tiny import build_tiny_pipeline  # noqa: E402
+from matbench.baselines.diffusion.tiny import build_tiny_pipeline  # noqa: E402
+
 from matbench.errors import InputError, SpecError  # noqa: E402
 from matbench.models.base import create_model  # noqa: E402
 

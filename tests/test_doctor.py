@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from matbench.reports.doctor_page import DOCTOR_PAGE, render_doctor
+from matbench.reports.render import _env
 from PIL import Image
 from scipy.stats import ks_2samp  # the independent reference for the KS test (matbench does not import scipy.stats)
 
@@ -20,8 +22,6 @@ from matbench.data.manifest import write_manifest
 from matbench.data.maskset import MaskSet, make_maskset
 from matbench.errors import InputError
 from matbench.layout import RunLayout
-from reports.doctor_page import DOCTOR_PAGE, render_doctor
-from reports.render import _env
 
 N, S = 8, 64
 CHECKS = ("image count", "file format", "image size", "color mode", "exif orientation", "mask kind", "hole ratios",

@@ -130,7 +130,7 @@ def test_stats_fd_of_a_folder_equals_fd_on_features(evaluated, tmp_path, capsys)
 
 
 def test_report_shows_published_section(tmp_path):
-    from reports.render import render_site
+    from matbench.reports.render import render_site
 
     rec = ResultRecord(job={"dataset": "places365-val", "maskset": "mat-large", "model": "mat", "resolution": 512},
                        metrics={"fid": MetricValue(2.10, 1.90, 2.30, 36500)},

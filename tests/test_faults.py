@@ -58,7 +58,7 @@ def test_atomic_writes_get_the_umask_mode(tmp_path: Path, umask, mask: int, expe
 
 
 def test_inpaint_outputs_and_report_links_are_readable(tmp_path: Path, umask) -> None:
-    from reports.render import _place
+    from matbench.reports.render import _place
 
     umask(0o022)
     img_dir, mask_dir = _inputs(tmp_path)
@@ -480,7 +480,8 @@ def test_mat_pth_with_code_refused_without_unsafe_advice(tmp_path: Path) -> None
 
 
 def test_comodgan_pth_with_code_refused_without_unsafe_advice(tmp_path: Path) -> None:
-    from baselines.comodgan.inpainter import read_state_dict
+    from matbench.baselines.comodgan.inpainter import read_state_dict
+
     from matbench.errors import WeightsError
 
     sentinel, p = tmp_path / "pwned", tmp_path / "evil.pth"
@@ -499,8 +500,7 @@ def test_comodgan_pth_with_code_refused_without_unsafe_advice(tmp_path: Path) ->
 
 def test_lama_checkpoint_with_code_says_what_and_why(tmp_path: Path) -> None:
     import torch
-
-    from baselines.lama.checkpoint import UnsafeCheckpointError, load_lama
+    from matbench.baselines.lama.checkpoint import UnsafeCheckpointError, load_lama
 
     sentinel = tmp_path / "pwned"
     ck = tmp_path / "big-lama" / "models" / "best.ckpt"
@@ -636,7 +636,7 @@ def test_eval_refuses_01_masks_instead_of_blaming_polarity(tmp_path: Path, capsy
 
 
 def test_eval_name_and_the_same_name_error(tmp_path: Path, capsys) -> None:
-    from reports.leaderboard import build_tables, load_entries
+    from matbench.reports.leaderboard import build_tables, load_entries
 
     runs = [_eval_case(tmp_path, s) for s in ("m1", "m2")]
     for (gt, res, masks), out in zip(runs, ("e1", "e2"), strict=True):

@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from browser_helpers import browser  # noqa: F401  (fixture)
+from matbench.reports.sample import synthetic_record, write_job
 
 from matbench.cli import main
 from matbench.history import History, parse_baseline, protocol_id, resolve_path
 from matbench.io import save_png
 from matbench.results import find_records
-from reports.sample import synthetic_record, write_job
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -141,7 +141,7 @@ def test_git_state_of_the_working_directory(tmp_path: Path) -> None:
 WRITER = """
 import sys
 from matbench.history import History
-from reports.sample import synthetic_record
+from matbench.reports.sample import synthetic_record
 h = History(sys.argv[1])
 for i in range(int(sys.argv[3])):
     r = synthetic_record("places", "mat-large", sys.argv[2], {"fid": float(i)})
@@ -338,7 +338,7 @@ def _analysis() -> dict:
 @pytest.fixture(scope="module")
 def trend_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """(site, run, analysis.json): a report with --history and --study, rendered once for the tests below."""
-    from reports.sample import make_sample_run
+    from matbench.reports.sample import make_sample_run
 
     tmp = tmp_path_factory.mktemp("trend")
     db = _history_for_trend(tmp)

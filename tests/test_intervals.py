@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from reports.intervals import interval
-from reports.leaderboard import build_tables, load_entries
-from reports.sample import synthetic_record, write_job
-from reports.tables import render
+from matbench.reports.intervals import interval
+from matbench.reports.leaderboard import build_tables, load_entries
+from matbench.reports.sample import synthetic_record, write_job
+from matbench.reports.tables import render
 
 
 @pytest.mark.parametrize("metric,value,lo,hi,n,kind,text", [

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from baselines.lama.checkpoint import (
+from matbench.baselines.lama.checkpoint import (
     UnsafeCheckpointError,
     build_generator,
     config_from_yaml_text,
@@ -22,7 +21,8 @@ from baselines.lama.checkpoint import (
     load_lama,
     resolve_interpolations,
 )
-from baselines.lama.network import BIG_LAMA, FFCResNetGenerator, LamaConfig
+from matbench.baselines.lama.network import BIG_LAMA, FFCResNetGenerator, LamaConfig
+
 from matbench.errors import WeightsError
 
 TINY_YAML = """\

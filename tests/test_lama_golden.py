@@ -12,10 +12,9 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from baselines.lama.checkpoint import LamaCheckpoint, build_generator
-from baselines.lama.inpainter import LamaInpainter, lama_forward, pad_to_modulo, to_uint8
-from baselines.lama.network import BIG_LAMA, FFCResNetGenerator, count_parameters
+from matbench.baselines.lama.checkpoint import LamaCheckpoint, build_generator
+from matbench.baselines.lama.inpainter import LamaInpainter, lama_forward, pad_to_modulo, to_uint8
+from matbench.baselines.lama.network import BIG_LAMA, FFCResNetGenerator, count_parameters
 
 TOL = 1e-4
 

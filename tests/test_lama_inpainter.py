@@ -7,9 +7,9 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 import torch
+from matbench.baselines.lama.inpainter import LamaInpainter, pad_to_modulo, symmetric_pad_index, to_uint8
+from matbench.baselines.lama.network import FFCResNetGenerator, LamaConfig
 
-from baselines.lama.inpainter import LamaInpainter, pad_to_modulo, symmetric_pad_index, to_uint8
-from baselines.lama.network import FFCResNetGenerator, LamaConfig
 from matbench import weights
 from matbench.errors import SpecError, WeightsError
 from matbench.models.base import Requirements, create_model, get_model_info

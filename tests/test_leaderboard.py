@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from matbench.reports.leaderboard import ProtocolError, build_tables, leaderboard, load_entries
+from matbench.reports.sample import synthetic_record, write_job
 
 from matbench.cli import main
-from reports.leaderboard import ProtocolError, build_tables, leaderboard, load_entries
-from reports.sample import synthetic_record, write_job
 
 
 def test_merges_runs_and_ranks(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

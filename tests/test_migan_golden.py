@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from matbench.baselines.migan.checkpoint import infer_resolution, load_generator, load_into
+from matbench.baselines.migan.inpainter import MIGANInpainter
+from matbench.baselines.migan.network import MIGANGenerator, count_parameters
 
-from baselines.migan.checkpoint import infer_resolution, load_generator, load_into
-from baselines.migan.inpainter import MIGANInpainter
-from baselines.migan.network import MIGANGenerator, count_parameters
 from matbench.errors import WeightsError
 
 FIX = Path(__file__).parent / "fixtures" / "migan"

@@ -92,9 +92,9 @@ def test_unknown_model_and_references(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MATBENCH_TRUSTED_MODULES", "no_such_pkg_xyz")
     with pytest.raises(SpecError, match="cannot import"):
         create_model("no_such_pkg_xyz.mod:factory")
-    info = get_model_info("baselines.classical:mean_fill")
+    info = get_model_info("matbench.baselines.classical:mean_fill")
     assert info.source == "reference"
-    assert isinstance(create_model("baselines.classical:mean_fill"), Inpainter)
+    assert isinstance(create_model("matbench.baselines.classical:mean_fill"), Inpainter)
 
 
 def test_register_twice_is_an_error() -> None:

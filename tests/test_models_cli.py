@@ -56,7 +56,7 @@ def test_found_weights_are_reported_with_their_path(weights_env: Path, capsys) -
 
 
 def test_reference_and_unknown_names(weights_env: Path, capsys) -> None:
-    data = _json(capsys, "baselines.classical:mean_fill")
+    data = _json(capsys, "matbench.baselines.classical:mean_fill")
     assert data["models"][0]["source"] == "reference"
     assert main(["models", "nope"]) == 2
     assert "unknown model 'nope'" in capsys.readouterr().err

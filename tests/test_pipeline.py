@@ -174,7 +174,7 @@ def test_save_outputs_sample_keeps_a_fixed_seeded_sample_and_the_report_renders(
     none = load_spec(standin_spec(tmp_path, "r3", save_outputs="none"))
     run(none, standin())
     assert not (none.output / "outputs").exists()
-    from reports.render import render_site
+    from matbench.reports.render import render_site
 
     index = render_site([rd], tmp_path / "report")
     assert Path(index).is_file()

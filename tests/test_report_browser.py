@@ -19,9 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from reports.render import render_site
-from reports.sample import make_sample_run
+from matbench.reports.render import render_site
+from matbench.reports.sample import make_sample_run
 
 pytestmark = pytest.mark.browser
 
@@ -206,8 +205,9 @@ def test_leaderboard_fits_the_page(site: Path, browser: object) -> None:
 def test_leaderboard_with_every_metric_fits(tmp_path: Path, browser: object) -> None:
     """Every metric matbench knows (79 with the feature-space ones), on two mask sets, with [lo, hi] intervals (the
     widest cells): at 1400 px split into chunks of one mask set, nothing dropped, no horizontal overflow."""
+    from matbench.reports.sample import synthetic_record, write_job
+
     from matbench.metrics import METRIC_INFO
-    from reports.sample import synthetic_record, write_job
 
     d = tmp_path / "run"
     for model in ("mat", "lama", "comodgan-long-name"):

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from matbench.reports.leaderboard import ProtocolError
+from matbench.reports.render import render_site
+from matbench.reports.sample import make_sample_run, synthetic_record, write_job
 
 from matbench.cli import main
-from reports.leaderboard import ProtocolError
-from reports.render import render_site
-from reports.sample import make_sample_run, synthetic_record, write_job
 
 PER_PAGE = 3
 N_IMAGES = 5
@@ -214,7 +214,7 @@ def test_smoke_labels_the_metrics_not_the_pictures(sample: tuple[Path, Path], tm
 
 
 def test_smoke_sources_from_runner_eval_and_unknown_records() -> None:
-    from reports.leaderboard import smoke_sources
+    from matbench.reports.leaderboard import smoke_sources
 
     rec = synthetic_record("places", "mat-large", "mat", {"fid": 1.0}, smoke=True)
     rec.provenance = {"metric_smoke": True, "weights": {"model": {"name": "mat", "smoke": False}}}  # runner
@@ -286,8 +286,8 @@ def test_refuses_mixed_protocols(tmp_path: Path) -> None:
 
 def test_bin_series_falls_back_to_per_image_csv(tmp_path: Path) -> None:
     """Runner bins without metrics (too few images per bin): the plot bins per_image.csv on the same edges."""
-    from reports.leaderboard import load_entries
-    from reports.plots import _bin_series
+    from matbench.reports.leaderboard import load_entries
+    from matbench.reports.plots import _bin_series
 
     d = tmp_path / "r"
     rec = synthetic_record("places", "mat-large", "mat", {"fid": 1.0})
@@ -329,8 +329,8 @@ def test_max_images_keeps_the_worst(sample: tuple[Path, Path], tmp_path: Path) -
 def test_bin_plot_counts_images_and_names_hidden_bins(tmp_path: Path) -> None:
     """Runner bins: metrics only where a bin holds >= 2 images. The plot shows every bin's count and says which
     bins it leaves out (they used to vanish, so a mask set could read as a single dot)."""
-    from reports.leaderboard import load_entries
-    from reports.plots import bin_counts, plot_bins
+    from matbench.reports.leaderboard import load_entries
+    from matbench.reports.plots import bin_counts, plot_bins
 
     d = tmp_path / "r"
     rec = synthetic_record("places", "mat-large", "mat", {"fid": 1.0}, n=6)
@@ -353,8 +353,9 @@ def test_bin_plot_counts_images_and_names_hidden_bins(tmp_path: Path) -> None:
 
 def test_per_image_csv_with_a_non_number_names_file_row_and_column(tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture) -> None:
+    from matbench.reports.sample import synthetic_record, write_job
+
     from matbench.entries import load_entries
-    from reports.sample import synthetic_record, write_job
 
     d = tmp_path / "r"
     write_job(d, synthetic_record("places", "mat-large", "mat", {"fid": 3.0}))

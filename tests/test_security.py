@@ -276,7 +276,7 @@ def test_trust_rule_prefixes_env_own_package_and_registered_only() -> None:
     from matbench.trust import TrustError, allow_import, resolve_reference
 
     assert allow_import("matbench.models.base", "model", "t") == "matbench"
-    assert allow_import("baselines.classical", "model", "t") == "matbench"
+    assert allow_import("matbench.baselines.classical", "model", "t") == "matbench"
     with pytest.raises(TrustError, match="--trust pkgx"):
         allow_import("pkgx.sub", "model", "t")
     with trust.trusting(["pkgx"]):

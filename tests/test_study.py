@@ -152,7 +152,7 @@ PREFERENCE = {"opencv-telea": 0, "opencv-ns": 1, "mean-fill": 2}  # how the simu
 
 @pytest.mark.browser
 def test_study_page_end_to_end(tmp_path: Path, browser: object) -> None:  # noqa: F811
-    from reports.sample import make_sample_run
+    from matbench.reports.sample import make_sample_run
 
     size = int(os.environ.get("MATBENCH_STUDY_SIZE", "64"))
     run = make_sample_run(tmp_path / "run", n_images=5, size=size, masksets=("mat-large",), samples=0)

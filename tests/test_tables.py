@@ -7,11 +7,11 @@ import io
 from pathlib import Path
 
 import pytest
+from matbench.reports.leaderboard import build_tables, load_entries
+from matbench.reports.sample import synthetic_record, write_job
+from matbench.reports.tables import render
 
 from matbench.cli import main
-from reports.leaderboard import build_tables, load_entries
-from reports.sample import synthetic_record, write_job
-from reports.tables import render
 
 
 @pytest.fixture()

@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from matbench.baselines.comodgan.network import CoModGenerator
 
-from baselines.comodgan.network import CoModGenerator
 from matbench import seeding
 from matbench import weights as wreg
 from matbench.errors import InputError, SpecError, WeightsError

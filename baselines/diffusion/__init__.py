@@ -1,1 +1,1 @@
-"""Diffusion inpainting through the `diffusers` library (optional extra: pip install matbench[diffusion])."""
+"""Diffusion inpainting through the `diffusers` library (optional extra: pip install matbench-inpaint[diffusion])."""

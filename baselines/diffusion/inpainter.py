@@ -9,7 +9,7 @@ Conventions, made explicit because diffusers' differ from ours:
   the input's exactly ("blended" compositing, as BrushBench's blended mode; recorded in provenance);
 - randomness: one torch.Generator per image, seeded from (seed, image id, sample), images run one at a
   time: outputs do not depend on batch size, order or rank.
-The diffusers import is lazy: the core install does not need it (pip install matbench[diffusion]).
+The diffusers import is lazy: the core install does not need it (pip install matbench-inpaint[diffusion]).
 """
 
 from __future__ import annotations
@@ -87,8 +87,8 @@ def _import_diffusers() -> Any:
     try:
         import diffusers
     except ImportError as e:
-        raise MatbenchError(f"the diffusers model needs the optional dependencies: pip install 'matbench[diffusion]' "
-                            f"({e})") from None
+        raise MatbenchError("the diffusers model needs the optional dependencies: "
+                            f"pip install 'matbench-inpaint[diffusion]' ({e})") from None
     return diffusers
 
 
@@ -272,7 +272,7 @@ def set_scheduler(pipe: Any, scheduler: str | None) -> None:
 @register_model("diffusers", description="any diffusers inpainting pipeline (SD, SDXL, FLUX Fill; optional extra)",
                 requires=REQUIRES, options=OPTIONS)
 def diffusers_model(device: str = "cpu", **options: Any) -> Inpainter:
-    """A diffusers inpainting pipeline from a hub id or a local folder (pip install 'matbench[diffusion]').
+    """A diffusers inpainting pipeline from a hub id or a local folder (pip install 'matbench-inpaint[diffusion]').
 
     options: the fields of DiffusersOptions (declared in OPTIONS, checked by create_model before this runs).
     weights: e.g. stable-diffusion-v1-5/stable-diffusion-inpainting or a folder; smoke=True without weights

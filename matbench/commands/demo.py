@@ -54,7 +54,7 @@ def demo_command(args: argparse.Namespace) -> int:
 def render(run_dir: Path, report_dir: Path) -> Path | None:
     """The HTML report, if the reports package is present (else None, with a note)."""
     try:
-        from reports import render as r
+        from matbench.reports import render as r
     except ImportError as e:
         print(f"note: HTML report skipped (reports package not available: {e})", file=sys.stderr)
         return None

@@ -12,9 +12,9 @@ from matbench.evaluate.config import FID_CONVENTIONS, INCEPTIONS, LPIPS_NETS, Ev
 from matbench.evaluate.folders import MASK_POLARITIES, FolderRun
 from matbench.io import check_output, write_json_atomic
 from matbench.metrics import METRIC_INFO, default_metrics
+from matbench.reports.intervals import interval
 from matbench.results import MetricValue, ResultRecord
 from matbench.trust import add_trust_option
-from reports.intervals import interval
 
 ALL_METRICS = default_metrics()
 

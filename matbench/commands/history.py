@@ -16,8 +16,8 @@ from pathlib import Path
 
 from matbench.errors import InputError, MatbenchError, SpecError
 from matbench.history import History, append_results, baseline_records, parse_baseline, resolve_path, table_rows
+from matbench.reports.check import MISMATCH, CheckResult, compare, format_json, format_text
 from matbench.results import find_records
-from reports.check import MISMATCH, CheckResult, compare, format_json, format_text
 
 log = logging.getLogger(__name__)
 ENV_NAME = "MATBENCH_HISTORY"  # matbench.history.ENV, not imported at CLI start

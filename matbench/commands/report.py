@@ -10,13 +10,13 @@ from matbench.commands.report_extras import add_report_options, add_table_option
 from matbench.errors import InputError
 from matbench.io import check_output
 from matbench.metrics import METRIC_INFO
+from matbench.reports import intervals
+from matbench.reports.check import compare, format_json, format_text, parse_tolerance
+from matbench.reports.leaderboard import build_tables, leaderboard, load_entries, overlapping_leader
+from matbench.reports.published import attach
+from matbench.reports.render import render_site
+from matbench.reports.tables import fmt_value, render
 from matbench.results import find_records
-from reports import intervals
-from reports.check import compare, format_json, format_text, parse_tolerance
-from reports.leaderboard import build_tables, leaderboard, load_entries, overlapping_leader
-from reports.published import attach
-from reports.render import render_site
-from reports.tables import fmt_value, render
 
 
 def _metrics(s: str | None) -> list[str] | None:

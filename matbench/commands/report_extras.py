@@ -14,10 +14,10 @@ from pathlib import Path
 from matbench.doctor import read_saved
 from matbench.errors import SpecError
 from matbench.history import resolve_path
+from matbench.reports.doctor_page import DOCTOR_PAGE, render_doctor
+from matbench.reports.render import _env
+from matbench.reports.trend import STUDY_PAGE, TREND_PAGE, add_nav_links, render_study, render_trend
 from matbench.study.analyze import read_analysis, render_tables
-from reports.doctor_page import DOCTOR_PAGE, render_doctor
-from reports.render import _env
-from reports.trend import STUDY_PAGE, TREND_PAGE, add_nav_links, render_study, render_trend
 
 
 def add_report_options(p: argparse.ArgumentParser) -> None:

@@ -48,7 +48,7 @@ def _skimage_data_dir() -> Path:
         spec = None
     if spec is None or not spec.submodule_search_locations:
         raise InputError("scikit-image is not installed; the demo photos come from its bundled data "
-                         "(pip install scikit-image, or `pip install matbench[demo]`)")
+                         "(pip install scikit-image)")
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 

@@ -171,7 +171,7 @@ def require(module: str, who: str) -> None:
     try:
         importlib.import_module(module)
     except ModuleNotFoundError:
-        raise InputError(f"{who} needs the {module} package: pip install 'matbench[protocols]'") from None
+        raise InputError(f"{who} needs the {module} package: pip install 'matbench-inpaint[protocols]'") from None
 
 
 def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:

@@ -119,13 +119,13 @@ _MODELS: dict[str, ModelInfo] = {}
 
 # Built-in models are imported lazily (each module registers itself on import).
 _BUILTIN_MODULES: tuple[str, ...] = (
-    "baselines.classical",
+    "matbench.baselines.classical",
     "matbench.models.mat.inpainter",
-    "baselines.lama.inpainter",
-    "baselines.comodgan.inpainter",
-    "baselines.precomputed",
-    "baselines.migan.inpainter",
-    "baselines.diffusion.inpainter",
+    "matbench.baselines.lama.inpainter",
+    "matbench.baselines.comodgan.inpainter",
+    "matbench.baselines.precomputed",
+    "matbench.baselines.migan.inpainter",
+    "matbench.baselines.diffusion.inpainter",
 )
 _loaded_builtins = False
 
