@@ -22,9 +22,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 
 from matbench.models.base import Inpainter, Requirements, create_model
 from matbench.results import MetricValue, ResultRecord
+from matbench.runner import RunOptions
 
 
 @dataclass
@@ -214,6 +216,21 @@ def run_spec_script(spec: Path, env_extra: dict[str, str]) -> subprocess.Complet
     """This file as a script on SPEC (the stand-in evaluator) in a child process."""
     return subprocess.run([sys.executable, str(Path(__file__).resolve()), str(spec)],
                           env=subprocess_env(**env_extra), capture_output=True, text=True, timeout=300)
+
+
+def make_images(d: Path, n: int, size: tuple[int, int] = (40, 48), seed: int = 0) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size[0], 0:size[1]]
+    for i in range(n):
+        base = np.stack([(xx * (3 + i)) % 256, (yy * (5 + i)) % 256, (xx + yy) * 2 % 256], axis=-1)
+        noise = rng.integers(0, 30, size=(*size, 3))
+        Image.fromarray(((base + noise) % 256).astype(np.uint8)).save(d / f"img{i:02d}.png")
+    return d
+
+
+def standin_opts() -> RunOptions:
+    return RunOptions(evaluator_factory=standin_factory, batch_loader=StandinBatch.load, progress=False)
 
 
 if __name__ == "__main__":

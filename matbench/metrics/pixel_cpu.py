@@ -9,7 +9,7 @@ rows is written to memory, which is what makes it several times faster than filt
 so this 'valid' filtering is exactly the cropped map whatever the border mode.
 
 Only the order of float64 additions differs from cv2.filter2D with the 11x11 outer-product window; the
-result agrees with the official formula to ~1e-12 relative (tests/test_metric_pixel.py checks 1e-9).
+result agrees with the official formula to ~1e-12 relative (tests/metrics/test_metric_pixel.py checks 1e-9).
 numba is optional (extra `fast`); without it matbench.metrics.pixel uses an OpenCV separable-filter path.
 """
 

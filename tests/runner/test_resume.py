@@ -7,16 +7,15 @@ import json
 from pathlib import Path
 
 import pandas as pd
-from runner_helpers import run_spec_script
+from runner_helpers import make_images, run_spec_script, standin_opts
 from spec_helpers import write_spec
-from test_runner import make_images, standin_opts
 
 from matbench.runner import run
 from matbench.spec import load_spec
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # tests/ (runner_helpers.py)
 
-# exact: the batches before the killed one are on disk (pipelined: tests/test_pipeline.py)
+# exact: the batches before the killed one are on disk (pipelined: tests/runner/test_pipeline.py)
 SPEC = {"pipeline": False, "models": [{"name": "opencv-telea", "label": "telea"},
                                       {"name": "runner_helpers:killer", "label": "killer",
                                        "options": {"inner": "mean-fill"}}]}

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_runner import make_images, standin_opts
+from runner_helpers import make_images, standin_opts
 
 from matbench import features as F
 from matbench.cli import main

@@ -16,16 +16,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from runner_helpers import StandinBatch, run_spec_script, standin_factory, subprocess_env
+from runner_helpers import StandinBatch, make_images, run_spec_script, standin_factory, subprocess_env
 from spec_helpers import write_spec
-from test_runner import make_images
 
 from matbench.errors import MatbenchError
 from matbench.io import read_gray, read_image
 from matbench.runner import RunOptions, Workers, plan_workers, run
 from matbench.spec import load_spec
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # tests/ (runner_helpers.py)
 
 SPEC = {"seed": 3, "metrics": ["psnr", "ssim", "l1"],  # LPIPS runs in the diversity scorer
         "n_bootstrap": 20, "models": [{"name": "opencv-telea", "label": "telea"},

@@ -55,7 +55,7 @@ def test_names_agree_with_their_owners() -> None:
 
 
 def test_a_runner_run_directory_matches(tmp_path: Path) -> None:
-    from test_runner import make_images
+    from runner_helpers import make_images
 
     make_images(tmp_path / "imgs", 3)
     write_spec(tmp_path, "s", name="t", output="run", seed=1, batch_size=2, metrics=["fid"])

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
-from runner_helpers import StandinBatch, StandinEvaluator, standin_factory
+from runner_helpers import StandinBatch, StandinEvaluator, make_images, standin_factory, standin_opts
 
 from matbench.data.masks import generate_mask
 from matbench.distributed import batch_ranges, shard
@@ -22,18 +22,6 @@ from matbench.errors import SpecError
 from matbench.io import read_gray, read_image
 from matbench.runner import RunOptions, dry_run, generalization_table, run
 from matbench.spec import load_spec
-
-
-def make_images(d: Path, n: int, size: tuple[int, int] = (40, 48), seed: int = 0) -> Path:
-    d.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size[0], 0:size[1]]
-    for i in range(n):
-        base = np.stack([(xx * (3 + i)) % 256, (yy * (5 + i)) % 256, (xx + yy) * 2 % 256], axis=-1)
-        noise = rng.integers(0, 30, size=(*size, 3))
-        Image.fromarray(((base + noise) % 256).astype(np.uint8)).save(d / f"img{i:02d}.png")
-    return d
-
 
 SPEC = """
 name = "t"
@@ -60,10 +48,6 @@ name = "mean-fill"
 name = "opencv-telea"
 label = "telea"
 """
-
-
-def standin_opts() -> RunOptions:
-    return RunOptions(evaluator_factory=standin_factory, batch_loader=StandinBatch.load, progress=False)
 
 
 @pytest.fixture()

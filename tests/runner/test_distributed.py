@@ -9,11 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from runner_helpers import subprocess_env
+from runner_helpers import make_images, subprocess_env
 from spec_helpers import write_spec
-from test_runner import make_images
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # tests/ (runner_helpers.py)
 
 SPEC = {"batch_size": 2, "masksets": [{"kind": "mat-large"}, {"kind": "mat-small"}],
         "models": [{"name": "opencv-telea", "label": "telea"},

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from runner_helpers import make_images
 from spec_helpers import write_spec
-from test_runner import make_images
 
 from matbench import protocols as P
 from matbench.cli import main
@@ -153,7 +153,7 @@ def test_changed_inception_backend_is_a_different_configuration(tmp: Path) -> No
 
 
 def test_example_spec_follows_its_protocol() -> None:
-    example = Path(__file__).parents[1] / "examples" / "specs" / "mat-places512-large.toml"
+    example = Path(__file__).parents[2] / "examples" / "specs" / "mat-places512-large.toml"
     spec = load_spec(example, check_paths=False)
     assert spec.protocol == "mat-places512-large" and spec.save_features
     assert [m.published_row for m in spec.models] == ["MAT (8M)", "CoModGAN (8M)", "LaMa-Big (4.5M)"]
