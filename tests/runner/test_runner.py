@@ -14,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 from runner_helpers import StandinBatch, StandinEvaluator, make_images, standin_factory, standin_opts
+from spec_helpers import write_spec
 
 from matbench.data.masks import generate_mask
 from matbench.distributed import batch_ranges, shard
@@ -23,39 +24,23 @@ from matbench.io import read_gray, read_image
 from matbench.runner import RunOptions, dry_run, generalization_table, run
 from matbench.spec import load_spec
 
-SPEC = """
-name = "t"
-output = "run"
-seed = 5
-batch_size = 4
-resolutions = [32, 64]
-generalization = true
-metrics = ["fid", "lpips"]
-smoke = true
-[[datasets]]
-name = "tiny"
-path = "imgs"
-limit = 7
-allow_upscale = true  # 40x48 images at 64: the generalization numbers below include the reflect padding
-[[masksets]]
-kind = "mat-large"
-[[masksets]]
-kind = "mat-small"
-seed = 100
-[[models]]
-name = "mean-fill"
-[[models]]
-name = "opencv-telea"
-label = "telea"
-"""
+SPEC = {"name": "t", "output": "run", "seed": 5, "batch_size": 4, "resolutions": [32, 64], "generalization": True,
+        "metrics": ["fid", "lpips"],
+        # 40x48 images at 64: the generalization numbers below include the reflect padding
+        "datasets": [{"name": "tiny", "path": "imgs", "limit": 7, "allow_upscale": True}],
+        "masksets": [{"kind": "mat-large"}, {"kind": "mat-small", "seed": 100}],
+        "models": [{"name": "mean-fill"}, {"name": "opencv-telea", "label": "telea"}]}
+
+
+def write(folder: Path, stem: str = "spec", **keys: object) -> Path:
+    """folder/stem.toml: SPEC with `keys` overridden (spec_helpers.write_spec)."""
+    return write_spec(folder, stem, **{**SPEC, **keys})
 
 
 @pytest.fixture()
 def spec_file(tmp_path: Path) -> Path:
     make_images(tmp_path / "imgs", 9)
-    p = tmp_path / "spec.toml"
-    p.write_text(SPEC)
-    return p
+    return write(tmp_path)
 
 
 def test_sharding_covers_every_batch_once() -> None:
@@ -148,11 +133,8 @@ def test_changed_config_is_refused_then_restarted(spec_file: Path) -> None:
 
 
 def test_diversity_samples_and_score(spec_file: Path, tmp_path: Path) -> None:
-    text = SPEC.replace('name = "opencv-telea"\nlabel = "telea"', 'name = "runner_helpers:noisy"\nlabel = "noisy"\n'
-                        'samples = 3').replace("resolutions = [32, 64]\ngeneralization = true", "resolutions = [32]")
-    text = text.replace('[[masksets]]\nkind = "mat-small"\nseed = 100\n', "")
-    p = tmp_path / "div.toml"
-    p.write_text(text)
+    p = write(tmp_path, "div", output="run", resolutions=[32], generalization=None, masksets=[{"kind": "mat-large"}],
+              models=[{"name": "mean-fill"}, {"name": "runner_helpers:noisy", "label": "noisy", "samples": 3}])
     spec = load_spec(p)
     run(spec, standin_opts())
     jd = spec.output / "jobs" / "tiny__mat-large__noisy__32"
@@ -232,8 +214,7 @@ def test_dry_run_names_every_smoke_network_and_exits_3_unless_smoke_is_asked(spe
     from matbench.cli import main
     from matbench.runner.plan import EXIT_NOT_REAL
 
-    spec_file.write_text(SPEC.replace("smoke = true", 'smoke = "auto"').replace('["fid", "lpips"]',
-                                                                              '["fid", "lpips", "pr"]'))
+    write(spec_file.parent, smoke="auto", metrics=["fid", "lpips", "pr"])
     assert main(["run", "--dry-run", str(spec_file)]) == EXIT_NOT_REAL == 3
     out = capsys.readouterr().out
     smoke = out.split("smoke (random weights):")[1]
@@ -257,7 +238,7 @@ def test_dry_run_names_every_smoke_network_and_exits_3_unless_smoke_is_asked(spe
 def test_dry_run_of_pixel_metrics_needs_no_network(spec_file: Path, no_weights_here, capsys) -> None:
     from matbench.cli import main
 
-    spec_file.write_text(SPEC.replace("smoke = true", "smoke = false").replace('["fid", "lpips"]', '["psnr", "l1"]'))
+    write(spec_file.parent, smoke=False, metrics=["psnr", "l1"])
     assert main(["run", "--dry-run", str(spec_file)]) == 0
     assert "metric networks: none needed" in capsys.readouterr().out
 
@@ -266,7 +247,7 @@ def test_missing_weights_listed_by_dry_run_and_refused_up_front(spec_file: Path,
     from matbench.errors import WeightsError
 
     monkeypatch.setenv("MATBENCH_WEIGHTS", str(spec_file.parent / "no-weights-here"))
-    spec_file.write_text(SPEC + '[[models]]\nname = "mat"\n')
+    write(spec_file.parent, models=[*SPEC["models"], {"name": "mat"}])
     spec = load_spec(spec_file)
     text = dry_run(spec)
     missing = text.split("missing weights:")[1]
