@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from spec_helpers import write_spec
 
 from matbench.cli import main
 from matbench.io import save_png, write_json_atomic, write_text_atomic
@@ -120,6 +121,7 @@ def test_disk_full_while_saving_pngs_ends_the_cli_with_one_line(tmp_path: Path, 
 
 
 def test_disk_full_elsewhere_is_caught_at_the_cli_boundary(tmp_path: Path, monkeypatch, capsys) -> None:
+    import matbench.commands.inpaint
     import matbench.io
 
     img_dir, mask_dir = _inputs(tmp_path)
@@ -128,6 +130,7 @@ def test_disk_full_elsewhere_is_caught_at_the_cli_boundary(tmp_path: Path, monke
         raise OSError(28, "No space left on device", str(path))
 
     monkeypatch.setattr(matbench.io, "save_png", full)
+    monkeypatch.setattr(matbench.commands.inpaint, "save_png", full)  # the name the command imported
     rc = main(["inpaint", "--model", "mean-fill", "--images", str(img_dir), "--masks", str(mask_dir),
                "--mask-polarity", "known=255", "-o", str(tmp_path / "out")])
     err = capsys.readouterr().err.strip()
@@ -672,10 +675,8 @@ def test_ci_example_installs_only_extras_that_exist() -> None:
 
 def test_disk_full_during_a_run_is_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
     img_dir, _ = _inputs(tmp_path, n=2, size=40)
-    p = tmp_path / "spec.toml"
-    p.write_text(f'output = "run"\nresolutions = [32]\nmetrics = ["l1"]\nsmoke = true\n'
-                 f'[[datasets]]\npath = "{img_dir}"\npolicy = "resize-crop"\n'
-                 '[[masksets]]\nkind = "mat-large"\n[[models]]\nname = "mean-fill"\n')
+    p = write_spec(tmp_path, "spec", output="run", metrics=["l1"], batch_size=None,
+                   datasets=[{"path": str(img_dir), "policy": "resize-crop"}])
     real_save = Image.Image.save
 
     def save(self, fp, *a, **k):  # mask PNGs are encoded in memory; the first file on disk hits a full disk

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from matbench.reports.render import render_site
 from matbench.reports.sample import make_sample_run
+from spec_helpers import write_spec
 
 pytestmark = pytest.mark.browser
 
@@ -360,11 +361,10 @@ def test_report_of_a_real_runner_run(tmp_path: Path, browser: object) -> None:
     from matbench.spec import load_spec
 
     demo_images(tmp_path / "data", n=2)
-    (tmp_path / "spec.toml").write_text(
-        'name = "tiny"\noutput = "run"\nbatch_size = 2\ndevice = "cpu"\nresolutions = [64]\n'
-        'metrics = ["fid", "pids", "uids", "lpips", "psnr", "ssim", "l1"]\nsmoke = true\nn_bootstrap = 10\n'
-        '[[datasets]]\npreset = "folder"\npath = "data"\n[[masksets]]\nkind = "mat-large"\n'
-        '[[models]]\nname = "opencv-telea"\n[[models]]\nname = "mean-fill"\n')
+    write_spec(tmp_path, "spec", name="tiny", output="run", batch_size=2, device="cpu", resolutions=[64],
+               metrics=["fid", "pids", "uids", "lpips", "psnr", "ssim", "l1"], n_bootstrap=10,
+               datasets=[{"preset": "folder", "path": "data"}],
+               models=[{"name": "opencv-telea"}, {"name": "mean-fill"}])
     runner.run(load_spec(tmp_path / "spec.toml"), runner.RunOptions(progress=False))
     run = tmp_path / "run"
     site = tmp_path / "site"

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from spec_helpers import write_spec
 
 pytest.importorskip("diffusers")
 
@@ -186,12 +187,10 @@ def test_spec_runs_through_runner_and_report(tiny_dir, tmp_path):
     from matbench.spec import load_spec
 
     demo_images(tmp_path / "data", n=2)
-    (tmp_path / "spec.toml").write_text(
-        'name = "diff"\noutput = "run"\nbatch_size = 2\ndevice = "cpu"\nresolutions = [64]\n'
-        'metrics = ["psnr", "l1"]\nsmoke = true\n'
-        '[[datasets]]\npreset = "folder"\npath = "data"\n[[masksets]]\nkind = "mat-large"\n'
-        f'[[models]]\nname = "diffusers"\nsamples = 2\noptions = {{ model_id = "{tiny_dir}", steps = 1 }}\n'
-        '[[models]]\nname = "mean-fill"\n')
+    write_spec(tmp_path, "spec", name="diff", output="run", batch_size=2, device="cpu", resolutions=[64],
+               metrics=["psnr", "l1"], datasets=[{"preset": "folder", "path": "data"}],
+               models=[{"name": "diffusers", "samples": 2, "options": {"model_id": str(tiny_dir), "steps": 1}},
+                       {"name": "mean-fill"}])
     runner.run(load_spec(tmp_path / "spec.toml"), runner.RunOptions(progress=False))
     recs = [json.loads(p.read_text()) for p in (tmp_path / "run" / "jobs").glob("*diffusers*/metrics.json")]
     assert len(recs) == 1 and recs[0]["smoke"] is True
