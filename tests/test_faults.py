@@ -286,6 +286,13 @@ def test_every_builtin_model_declares_its_factory_options(name: str) -> None:
     info = get_model_info(name)
     assert info.options is not None, f"{name} declares no options"
     params = {k: p for k, p in inspect.signature(info.factory).parameters.items() if p.kind is p.POSITIONAL_OR_KEYWORD}
+    if name == "diffusers":  # diffusers_model(device, **options): the options are the fields of DiffusersOptions
+        import dataclasses
+
+        from matbench.baselines.diffusion.inpainter import DiffusersOptions
+
+        params.update({f.name: inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default)
+                       for f in dataclasses.fields(DiffusersOptions)})
     declared = {o.name: o for o in info.options}
     assert set(declared) == set(params) - ({"device"} if name in DEVICE_UNDECLARED else set())
     for k, o in declared.items():

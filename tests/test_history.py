@@ -271,18 +271,17 @@ def test_eval_appends_and_records_its_inputs(tmp_path: Path, capsys: pytest.Capt
 
 
 def test_run_appends_after_it_finishes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import matbench.runner
-    import matbench.spec
+    import matbench.commands.run as run_cmd
 
     out = tmp_path / "run"
     spec = types.SimpleNamespace(output=out, device="cpu", batch_size=1, smoke=False)
-    monkeypatch.setattr(matbench.spec, "load_spec", lambda path, output=None: spec)
+    monkeypatch.setattr(run_cmd, "load_spec", lambda path, output=None: spec)  # the names the command imported
 
     def fake_run(spec_: object, options: object) -> dict:
         write_job(out, synthetic_record("places", "mat-large", "mat", {"fid": 3.0}))
         return {"summary": {"places-mat-large-mat-512": {"fid": 3.0}}}
 
-    monkeypatch.setattr(matbench.runner, "run", fake_run)
+    monkeypatch.setattr(run_cmd, "run", fake_run)
     assert main(["run", "spec.toml"]) == 0               # default history = $MATBENCH_HISTORY (conftest)
     (row,) = History(os.environ["MATBENCH_HISTORY"]).rows()
     assert row.source == "run" and row.record.metrics["fid"].value == 3.0

@@ -135,9 +135,6 @@ def test_cli_convert_errors(tmp_path, capsys):
 
 
 def test_cli_convert_calls_the_mat_converter(tmp_path, monkeypatch, capsys):
-    import sys
-    import types
-
     calls = []
 
     def convert_to_safetensors(src, dst):
@@ -145,9 +142,9 @@ def test_cli_convert_calls_the_mat_converter(tmp_path, monkeypatch, capsys):
         dst.write_bytes(b"st")
         return dst
 
-    fake = types.ModuleType("matbench.models.mat.checkpoint")
-    fake.convert_to_safetensors = convert_to_safetensors
-    monkeypatch.setitem(sys.modules, "matbench.models.mat.checkpoint", fake)
+    import matbench.commands.weights as weights_cmd
+
+    monkeypatch.setattr(weights_cmd, "convert_to_safetensors", convert_to_safetensors)
     src = tmp_path / "Places_512.pkl"
     src.write_bytes(b"pkl")
     dst = tmp_path / "out.safetensors"

@@ -4,6 +4,7 @@ refused with nothing executed."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import pickle
@@ -77,8 +78,12 @@ def write_release_like(path, G: torch.nn.Module, monkeypatch) -> None:
     class PersistencePickler(pickle.Pickler):
         def reducer_override(self, obj):
             if isinstance(obj, torch.nn.Module) and type(obj).__module__.startswith("matbench."):
+                # the official modules hold plain values where the port groups options in frozen dataclasses
+                # (ConvOptions, Noise, ...): a release file never names a matbench class
+                state = {k: v for k, v in obj.__dict__.items()
+                         if not (dataclasses.is_dataclass(v) and type(v).__module__.startswith("matbench."))}
                 meta = {"type": "class", "version": 6, "module_src": "# source omitted",
-                        "class_name": type(obj).__name__, "state": dict(obj.__dict__)}
+                        "class_name": type(obj).__name__, "state": state}
                 return _reconstruct_persistent_obj, (meta,)
             return NotImplemented
 
