@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,11 +20,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matbench.reports import intervals  # noqa: E402
 from matbench.reports.leaderboard import Entry, maskset_order  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from matbench.metrics import METRIC_INFO  # noqa: E402
 
 BIN_METRICS = ("lpips", "psnr", "ssim", "l1", "fid", "pids", "uids")
+PER_IMAGE_BIN_METRICS = ("lpips", "psnr", "ssim", "l1")  # per_image.csv columns a bin's mean can be taken of
+MIN_STEPS = 10  # a value axis spans at least this many display steps (10^-digits) ...
+MIN_RELATIVE_SPAN = 0.02  # ... and at least 2 % of the largest magnitude shown
 DEFAULT_EDGES = tuple(round(x, 1) for x in np.arange(0.0, 1.01, 0.1))
 
 plt.rcParams.update({"svg.hashsalt": "matbench", "figure.dpi": 100, "font.size": 9,
@@ -42,6 +48,43 @@ def slug(*parts: object) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(str(p) for p in parts)).strip("_")
 
 
+def value_limits(values: Sequence[float], digits: int) -> tuple[float, float] | None:
+    """y limits for metric values shown with `digits` decimals: the data plus 10 % each side, at least MIN_STEPS
+    display steps and MIN_RELATIVE_SPAN of the values wide (a constant, or float noise like 27.955310230001 vs
+    27.95531023, would otherwise get matplotlib's ±5 % or an axis 1e-11 wide with an offset label), and not below 0
+    when no value is (a constant P-IDS of 0 is not drawn on −0.04…0.04). None when no value is finite."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return None
+    lo, hi = min(finite), max(finite)
+    min_span = max(MIN_STEPS * 10.0 ** -digits, MIN_RELATIVE_SPAN * max(abs(lo), abs(hi)))
+    pad = max(0.1 * (hi - lo), (min_span - (hi - lo)) / 2, 0.0)
+    a, b = lo - pad, hi + pad
+    if lo >= 0 > a:  # never below 0 for values that are not: shift the range up instead
+        a, b = 0.0, max(b - a, hi + 0.1 * (hi - lo), min_span)
+    return a, b
+
+
+def value_axis(axis: Any, digits: int) -> None:
+    """Ticks of a value axis at display precision: steps of 1, 2 or 5 × 10^k (k >= -digits, so every label is exact
+    at `digits` decimals), labels with `digits` decimals, no offset or scientific notation."""
+    axis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 5, 10], min_n_ticks=3))
+    axis.set_major_formatter(FuncFormatter(lambda x, _pos: _fixed(x, digits)))
+
+
+def _fixed(x: float, digits: int) -> str:
+    s = f"{x:.{digits}f}"
+    return s[1:] if s.startswith("-") and float(s) == 0 else s  # "-0.00" -> "0.00"
+
+
+def set_value_range(ax: Any, values: Sequence[float], digits: int) -> None:
+    """value_limits() as the y range and value_axis() for its ticks."""
+    lim = value_limits(values, digits)
+    if lim is not None:
+        ax.set_ylim(*lim)
+    value_axis(ax.yaxis, digits)
+
+
 def save(fig: Any, root: Path, stem: str, title: str, caption: str = "") -> Plot:
     out = root / "plots"
     out.mkdir(parents=True, exist_ok=True)
@@ -52,37 +95,71 @@ def save(fig: Any, root: Path, stem: str, title: str, caption: str = "") -> Plot
     return Plot(title, f"plots/{stem}.png", f"plots/{stem}.svg", caption)
 
 
-def _bin_series(e: Entry, edges: Sequence[float] | None = None) -> dict[str, list[tuple[float, float, float | None,
-                                                                                              float | None]]]:
-    """metric -> [(bin centre, value, ci_low, ci_high)], display-scaled; record bins first, else per_image.csv."""
-    out: dict[str, list[tuple[float, float, float | None, float | None]]] = {}
+@dataclass(frozen=True)
+class BinPoint:
+    """One model's value in one hole-ratio bin (display units) and how far it can be trusted."""
+
+    centre: float
+    value: float
+    lo: float | None
+    hi: float | None
+    n: int | None
+
+    def supported(self, metric: str) -> bool:
+        """Whether the value comes with a usable interval: at least 2 images and not a zero-width interval (as
+        reports.intervals judges it). Unsupported points are drawn hollow and never joined by a line."""
+        if self.n is not None and self.n < 2:
+            return False
+        sc = METRIC_INFO[metric].scale
+        lo, hi = (None if x is None else x / sc for x in (self.lo, self.hi))
+        return intervals.interval(metric, self.value / sc, lo, hi, self.n).kind != "unsupported"
+
+
+def _csv_bin_points(df: Any, edges: Sequence[float]) -> dict[str, dict[int, BinPoint]]:
+    """metric -> bin index -> mean of per_image.csv's values in the bin (no interval), for the per-image metrics."""
+    out: dict[str, dict[int, BinPoint]] = {}
+    if df is None or "hole_ratio" not in df.columns:
+        return out
+    hr = df["hole_ratio"].to_numpy(float)
+    idx = np.clip(np.searchsorted(edges, hr, side="right") - 1, 0, len(edges) - 2)
+    idx[~np.isfinite(hr)] = -1
+    for m in PER_IMAGE_BIN_METRICS:
+        if m not in df.columns:
+            continue
+        vals = df[m].to_numpy(float)
+        ok = np.isfinite(vals) & (idx >= 0)
+        sums = np.bincount(idx[ok], weights=vals[ok], minlength=len(edges) - 1)
+        counts = np.bincount(idx[ok], minlength=len(edges) - 1)
+        sc = METRIC_INFO[m].scale
+        out[m] = {k: BinPoint((edges[k] + edges[k + 1]) / 2, float(sums[k] / counts[k]) * sc, None, None,
+                              int(counts[k])) for k in np.flatnonzero(counts).tolist()}
+    return out
+
+
+def _bin_series(e: Entry, edges: Sequence[float] | None = None) -> dict[str, list[BinPoint]]:
+    """metric -> points by bin, display-scaled: the record's bins, and per_image.csv for what they lack.
+
+    The evaluator computes no metric on a bin of fewer than 2 images; the per-image metrics of such a bin are
+    still known from per_image.csv (for one image: its own value), so the same data draws the same points
+    whether a record has bins or only per_image.csv."""
+    rec: dict[str, dict[int, BinPoint]] = {}
     if e.record.bins:
+        edges = edges or sorted({float(b["lo"]) for b in e.record.bins} | {float(b["hi"]) for b in e.record.bins})
         for b in e.record.bins:
-            centre = (float(b.get("lo", 0)) + float(b.get("hi", 0))) / 2
+            lo_e, hi_e = float(b.get("lo", 0)), float(b.get("hi", 0))
+            k = int(np.clip(np.searchsorted(edges, lo_e, side="right") - 1, 0, max(len(edges) - 2, 0)))
             for m, mv in b.get("metrics", {}).items():
                 if m in METRIC_INFO and getattr(mv, "value", None) is not None:
                     sc = METRIC_INFO[m].scale
                     lo = mv.ci_low * sc if mv.ci_low is not None else None
                     hi = mv.ci_high * sc if mv.ci_high is not None else None
-                    out.setdefault(m, []).append((centre, mv.value * sc, lo, hi))
-        if out:
-            return out
-        # Bins without metrics (e.g. too few images per bin): bin per_image.csv on the same edges.
-        edges = edges or sorted({float(b["lo"]) for b in e.record.bins} | {float(b["hi"]) for b in e.record.bins})
-    df = e.per_image()
-    if df is None or "hole_ratio" not in df.columns:
-        return out
+                    n = mv.n if mv.n is not None else b.get("n")
+                    rec.setdefault(m, {})[k] = BinPoint((lo_e + hi_e) / 2, mv.value * sc, lo, hi, n)
     edges = list(edges or DEFAULT_EDGES)
-    idx = np.clip(np.searchsorted(edges, df["hole_ratio"].to_numpy(float), side="right") - 1, 0, len(edges) - 2)
-    for m in ("lpips", "psnr", "ssim", "l1"):
-        if m not in df.columns:
-            continue
-        vals = df[m].to_numpy(float)
-        for k in sorted(set(idx.tolist())):
-            sel = (idx == k) & np.isfinite(vals)
-            if sel.any():
-                out.setdefault(m, []).append(((edges[k] + edges[k + 1]) / 2, float(vals[sel].mean()), None, None))
-    return out
+    for m, pts in _csv_bin_points(e.per_image(), edges).items():
+        for k, p in pts.items():
+            rec.setdefault(m, {}).setdefault(k, p)
+    return {m: [pts[k] for k in sorted(pts)] for m, pts in rec.items()}
 
 
 def bin_counts(e: Entry) -> list[tuple[float, float, int]]:
@@ -118,7 +195,7 @@ def plot_bins(entries: Sequence[Entry], root: Path) -> list[Plot]:
         # Images per bin (one mask set: the same for every model; the first model that has counts), and the
         # bins that hold images but no point (the runner computes no metric on fewer than 2 images).
         counts = next((c for c in (bin_counts(e) for e in ordered) if c), [])
-        plotted = {round(p[0], 6) for s in series.values() for pts in s.values() for p in pts}
+        plotted = {round(p.centre, 6) for s in series.values() for pts in s.values() for p in pts}
         hidden = [(lo, hi, n) for lo, hi, n in counts if n > 0 and round((lo + hi) / 2, 6) not in plotted]
         panels = len(metrics) + (1 if counts else 0)
         ncol = min(4, panels)
@@ -140,30 +217,60 @@ def plot_bins(entries: Sequence[Entry], root: Path) -> list[Plot]:
             ax.set_xlabel("hole ratio")
             ax.set_xlim(0, 1)
             ax.margins(y=0.25)
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # image counts: no 0.5 image ticks
+        lone = False
         for ax, m in zip(axes.flat, metrics, strict=False):
-            for label, s in series.items():
-                pts = sorted(s.get(m, []))
-                if not pts:
-                    continue
-                x = [p[0] for p in pts]
-                y = [p[1] for p in pts]
-                ax.plot(x, y, marker="o", ms=3, label=label)
-                if all(p[2] is not None and p[3] is not None for p in pts):
-                    ax.fill_between(x, [p[2] for p in pts], [p[3] for p in pts], alpha=0.2)
+            drawn: list[float] = []
+            for k, (label, s) in enumerate(series.items()):
+                pts = s.get(m, [])
+                if pts:
+                    lone |= _draw_bin_series(ax, pts, m, label, f"C{k % 10}")
+                    drawn += [v for p in pts for v in (p.value, p.lo, p.hi) if v is not None]
             info = METRIC_INFO[m]
             ax.set_title(f"{info.label} {'↑' if info.higher_is_better else '↓'}")
             ax.set_xlabel("hole ratio")
             ax.set_xlim(0, 1)
+            set_value_range(ax, drawn, info.digits)
         axes.flat[0].legend(fontsize=7)
         caption = "Metric per hole-ratio bin (bin centre on x); shaded band = CI where recorded."
+        if lone:
+            caption += (" Hollow points, not joined: bins of one image or without a usable interval (values from "
+                        "per_image.csv where the record has none).")
         if counts:
             caption += " Images per bin: " + ", ".join(f"{_pct(lo, hi)} {n}" for lo, hi, n in counts if n) + "."
-        if hidden:
-            caption += " Not plotted: " + ", ".join(
-                f"{_pct(lo, hi)} (n={n}: " + ("fewer than 2 images, no metric computed)" if n < 2
-                                              else "no metric recorded)") for lo, hi, n in hidden) + "."
+        for why, sel in (("fewer than 2 images, no metric computed", [h for h in hidden if h[2] < 2]),
+                         ("no metric recorded", [h for h in hidden if h[2] >= 2])):
+            if sel:  # each reason once, then the bins it applies to
+                caption += f" Not plotted ({why}): " + ", ".join(f"{_pct(lo, hi)} (n={n})" for lo, hi, n in sel) + "."
         plots.append(save(fig, root, slug("bins", ds, ms, res), f"By hole ratio — {ds} / {ms} @ {res}", caption))
     return plots
+
+
+def _draw_bin_series(ax: Any, pts: Sequence[BinPoint], metric: str, label: str, color: str) -> bool:
+    """One model's points of one metric: runs of neighbouring supported points joined by a line (with their band
+    where every point of the run has one); unsupported points (one image, zero-width interval) hollow and alone.
+    Returns whether any point was unsupported."""
+    ok = [p.supported(metric) for p in pts]
+    runs: list[list[BinPoint]] = [[]]
+    for p, good in zip(pts, ok, strict=True):
+        if good:
+            runs[-1].append(p)
+        else:
+            runs.append([])  # an unsupported point breaks the line
+    first = True
+    for run in runs:
+        if not run:
+            continue
+        x = [p.centre for p in run]
+        ax.plot(x, [p.value for p in run], marker="o", ms=3, color=color, label=label if first else None)
+        first = False
+        if all(p.lo is not None and p.hi is not None for p in run):
+            ax.fill_between(x, [p.lo for p in run], [p.hi for p in run], color=color, alpha=0.2, linewidth=0)
+    alone = [p for p, good in zip(pts, ok, strict=True) if not good]
+    if alone:
+        ax.plot([p.centre for p in alone], [p.value for p in alone], linestyle="none", marker="o", ms=4,
+                markerfacecolor="none", color=color, label=label if first else None)
+    return bool(alone)
 
 
 def plot_hole_histograms(entries: Sequence[Entry], root: Path) -> list[Plot]:
@@ -184,6 +291,7 @@ def plot_hole_histograms(entries: Sequence[Entry], root: Path) -> list[Plot]:
         ax.hist(hr, bins=bins, histtype="step", linewidth=1.5, label=f"{ms} @ {res} (n={len(hr)})")
     ax.set_xlabel("hole ratio")
     ax.set_ylabel("images")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # image counts: no 0.5 image ticks
     ax.legend(fontsize=7)
     return [save(fig, root, "hole_ratio_histograms", "Hole-ratio histograms of the mask sets",
                  "Fraction of missing pixels per image, 20 bins over [0, 1].")]

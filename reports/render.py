@@ -37,6 +37,8 @@ from matbench.reports.tables import SMOKE_NOTE, arrow, fmt_value
 from PIL import Image
 
 import matbench
+from matbench.errors import InputError
+from matbench.eval_inputs import EvalImages, eval_images
 from matbench.metrics import METRIC_INFO
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,9 @@ HOLE_OVERLAYS = ("tint", "opaque")  # 65 % magenta over the ground truth, or sol
 MODEL_SMOKE_NOTE = ("SMOKE: some models ran on random weights (marked smoke under their images): those outputs "
                     "are not real inpaintings, and no number here is comparable to published ones.")
 METRIC_SMOKE_NOTE = ("SMOKE metrics: computed with random metric networks or stand-ins; not comparable to "
-                     "published numbers. The output images are the models' real outputs.")
+                     "published numbers. The output images are {what}.")
+RUN_IMAGES = "the models' real outputs"
+EVAL_IMAGES = "the result folders given to `matbench eval`, shown as they are"
 
 
 def _env() -> jinja2.Environment:
@@ -69,14 +73,15 @@ def _place(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def _own_file(src: Path | None, e: Entry) -> Path | None:
-    """`src` when it is a regular file whose real path lies inside the run folder given; None otherwise, with a
-    warning: a symlinked output (-> /etc/hostname) must not carry a file from elsewhere into a published report."""
+def _own_file(src: Path | None, e: Entry, roots: Sequence[Path] = ()) -> Path | None:
+    """`src` when it is a regular file whose real path lies inside the run folder given (or one of `roots`: the
+    folders an eval folder's inputs.json names); None otherwise, with a warning: a symlinked output
+    (-> /etc/hostname) must not carry a file from elsewhere into a published report."""
     if src is None:
         return None
     real = src.resolve()
-    roots = {e.run_dir.resolve(), e.result_dir.resolve()}
-    if real.is_file() and any(real.is_relative_to(r) for r in roots):
+    allowed = {e.run_dir.resolve(), e.result_dir.resolve(), *roots}
+    if real.is_file() and any(real.is_relative_to(r) for r in allowed):
         return src
     log.warning("%s: not a regular file inside %s (a link to %s); left out of the report", src, e.run_dir, real)
     return None
@@ -87,14 +92,12 @@ def _url(rel: str) -> str:
     return urllib.parse.quote(rel)
 
 
-def _overlay(gt_path: Path, mask_path: Path, dst: Path, alpha: float = 0.65) -> float | None:
-    """Write GT with hole pixels (mask 255 = hole) `alpha` magenta (1.0 = opaque); returns the hole ratio."""
+def _overlay(gt_path: Path, hole: np.ndarray, dst: Path, alpha: float = 0.65) -> float | None:
+    """Write GT with hole pixels (True = missing) `alpha` magenta (1.0 = opaque); returns the hole ratio."""
     with Image.open(gt_path) as im:
         gt = np.asarray(im.convert("RGB"), dtype=np.float64)
-    with Image.open(mask_path) as im:
-        hole = np.asarray(im.convert("L")) > 127
     if hole.shape != gt.shape[:2]:
-        log.warning("%s: mask size %s differs from image %s; no overlay", mask_path, hole.shape, gt.shape[:2])
+        log.warning("%s: mask size %s differs from image %s; no overlay", gt_path, hole.shape, gt.shape[:2])
         _place(gt_path, dst)
         return None
     out = gt.copy()
@@ -104,12 +107,65 @@ def _overlay(gt_path: Path, mask_path: Path, dst: Path, alpha: float = 0.65) -> 
     return float(hole.mean())
 
 
+@dataclass
+class _Files:
+    """Where one entry's images are: the run layout (outputs/, inputs/, masks/), or the folders an eval folder's
+    inputs.json names (its results, ground truths and masks, read as eval read them)."""
+
+    entry: Entry
+    outputs: dict[str, Path]  # id -> output image
+    samples: dict[str, list[Path]]  # id -> pluralistic samples, in order
+    evaluated: EvalImages | None = None
+
+    @classmethod
+    def of(cls, e: Entry, ids: Sequence[str] | None) -> _Files:
+        if _is_eval(e):
+            try:
+                ev = eval_images(e.result_dir, ids)
+            except InputError as err:  # the numbers stand; only the pictures cannot be shown
+                log.warning("%s: no image pages for this result (%s)", e.path, err)
+                ev = None
+            if ev is not None:
+                return cls(e, dict(ev.results), {}, ev)
+        main, samples = _outputs(e)
+        return cls(e, main, samples)
+
+    def own(self, src: Path | None) -> Path | None:
+        return _own_file(src, self.entry, self.evaluated.roots if self.evaluated else ())
+
+    def gt(self, image_id: str) -> Path | None:
+        if self.evaluated is not None:
+            return self.own(self.evaluated.gt.get(image_id))
+        return self.own(self.entry.input_path(image_id))
+
+    def hole(self, image_id: str) -> np.ndarray | None:
+        if self.evaluated is not None:
+            return self.evaluated.hole(image_id)
+        mk = self.own(self.entry.mask_path(image_id))
+        if mk is None:
+            return None
+        with Image.open(mk) as im:
+            return np.asarray(im.convert("L")) > 127  # the runner's masks: 255 = hole
+
+
 # ------------------------------------------------------------------ leaderboard view model
+
+def _is_eval(e: Entry) -> bool:
+    """A `matbench eval` record: its job names the folders evaluated, not a dataset and model of a run."""
+    return bool(e.record.job.get("results")) and "dataset" not in e.record.job
+
 
 def _smoke_note(entries: Sequence[Entry]) -> str:
     if any(e.model_smoke for e in entries):
         return MODEL_SMOKE_NOTE
-    return METRIC_SMOKE_NOTE if any(e.record.smoke for e in entries) else SMOKE_NOTE
+    if not any(e.record.smoke for e in entries):
+        return SMOKE_NOTE
+    # Say what the pictures are: a run's outputs come from the models it ran; an eval folder's are whatever the
+    # user evaluated (matbench never saw them made).
+    kinds = {_is_eval(e) for e in entries}
+    what = (EVAL_IMAGES if kinds == {True} else RUN_IMAGES if kinds == {False}
+            else f"{RUN_IMAGES} (runs) and {EVAL_IMAGES} (eval folders)")
+    return METRIC_SMOKE_NOTE.format(what=what)
 
 
 def _table_view(t: Table, index: int) -> dict[str, Any]:
@@ -243,24 +299,26 @@ def render_comparison(group: Sequence[Entry], out: Path, run_index: dict[Path, i
                       pages: ImagePages, title: str, smoke: bool) -> dict[str, Any] | None:
     per_page, max_images, hole_overlay = pages.per_page, pages.max_images, pages.hole_overlay
     group = sorted(group, key=lambda e: e.row_label)
-    found = [(e, *_outputs(e)) for e in group]
-    if not any(main for _, main, _ in found):
+    frames = {e.row_label: e.per_image() for e in group}
+    files = [_Files.of(e, None if (df := frames[e.row_label]) is None else list(df["id"])) for e in group]
+    if not any(f.outputs for f in files):
         return None
     e0 = group[0]
     gslug = plots_mod.slug(e0.dataset, e0.maskset, e0.resolution)
-    frames = {e.row_label: e.per_image() for e in group}
     ids: set[str] = set()
     hole: dict[str, float] = {}
     lp: dict[str, dict[str, float]] = {}
-    for e, main, _ in found:
-        ids.update(main)
+    for f in files:
+        e = f.entry
+        ids.update(f.outputs)
         df = frames[e.row_label]
         if df is None:
             continue
         ids.update(df["id"])
         if "hole_ratio" in df.columns:
             for i, h in zip(df["id"], df["hole_ratio"], strict=True):
-                hole.setdefault(i, float(h))
+                if h == h:  # not NaN (eval without masks)
+                    hole.setdefault(i, float(h))
         if "lpips" in df.columns:
             for i, v in zip(df["id"], df["lpips"], strict=True):
                 if v == v:  # not NaN
@@ -275,28 +333,28 @@ def render_comparison(group: Sequence[Entry], out: Path, run_index: dict[Path, i
         cells: list[dict[str, Any]] = []
         # Input (hole overlay) from the first entry that has both the ground truth and the mask.
         gt_src = overlay_src = None
-        for e in group:
-            gt = _own_file(e.input_path(it.id), e)
+        for f in files:
+            gt = f.gt(it.id)
             if gt is None:
                 continue
-            r = run_index[e.run_dir]
-            rel_gt = f"img/inputs/{r}/{plots_mod.slug(e.dataset)}/{e.resolution}/{it.id}.png"
+            e = f.entry
+            rel_gt = f"img/inputs/{run_index[e.run_dir]}/{plots_mod.slug(e.dataset)}/{e.resolution}/{it.id}{gt.suffix}"
             _place(gt, out / rel_gt)
             gt_src = root + _url(rel_gt)
             break
         overlay_srcs: dict[str, str] = {}
-        for e in group:
-            gt = _own_file(e.input_path(it.id), e)
-            mk = _own_file(e.mask_path(it.id), e) if gt is not None else None
-            if gt is None or mk is None:
+        for f in files:
+            gt = f.gt(it.id)
+            mask = f.hole(it.id) if gt is not None else None
+            if gt is None or mask is None:
                 continue
-            r = run_index[e.run_dir]
+            e = f.entry
             for mode, alpha in (("tint", 0.65), ("opaque", 1.0)):
                 sub = "overlay" if mode == "tint" else "overlay-opaque"
-                rel = (f"img/{sub}/{r}/{plots_mod.slug(e.dataset)}/{plots_mod.slug(e.maskset)}/"
+                rel = (f"img/{sub}/{run_index[e.run_dir]}/{plots_mod.slug(e.dataset)}/{plots_mod.slug(e.maskset)}/"
                        f"{e.resolution}/{it.id}.png")
                 if not (out / rel).exists():
-                    h = _overlay(gt, mk, out / rel, alpha)
+                    h = _overlay(gt, mask, out / rel, alpha)
                     if it.hole is None:
                         it.hole = h
                 overlay_srcs[mode] = root + _url(rel)
@@ -305,18 +363,21 @@ def render_comparison(group: Sequence[Entry], out: Path, run_index: dict[Path, i
             overlay_src = overlay_srcs[hole_overlay]
         cells.append({"kind": "input", "label": "input + hole", "src": overlay_src or gt_src, "note": None,
                       "samples": [], "overlays": overlay_srcs, "smoke": False})
-        for e, main, samples in found:
+        for f in files:
+            e = f.entry
             rel_dir = f"img/outputs/{run_index[e.run_dir]}-{plots_mod.slug(e.job_id)}"
             src = None
-            if _own_file(main.get(it.id), e) is not None:
-                _place(main[it.id], out / rel_dir / main[it.id].name)
-                src = root + _url(f"{rel_dir}/{main[it.id].name}")
+            main = f.own(f.outputs.get(it.id))
+            if main is not None:
+                name = f"{it.id}{main.suffix}"  # the id, not the file name: eval ids may name sub-folders
+                _place(main, out / rel_dir / name)
+                src = root + _url(f"{rel_dir}/{name}")
             sample_srcs = []
-            for p in samples.get(it.id, []):
-                if _own_file(p, e) is None:
+            for sp in f.samples.get(it.id, []):
+                if f.own(sp) is None:
                     continue
-                _place(p, out / rel_dir / p.name)
-                sample_srcs.append(root + _url(f"{rel_dir}/{p.name}"))
+                _place(sp, out / rel_dir / sp.name)
+                sample_srcs.append(root + _url(f"{rel_dir}/{sp.name}"))
             # Smoke goes where it belongs: on the LPIPS number when the metric network was random, on the
             # picture only when the model itself ran on random weights.
             note = None

@@ -60,9 +60,13 @@ class _MaskSource:
             self.files = list_images(masks_dir)
         self.polarity = polarity
 
-    def check_ids(self, ids: Sequence[str]) -> None:
+    def map_ids(self, ids: Sequence[str]) -> None:
+        """Which mask each image id gets (a mask set named by index maps by position in the sorted ids)."""
         if self.maskset is not None:
             self.names = dict(zip(ids, self.maskset.names_for(list(ids)), strict=True))
+
+    def check_ids(self, ids: Sequence[str]) -> None:
+        self.map_ids(ids)
         if self.files is not None:
             missing = [i for i in ids if i not in self.files]
             if missing:

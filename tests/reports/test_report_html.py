@@ -295,9 +295,9 @@ def test_bin_series_falls_back_to_per_image_csv(tmp_path: Path) -> None:
     job = write_job(d, rec).parent
     (job / "per_image.csv").write_text("id,hole_ratio,lpips,psnr\na,0.1,0.2,20\nb,0.4,0.4,10\nc,0.7,0.5,\n")
     (e,) = load_entries([d])
-    s = _bin_series(e)
-    assert s["lpips"] == [(0.25, pytest.approx(0.3), None, None), (0.75, pytest.approx(0.5), None, None)]
-    assert s["psnr"] == [(0.25, pytest.approx(15.0), None, None)]  # NaN PSNR of c is skipped
+    s = {m: [(p.centre, p.value, p.lo, p.hi, p.n) for p in pts] for m, pts in _bin_series(e).items()}
+    assert s["lpips"] == [(0.25, pytest.approx(0.3), None, None, 2), (0.75, pytest.approx(0.5), None, None, 1)]
+    assert s["psnr"] == [(0.25, pytest.approx(15.0), None, None, 2)]  # NaN PSNR of c is skipped
 
 
 def test_models_from_two_runs_share_one_comparison(tmp_path: Path) -> None:
@@ -344,11 +344,13 @@ def test_bin_plot_counts_images_and_names_hidden_bins(tmp_path: Path) -> None:
     assert bin_counts(e) == [(0.0, 0.1, 0), (0.1, 0.2, 1), (0.2, 0.3, 4), (0.3, 0.4, 1)]
     (p,) = plot_bins([e], tmp_path / "site")
     assert "Images per bin: 10–20% 1, 20–30% 4, 30–40% 1." in p.caption
-    assert ("Not plotted: 10–20% (n=1: fewer than 2 images, no metric computed), "
-            "30–40% (n=1: fewer than 2 images, no metric computed).") in p.caption
+    # The reason once, then the bins (it used to be repeated after every bin).
+    assert "Not plotted (fewer than 2 images, no metric computed): 10–20% (n=1), 30–40% (n=1)." in p.caption
+    assert p.caption.count("fewer than 2 images") == 1
     assert (tmp_path / "site" / p.png).stat().st_size > 1000
     render_site([d], tmp_path / "site2")
-    assert "Not plotted: 10–20% (n=1" in (tmp_path / "site2" / "index.html").read_text()
+    assert "Not plotted (fewer than 2 images, no metric computed): 10–20% (n=1)" in (
+        tmp_path / "site2" / "index.html").read_text()
 
 
 def test_per_image_csv_with_a_non_number_names_file_row_and_column(tmp_path: Path,
