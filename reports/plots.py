@@ -247,29 +247,19 @@ def plot_bins(entries: Sequence[Entry], root: Path) -> list[Plot]:
 
 
 def _draw_bin_series(ax: Any, pts: Sequence[BinPoint], metric: str, label: str, color: str) -> bool:
-    """One model's points of one metric: runs of neighbouring supported points joined by a line (with their band
-    where every point of the run has one); unsupported points (one image, zero-width interval) hollow and alone.
-    Returns whether any point was unsupported."""
-    ok = [p.supported(metric) for p in pts]
-    runs: list[list[BinPoint]] = [[]]
-    for p, good in zip(pts, ok, strict=True):
-        if good:
-            runs[-1].append(p)
-        else:
-            runs.append([])  # an unsupported point breaks the line
-    first = True
-    for run in runs:
-        if not run:
-            continue
-        x = [p.centre for p in run]
-        ax.plot(x, [p.value for p in run], marker="o", ms=3, color=color, label=label if first else None)
-        first = False
-        if all(p.lo is not None and p.hi is not None for p in run):
-            ax.fill_between(x, [p.lo for p in run], [p.hi for p in run], color=color, alpha=0.2, linewidth=0)
-    alone = [p for p, good in zip(pts, ok, strict=True) if not good]
+    """One model's points of one metric: the supported ones joined by a line (with a band when each has an
+    interval); the unsupported ones (one image, zero-width interval) hollow and never joined, whichever way the
+    record was made. Returns whether any point was unsupported."""
+    ok = [p for p in pts if p.supported(metric)]
+    alone = [p for p in pts if not p.supported(metric)]
+    if ok:
+        x = [p.centre for p in ok]
+        ax.plot(x, [p.value for p in ok], marker="o", ms=3, color=color, label=label)
+        if all(p.lo is not None and p.hi is not None for p in ok):
+            ax.fill_between(x, [p.lo for p in ok], [p.hi for p in ok], color=color, alpha=0.2, linewidth=0)
     if alone:
         ax.plot([p.centre for p in alone], [p.value for p in alone], linestyle="none", marker="o", ms=4,
-                markerfacecolor="none", color=color, label=label if first else None)
+                markerfacecolor="none", color=color, label=None if ok else label)
     return bool(alone)
 
 

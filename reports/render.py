@@ -52,7 +52,7 @@ MODEL_SMOKE_NOTE = ("SMOKE: some models ran on random weights (marked smoke unde
 METRIC_SMOKE_NOTE = ("SMOKE metrics: computed with random metric networks or stand-ins; not comparable to "
                      "published numbers. The output images are {what}.")
 RUN_IMAGES = "the models' real outputs"
-EVAL_IMAGES = "the result folders given to `matbench eval`, shown as they are"
+EVAL_IMAGES = "the result folders given to matbench eval, shown as they are"
 
 
 def _env() -> jinja2.Environment:

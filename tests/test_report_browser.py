@@ -52,7 +52,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+def playwright() -> Iterator[object]:
+    """One Playwright per module: a second sync_playwright() while one runs is refused."""
     reason = _unavailable()
     if reason:
         if os.environ.get("MATBENCH_REQUIRE_BROWSER") == "1":
@@ -61,9 +62,15 @@ def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: object) -> Iterator[object]:
+    b = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,  # type: ignore[attr-defined]
+                                   headless=True)
+    yield b
+    b.close()
 
 
 def keep_screenshot(shot: Path, name: str) -> None:
@@ -200,6 +207,55 @@ def test_leaderboard_fits_the_page(site: Path, browser: object) -> None:
                                                          ("fid", "pids", "uids"))
     assert page.locator("table.lb-all tr.group th[data-g]").evaluate_all("hs => hs.map(h => h.colSpan)") == [3, 3]
     assert page.evaluate("document.documentElement.scrollWidth") <= 1400
+    assert pg.errors == []
+
+
+@pytest.fixture(scope="module")
+def scrollbar_browser(playwright: object) -> Iterator[object]:
+    """Chromium as a desktop draws it: Playwright hides scrollbars by default (--hide-scrollbars), which is how a
+    cut-off leaderboard column looked like the end of the table in screenshots."""
+    b = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,  # type: ignore[attr-defined]
+                                   headless=True, ignore_default_args=["--hide-scrollbars"])
+    yield b
+    b.close()
+
+
+LAST_COLUMN = """() => Array.from(document.querySelectorAll('#leaderboard table.lb'))
+  .filter(t => t.offsetParent !== null).map(t => {
+    const box = t.parentElement, over = box.scrollWidth > box.clientWidth + 1;
+    box.scrollLeft = box.scrollWidth;  // to the end (as far as it goes)
+    const heads = t.querySelectorAll('thead tr:last-child th'), head = heads[heads.length - 1];
+    const cells = t.querySelectorAll('tbody tr:last-child td'), cell = cells[cells.length - 1];
+    const seen = el => {
+      window.scrollTo(0, window.scrollY + el.getBoundingClientRect().top - window.innerHeight / 2);  // rows below
+      const r = el.getBoundingClientRect(), x = (r.left + r.right) / 2, y = (r.top + r.bottom) / 2;
+      const hit = document.elementFromPoint(x, y);
+      const b = box.getBoundingClientRect();
+      return r.left >= b.left - 1 && r.right <= b.right + 1 && hit !== null && el.contains(hit); };
+    return {over: over, bar: box.offsetHeight - box.clientHeight, color: getComputedStyle(box).scrollbarColor,
+            head: seen(head), cell: seen(cell), sticky: getComputedStyle(t.querySelector('tbody td')).position};
+  })"""
+
+
+@pytest.mark.parametrize("width", [800, 1024, 1400])
+def test_leaderboard_last_column_is_reachable(site: Path, scrollbar_browser: object, width: int) -> None:
+    """At 800, 1024 and 1400 px the page never scrolls sideways; a leaderboard table wider than its box scrolls
+    inside it with a scrollbar that is drawn (always, not only on hover), and scrolled to its end shows the last
+    column's header and cells, not hidden under the model column that stays in view."""
+    pg = Page(scrollbar_browser, width=width)
+    pg.goto(site / "index.html")
+    page = pg.page
+    page.evaluate("window.scrollTo(0, 0)")
+    assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+    tables = page.evaluate(LAST_COLUMN)
+    assert tables
+    for t in tables:
+        assert t["head"] and t["cell"], (width, t)
+        assert t["sticky"] == "sticky"
+        if t["over"]:
+            assert t["bar"] > 0 and t["color"] not in ("", "auto"), (width, t)
+    # the 20-column sample wraps to fit at 1024 and 1400; at 800 its 8-metric parts need the scrollbar
+    assert any(t["over"] for t in tables) == (width == 800)
     assert pg.errors == []
 
 
