@@ -194,7 +194,8 @@ def _eval_folders(base: Path) -> tuple[Path, dict[str, np.ndarray], dict[str, np
     return base / "out", gts, holes
 
 
-def test_report_of_eval_folders_has_image_pages(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_report_of_eval_folders_has_image_pages(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     out, gts, holes = _eval_folders(tmp_path)
     site = tmp_path / "site"
     render_site([out], site)
@@ -218,6 +219,20 @@ def test_report_of_eval_folders_has_image_pages(tmp_path: Path, caplog: pytest.L
         want = gts[i].astype(float)
         want[holes[i]] = 0.35 * want[holes[i]] + 0.65 * np.array([255.0, 0.0, 255.0])
         assert np.abs(ov - np.round(want)).max() <= 0.5
+
+    assert "By hole ratio" in index
+    for name in ("plot_bins", "plot_hole_histograms"):  # checked above; the renders below are about the pictures
+        monkeypatch.setattr(plots_mod, name, lambda *a, **k: [])
+
+    # A result replaced by a link out of the folders inputs.json names is not carried into the report.
+    outside = tmp_path / "outside.png"
+    shutil.copyfile(tmp_path / "res" / "b.png", outside)
+    (tmp_path / "res" / "b.png").unlink()
+    (tmp_path / "res" / "b.png").symlink_to(outside)
+    render_site([out], tmp_path / "site3")
+    html3 = (tmp_path / "site3" / href).read_text()
+    assert "img/outputs/0-out/a.png" in html3 and "img/outputs/0-out/b.png" not in html3
+    assert not list((tmp_path / "site3" / "img" / "outputs").rglob("b.png"))
 
     # Folders gone since eval: the numbers are still reported, the pictures are not, with a warning.
     shutil.rmtree(tmp_path / "res")
