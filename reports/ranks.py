@@ -69,7 +69,8 @@ def attach(tables: Sequence[Table], rs: Resampling = DEFAULT_RESAMPLING, with_ro
             for m, r in group_ranks(entries, metrics, rs).items():
                 t.ranks[(ms, m)] = r
             if with_robustness and metrics:
-                t.robustness[ms] = group_robustness(entries, metrics[0], metrics)
+                wanted = [m for m in metrics if m in ROBUSTNESS_METRICS]
+                t.robustness[ms] = group_robustness(entries, metrics[0], wanted)
 
 
 def marked(t: Table, row: str, maskset: str, metric: str) -> bool:
