@@ -16,14 +16,18 @@ EXTRACTOR = "inception-v3-compat"
 
 
 def write_group(run_dir: Path, per_image: dict[str, dict[str, np.ndarray]], *, real: np.ndarray | None = None,
-                fakes: dict[str, np.ndarray] | None = None, maskset: str = "mat-large") -> Path:
+                fakes: dict[str, np.ndarray] | None = None, maskset: str = "mat-large",
+                random_models: tuple[str, ...] = ()) -> Path:
     """One job per model: per_image[model] = {metric: values [n]}; with `real` and `fakes`, features.npz and an
-    FID (MAT convention) computed from them. Returns the run directory."""
+    FID (MAT convention) computed from them. With random_models, every record is smoke (smoke and real results
+    may not share a table) and those models ran on random weights. Returns the run directory."""
     n = len(next(iter(next(iter(per_image.values())).values())))
     hole = np.linspace(0.1, 0.6, n)
     for model, cols in per_image.items():
         metrics: dict[str, object] = {m: float(np.mean(v)) for m, v in cols.items()}
-        rec = synthetic_record("places", maskset, model, metrics, n=n)  # type: ignore[arg-type]
+        rec = synthetic_record("places", maskset, model, metrics, n=n, smoke=bool(random_models))  # type: ignore
+        if random_models:
+            rec.provenance.update({"metric_smoke": False, "weights": {"model": {"smoke": model in random_models}}})
         if fakes is not None and real is not None:
             rec.metrics["fid"] = MetricValue(fid(real, fakes[model], "mat"), None, None, n, convention="mat",
                                              extra={"extractor": EXTRACTOR})

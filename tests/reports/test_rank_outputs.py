@@ -105,3 +105,15 @@ def test_report_leaderboard_has_markers_and_the_robustness_table(run: Path, tmp_
     assert 'class="sep"' in html and "‡ separated from the next-ranked model" in html
     assert "P(rank 1) 1.00, 95% rank interval [1, 1]; separated from the next" in html
     assert "<h4>Ranking robustness</h4>" in html and "against the FID ranking, N = 60" in html
+
+
+def test_a_model_on_random_weights_is_not_ranked(tmp_path: Path, capsys) -> None:
+    rng = np.random.default_rng(3)
+    base = rng.normal(0.0, 1.0, 20)
+    cols = {m: {"lpips": 0.3 + 0.05 * base + off + rng.normal(0.0, 0.002, 20)}
+            for m, off in (("a", 0.0), ("b", 0.1), ("r", -0.2))}  # r, on random weights, has the best value
+    run = write_group(tmp_path / "run", cols, random_models=("r",))
+    assert main(["leaderboard", str(run), "--sort", "lpips"]) == 0
+    out = capsys.readouterr().out
+    assert "| 1 | a (smoke) ‡ | 20 | 1.00 | [1, 1] |" in out  # ranked among a and b only
+    assert "| – | r (random weights) | 20 | – | – |" in out and "over 1 neighbour pair(s)" in out
