@@ -35,6 +35,8 @@ def sides(entries: Sequence[Entry]) -> list[Side] | str:
     for e in entries:
         if e.model_smoke:
             continue
+        if e.per_image_path() is None:
+            return f"no per_image.csv in {e.result_dir} (rank confidence needs every ranked model's per-image rows)"
         try:
             s = load_side(str(e.result_dir))
         except InputError as err:
