@@ -209,12 +209,12 @@ def rank_metrics(sides: Sequence[Side], metrics: Sequence[str], rs: Resampling =
         if info is None:
             out[m] = "direction unknown (not a registered metric)"
             continue
-        keep = [s for s in sides if (mv := s.record.metrics.get(m)) is not None and mv.value is not None
-                and np.isfinite(mv.value)]
-        if len(keep) < 2:
-            out[m] = f"{len(keep)} model(s) with a {m} value: nothing to rank"
+        have = [i for i, s in enumerate(sides) if (mv := s.record.metrics.get(m)) is not None
+                and mv.value is not None and np.isfinite(mv.value)]
+        if len(have) < 2:
+            out[m] = f"{len(have)} model(s) with a {m} value: nothing to rank"
             continue
-        kp = [perms[sides.index(s)] for s in keep]
+        keep, kp = [sides[i] for i in have], [perms[i] for i in have]
         vals = _values(keep, m)
         if all(m in s.rows.columns for s in keep):
             cols = _per_image(keep, kp, m)
