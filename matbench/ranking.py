@@ -409,8 +409,11 @@ def _summary(reference: str, rows: Sequence[MetricRobustness]) -> str:
     first = [r for r in flips if r.same_top1 is False]
     parts = []
     if first:
-        parts.append(f"{', '.join(_label(r.metric) for r in first)} put{'s' if len(first) == 1 else ''} "
-                     f"{first[0].order[0]} first where {_label(reference)} puts {rows[0].order[0]} first")
+        by_top: dict[str, list[str]] = {}
+        for r in first:
+            by_top.setdefault(r.order[0], []).append(_label(r.metric))
+        said = [f"{', '.join(ms)} put{'s' if len(ms) == 1 else ''} {top} first" for top, ms in by_top.items()]
+        parts.append(f"{' and '.join(said)} where {_label(reference)} puts {rows[0].order[0]} first")
     elif flips:
         parts.append(f"the top-2 order flips under {', '.join(_label(r.metric) for r in flips)}")
     shaky = [(r, s) for r in rows for s in r.stability if s.fraction == FRACTIONS[0] and s.top2 < 0.95]

@@ -184,6 +184,9 @@ def test_summary_names_a_top2_flip():
             R.MetricRobustness("fd_dinov2", ("b", "a", "c"), 1 / 3, False, False),
             R.MetricRobustness("lpips", ("a", "c", "b"), 1 / 3, True, False)]
     assert R._summary("fid", rows) == "FD_DINOv2 puts b first where FID puts a first."
+    more = rows + [R.MetricRobustness("cmmd", ("c", "a", "b"), -1 / 3, False, False),
+                   R.MetricRobustness("kid", ("b", "c", "a"), -1 / 3, False, False)]
+    assert R._summary("fid", more) == "FD_DINOv2, KID (×10³) put b first and CMMD puts c first where FID puts a first."
     assert R._summary("fid", [rows[0], rows[2]]) == "The top-2 order flips under LPIPS."
     assert R._summary("fid", rows[:1] + [R.MetricRobustness("lpips", ("a", "b", "c"), 1.0, True, True)]) == (
         "The ranking holds: every metric computed has the same top-2 as FID (Kendall τ ≥ 1.00).")
