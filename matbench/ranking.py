@@ -20,16 +20,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from matbench.comparison import Side, check_comparable
+from matbench.comparison import _FRECHET, _REAL_FEATURES_RTOL, Side, check_comparable  # compare's own rules
 from matbench.errors import InputError
 from matbench.features.files import FEATURES_FILE
 from matbench.metrics import METRIC_INFO
 from matbench.metrics.fd import RealFactor, fd, fd_influence, fd_statistic
 from matbench.paired import Resampling, fd_method, holm, index_chunks, interval, rank_probabilities
 
-_NON_METRIC_COLUMNS = ("id", "hole_ratio", "pair_check", "bin", "sample")
-_FRECHET = ("fid", "clip_fid", "fid_pt")
-_REAL_FEATURES_RTOL = 1e-4  # as compare: ground-truth features of two results must agree this closely
 DEFAULT_RESAMPLING = Resampling()
 FRACTIONS = (0.5, 0.25)  # subsample sizes N/2, N/4 for rank stability
 # Metric families compared by `robustness` (the ones present are used; the sort metric is the reference).
@@ -39,7 +36,8 @@ _SUBSAMPLE_EXACT_FLOPS = 2e10  # exact Fréchet distances on subsamples up to ab
 
 
 def is_frechet(name: str) -> bool:
-    """Whether a metric is a Fréchet distance on features.npz (FID, FD-DINOv2, CLIP-FID, ...)."""
+    """Whether a metric is a Fréchet distance on features.npz (FID, FD-DINOv2, CLIP-FID, ...); FID∞ and FD∞ are
+    extrapolations over several set sizes, not the distance of these rows, and are left out."""
     return name in _FRECHET or name.startswith("fd_") and not name.endswith("_inf")
 
 
