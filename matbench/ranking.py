@@ -123,7 +123,10 @@ def _features(sides: Sequence[Side], perms: Sequence[np.ndarray], metric: str
     real = None
     fakes = []
     for s, p in zip(sides, perms, strict=True):
-        f = s.features()
+        try:
+            f = s.features()
+        except InputError as e:  # a damaged features.npz costs this metric its rank confidence, not the report
+            return str(e)
         for k in (f"{name}.real", f"{name}.fake"):
             if k not in f:
                 return f"{s.folder / FEATURES_FILE} has no {k!r}"

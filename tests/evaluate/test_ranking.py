@@ -122,6 +122,9 @@ def test_fid_without_features_names_the_missing_file(tmp_path: Path):
     (run / "jobs" / "places-mat-large-b-512" / "features.npz").unlink()
     res = R.rank_metrics(_sides(run, "ab"), ["fid"], Resampling(200))
     assert "features.npz for every model, missing for b" in res["fid"]
+    (run / "jobs" / "places-mat-large-b-512" / "features.npz").write_bytes(b"not a zip")
+    res = R.rank_metrics(_sides(run, "ab"), ["fid", "lpips"], Resampling(200))
+    assert "not a readable features file" in res["fid"] and isinstance(res["lpips"], R.RankConfidence)
 
 
 def _tau_loop(x: list[float], y: list[float]) -> float:
