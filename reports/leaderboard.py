@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from matbench.reports import intervals
 
@@ -68,6 +69,9 @@ class Table:
     rows: list[str]
     cells: dict[tuple[str, str, str], MetricValue] = field(default_factory=dict)  # (row, maskset, metric)
     entries: dict[tuple[str, str], Entry] = field(default_factory=dict)  # (row, maskset)
+    # Filled by reports.ranks.attach: (maskset, metric) -> RankConfidence or why none; maskset -> Robustness or why
+    ranks: dict[tuple[str, str], Any] = field(default_factory=dict)
+    robustness: dict[str, Any] = field(default_factory=dict)
 
     @property
     def smoke(self) -> bool:

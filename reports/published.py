@@ -60,7 +60,8 @@ def to_latex(rs: list[dict[str, Any]]) -> str:
 def _csv(text: str, rs: list[dict[str, Any]]) -> str:
     import pandas as pd
 
-    df = pd.read_csv(io.StringIO(text), dtype={"maskset": str, "model": str, "metric": str})
+    df = pd.read_csv(io.StringIO(text), dtype={"maskset": str, "model": str, "metric": str,
+                                               "rank_lo": "Int64", "rank_hi": "Int64"})  # empty where no ranks
     key = {(str(r["maskset"]), str(r["model"]), r["metric"]): r for r in rs}
     get = lambda row, f: key.get((str(row["maskset"]), str(row["model"]), row["metric"]), {}).get(f)  # noqa: E731
     df["published"] = [get(row, "published") for _, row in df.iterrows()]

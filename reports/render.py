@@ -29,7 +29,7 @@ from typing import Any
 
 import jinja2
 import numpy as np
-from matbench.reports import intervals
+from matbench.reports import intervals, ranks
 from matbench.reports import plots as plots_mod
 from matbench.reports.leaderboard import Entry, Table, build_tables, load_entries, maskset_order
 from matbench.reports.published import rows as published_rows
@@ -199,9 +199,13 @@ def _table_view(t: Table, index: int) -> dict[str, Any]:
                 title = f"CI [{iv.lo}, {iv.hi}]"
             else:
                 title = None
+            rank_title = ranks.cell_title(t, r, ms, m)
+            if rank_title:
+                title = f"{title}; {rank_title}" if title else rank_title
             cells.append({"text": fmt_value(m, mv.value), "iv": iv, "n": mv.n,
                           "show_n": groups[col["group"]]["n"] is None, "best": r in t.best(ms, m),
-                          "sort": repr(mv.value * METRIC_INFO[m].scale), "title": title})
+                          "sort": repr(mv.value * METRIC_INFO[m].scale), "title": title,
+                          "sep": ranks.marked(t, r, ms, m)})
         rows.append({"label": r, "smoke": r in smoke_rows, "model_smoke": r in model_smoke_rows, "cells": cells})
     metrics_all = list(dict.fromkeys(c["metric"] for c in columns))
     # Narrower layouts, tried in order by static/report.js until one fits the page: one table per mask set, then
@@ -224,7 +228,21 @@ def _table_view(t: Table, index: int) -> dict[str, Any]:
             "groups": groups, "columns": columns, "rows": rows, "levels": levels,
             "whole": {"cols": list(range(len(columns))), "groups": groups},
             "metrics": [{"name": m, "label": METRIC_INFO[m].label} for m in metrics_all],
-            "footnote": intervals.footnote(reasons) if reasons else None}
+            "footnote": intervals.footnote(reasons) if reasons else None,
+            "rank_notes": [x for x in (ranks.footnote(t), ranks.missing_note(t)) if x],
+            "robustness": _robustness_view(t)}
+
+
+def _robustness_view(t: Table) -> list[dict[str, Any]]:
+    """One entry per mask set: the ranking-robustness rows and the plain-language line (or why there is none)."""
+    out = []
+    for ms, rb in t.robustness.items():
+        if isinstance(rb, str):
+            out.append({"maskset": ms, "rows": [], "summary": f"No robustness verdict: {rb}.", "n": None})
+        else:
+            out.append({"maskset": ms, "rows": ranks.robustness_rows(rb), "summary": rb.summary, "n": rb.n,
+                        "reference": METRIC_INFO[rb.reference].label})
+    return out
 
 
 # ------------------------------------------------------------------ comparison pages
@@ -479,6 +497,7 @@ def render_site(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
     out.mkdir(parents=True, exist_ok=True)
     entries = load_entries(run_dirs)
     tables = build_tables(entries)  # raises ProtocolError before anything is rendered side by side
+    ranks.attach(tables, with_robustness=True)  # rank confidence and robustness of each leaderboard group
     env = _env()
     (out / "static").mkdir(exist_ok=True)
     for f in ("report.css", "report.js"):

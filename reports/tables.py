@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pandas as pd
-from matbench.reports import intervals
+from matbench.reports import intervals, ranks
 from matbench.reports.leaderboard import Table
 
 from matbench.io import csv_safe_text
@@ -86,13 +86,23 @@ def to_markdown(tables: Sequence[Table], ci: bool = False) -> str:
                 s = f"**{val}**" if best else val
                 if iv.reason:
                     reasons.append(iv.reason)
-                cells.append(s + (f" {iv.text}" if iv.text else ""))
+                mark = f" {ranks.MARK}" if ci and ranks.marked(t, r, ms, m) else ""
+                cells.append(s + (f" {iv.text}" if iv.text else "") + mark)
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
         if reasons:
             out.append(intervals.footnote(reasons))
             out.append("")
+        for note in _rank_notes(t, ci):
+            out += [note, ""]
     return "\n".join(out)
+
+
+def _rank_notes(t: Table, ci: bool) -> list[str]:
+    """The ‡ footnote and the columns without rank confidence; nothing when no column has any (output as before)."""
+    if not ci:
+        return []
+    return [x for x in (ranks.footnote(t), ranks.missing_note(t)) if x]
 
 
 # ---------------------------------------------------------------- LaTeX
@@ -139,7 +149,7 @@ def to_latex(tables: Sequence[Table], ci: bool = False) -> str:
                     continue
                 val, iv, best = parts
                 s = rf"\textbf{{{val}}}" if best else val
-                cells.append(s + _latex_interval(iv))
+                cells.append(s + _latex_interval(iv) + (r"$^\ddagger$" if ci and ranks.marked(t, r, ms, m) else ""))
                 if iv.reason:
                     reasons.append(iv.reason)
             out.append(" & ".join(cells) + r" \\")
@@ -150,6 +160,8 @@ def to_latex(tables: Sequence[Table], ci: bool = False) -> str:
                   + latex_escape(SMOKE_NOTE.split(":", 1)[1])] if t.smoke else [])
         if reasons:
             notes.append(r"$^\dagger$" + latex_escape(intervals.footnote(reasons)[1:]))
+        notes += [(r"$^\ddagger$" + latex_escape(n[1:]) if n.startswith(ranks.MARK) else latex_escape(n))
+                  .replace("α", r"$\alpha$") for n in _rank_notes(t, ci)]
         for note in notes:
             out.append(r"\par{\footnotesize " + note + r"\par}")
         out.append("")
@@ -169,7 +181,7 @@ def _latex_interval(iv: intervals.Interval) -> str:
 # ---------------------------------------------------------------- CSV
 
 CSV_COLUMNS = ["dataset", "resolution", "maskset", "model", "metric", "label", "value", "ci_low", "ci_high",
-               "n", "best", "smoke", "ci_kind", "ci_note"]
+               "n", "best", "smoke", "ci_kind", "ci_note", *ranks.CSV_COLUMNS]
 
 
 def long_frame(tables: Sequence[Table]) -> pd.DataFrame:
@@ -197,9 +209,9 @@ def long_frame(tables: Sequence[Table]) -> pd.DataFrame:
                              "ci_low": disp(mv.ci_low) if keep else None,
                              "ci_high": disp(mv.ci_high) if keep else None, "n": mv.n,
                              "best": r in t.best(ms, m), "smoke": r in smoke_rows, "ci_kind": iv.kind,
-                             "ci_note": note})
+                             "ci_note": note, **ranks.csv_fields(t, r, ms, m)})
     df = pd.DataFrame(recs, columns=CSV_COLUMNS)
-    return df.astype({"n": "Int64"}) if len(df) else df
+    return df.astype({"n": "Int64", "rank_lo": "Int64", "rank_hi": "Int64"}) if len(df) else df
 
 
 def to_csv(tables: Sequence[Table], ci: bool = True) -> str:

@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 
 from matbench.commands.report_extras import add_report_options, add_table_options
-from matbench.errors import InputError
+from matbench.errors import InputError, SpecError
 from matbench.io import check_output
 from matbench.metrics import METRIC_INFO
-from matbench.reports import intervals
+from matbench.paired import Resampling
+from matbench.ranking import ROBUSTNESS_METRICS, RankConfidence
+from matbench.reports import intervals, ranks
 from matbench.reports.check import compare, format_json, format_text, parse_tolerance
 from matbench.reports.leaderboard import build_tables, leaderboard, load_entries, overlapping_leader
 from matbench.reports.published import attach
@@ -45,9 +47,34 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_table(args: argparse.Namespace) -> int:
 
     tables = build_tables(load_entries(args.run_dirs), metrics=_metrics(args.metrics))
+    if args.ci or args.format == "csv":  # rank confidence: md/LaTeX mark it with --ci, CSV always has its columns
+        ranks.attach(tables)
 
     _write(attach(tables, args.format, render(tables, args.format, ci=args.ci)), args.output)
     return 0
+
+
+def _rank_lines(rows: list, sort: str, rs: Resampling) -> tuple[RankConfidence | None, list[str]]:
+    """Rank confidence of the sort metric for a group and the lines under its table; without it, why not and the
+    old overlap note as the fallback."""
+    label = METRIC_INFO[sort].label
+    r = ranks.group_ranks([row.entry for row in rows], [sort], rs)[sort]
+    if isinstance(r, RankConfidence):
+        pairs = [f"{a}–{b}" for a, b, sep in zip(r.order[:-1], r.order[1:], r.separated[:-1], strict=True)
+                 if not sep]
+        lines = [f"{ranks.MARK} separated from the next model by {label} at α = {r.alpha:g} (paired bootstrap over the "
+                 f"same {r.n} images, {r.n_resamples} resamples, Holm-corrected over {len(r.order) - 1} neighbour "
+                 f"pair(s)). P(#1): probability of ranking first; rank: its {1 - r.alpha:.0%} interval."]
+        if pairs:
+            lines.append(f"Not separated: {', '.join(pairs)}.")
+        return r, lines + [""]
+    lines = [f"No rank confidence for {label}: {r}."]
+    close = overlapping_leader(rows, sort)
+    if close:
+        lines.append(f"Not separated from #1 at 95 % (fallback: separate intervals, a weaker test than the paired "
+                     f"one): the {label} interval of {', '.join(close)} overlaps #1's, so their order against #1 is "
+                     "not established.")
+    return None, lines + [""]
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -55,14 +82,21 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     entries = load_entries(args.run_dirs)
     board = leaderboard(entries, sort_by=args.sort)
     metrics = _metrics(args.metrics) or [m for m in METRIC_INFO if any(m in e.record.metrics for e in entries)]
+    if not 0.0 < args.alpha < 1.0:
+        raise SpecError(f"--alpha must be in (0, 1), got {args.alpha}")
+    if args.n_resamples < 1:
+        raise SpecError(f"--n-resamples must be >= 1, got {args.n_resamples}")
+    rs = Resampling(args.n_resamples, 0, args.alpha)
     lines: list[str] = []
     for (dataset, maskset, res), rows in board.items():
+        rc, rank_lines = _rank_lines(rows, args.sort, rs) if args.ci else (None, [])
         lines.append(f"## {dataset} / {maskset} @ {res}  (sorted by {args.sort})")
         lines.append("")
-        header = ["#", "Model", "n"] + [METRIC_INFO[m].label + ("↑" if METRIC_INFO[m].higher_is_better else "↓")
-                                         for m in metrics] + ["Run"]
+        header = ["#", "Model", "n"] + (["P(#1)", "rank"] if rc else []) + [
+            METRIC_INFO[m].label + ("↑" if METRIC_INFO[m].higher_is_better else "↓") for m in metrics] + ["Run"]
         lines.append("| " + " | ".join(header) + " |")
-        lines.append("|" + "|".join(["---:", ":---", "---:"] + ["---:"] * len(metrics) + [":---"]) + "|")
+        lines.append("|" + "|".join(["---:", ":---", "---:"] + ["---:"] * (len(metrics) + (2 if rc else 0))
+                                    + [":---"]) + "|")
         reasons: list[str] = []
         for row in rows:
             e = row.entry
@@ -78,16 +112,24 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
                     reasons.append(iv.reason)
                 vals.append(f"{fmt_value(m, mv.value)} {iv.text}".rstrip())
             label = e.row_label + e.smoke_mark
+            conf = rc.of(e.row_label) if rc and row.rank is not None else None
+            extra = []
+            if rc:
+                extra = ["–", "–"] if conf is None else [
+                    f"{conf['p_rank1']:.2f}", f"[{conf['rank_lo']}, {conf['rank_hi']}]"]
+                if conf and conf["separated_from_next"]:
+                    label += f" {ranks.MARK}"
             rank = "–" if row.rank is None else str(row.rank)  # a model on random weights is not ranked
-            lines.append("| " + " | ".join([rank, label, str(n)] + vals + [str(e.run_dir)]) + " |")
+            lines.append("| " + " | ".join([rank, label, str(n)] + extra + vals + [str(e.run_dir)]) + " |")
         lines.append("")
         if args.ci:
             if reasons:
                 lines += [intervals.footnote(reasons), ""]
-            close = overlapping_leader(rows, args.sort)
-            if close:
-                lines += [f"Not separated from #1 at 95 %: the {METRIC_INFO[args.sort].label} interval of "
-                          f"{', '.join(close)} overlaps #1's, so their order against #1 is not established.", ""]
+            lines += rank_lines
+        if args.robustness:
+            ranked = [row.entry for row in rows if row.rank is not None]
+            rob = [m for m in metrics if m in ROBUSTNESS_METRICS or m == args.sort]
+            lines += ranks.robustness_markdown(ranks.group_robustness(ranked, args.sort, rob), args.sort)
     _write("\n".join(lines), args.output)
     return 0
 
@@ -147,7 +189,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lb.add_argument("--sort", default="fid", help="metric to rank by (default fid)")
     lb.add_argument("--metrics", help="comma-separated metrics to show (default: all present)")
     lb.add_argument("--ci", action=argparse.BooleanOptionalAction, default=True,
-                    help="95%% intervals beside the values and which rows #1 is not separated from (default on)")
+                    help="95%% intervals beside the values, and the rank confidence of --sort: P(rank 1), rank "
+                         "interval, which rows are separated from the next (paired, Holm-corrected; default on)")
+    lb.add_argument("--alpha", type=float, default=0.05, help="level of the separation tests (default 0.05)")
+    lb.add_argument("--n-resamples", type=int, default=2000, help="paired resamples (default 2000)")
+    lb.add_argument("--robustness", action="store_true",
+                    help="add per group: Kendall τ between the rankings by each metric family and rank stability "
+                         "under N/2 and N/4 subsets, with a one-line verdict")
     lb.add_argument("-o", "--out", "--output", dest="output",
                     help="write Markdown to this file instead of stdout")
     lb.set_defaults(func=cmd_leaderboard)

@@ -75,15 +75,15 @@ mat (smoke) & 10.00{\scriptsize[9.20, 10.30]} & -48.73$^\dagger$ & 0.2012{\scrip
 """ + r"\par{\footnotesize $^\dagger$" + NOTE[1:] + r"\par}" + "\n"
 
 CSV = """\
-dataset,resolution,maskset,model,metric,label,value,ci_low,ci_high,n,best,smoke,ci_kind,ci_note
-places,512,mat-large,mat,fid,FID,10.0,9.2,10.3,8,False,True,asymmetric,
+dataset,resolution,maskset,model,metric,label,value,ci_low,ci_high,n,best,smoke,ci_kind,ci_note,p_rank1,rank_lo,rank_hi,separated_from_next
+places,512,mat-large,mat,fid,FID,10.0,9.2,10.3,8,False,True,asymmetric,,,,,
 places,512,mat-large,mat,kid,KID (×10³),-48.73,,,8,False,True,unsupported,"recorded [-48.73, -48.73]; \
 zero-width interval: every resample of the n = 8 images gave the same value for this metric \
-(no spread to report; not an exact value)"
-places,512,mat-large,mat,lpips,LPIPS,0.2012,0.2,0.2024,8,False,True,symmetric,
+(no spread to report; not an exact value)",,,,
+places,512,mat-large,mat,lpips,LPIPS,0.2012,0.2,0.2024,8,False,True,symmetric,,,,,
 places,512,mat-large,mat,precision,Precision,1.0,,,8,False,True,unsupported,"recorded [1.0000, 1.0000]; \
 zero-width interval: every resample of the n = 8 images gave the same value for this metric \
-(no spread to report; not an exact value)"
+(no spread to report; not an exact value)",,,,
 """
 
 

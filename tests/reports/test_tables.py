@@ -65,20 +65,20 @@ mat & \textbf{2.90}{\scriptsize$\pm$0.10} & \textbf{12.34} & 28.91 & \textbf{10.
 """.replace(" \\\n&", " &")
 
 CSV = """\
-dataset,resolution,maskset,model,metric,label,value,ci_low,ci_high,n,best,smoke,ci_kind,ci_note
-places,512,mat-small,lama,fid,FID,3.1,3.0,3.2,100,False,False,symmetric,
-places,512,mat-small,lama,pids,P-IDS (%),12.0,,,100,False,False,none,
-places,512,mat-small,lama,uids,U-IDS (%),30.0,,,100,True,False,none,
-places,512,mat-large,lama,fid,FID,10.5,10.2,10.8,100,True,False,symmetric,
-places,512,mat-large,lama,pids,P-IDS (%),11.0,,,100,True,False,none,
-places,512,mat-large,lama,uids,U-IDS (%),25.0,,,100,True,False,none,
-places,512,mat-small,mat,fid,FID,2.9,2.8,3.0,100,True,False,symmetric,
-places,512,mat-small,mat,pids,P-IDS (%),12.34,,,100,True,False,none,
-places,512,mat-small,mat,uids,U-IDS (%),28.91,,,100,False,False,none,
-places,512,mat-large,mat,fid,FID,10.5,10.0,11.0,100,True,False,symmetric,
-places,512,mat-large,mat,pids,P-IDS (%),10.0,,,100,False,False,none,
-places,512,mat-large,mat,uids,U-IDS (%),20.0,,,100,False,False,none,
-places,512,mat-large,mat,lpips,LPIPS,0.2012,0.2,0.2024,100,False,False,symmetric,
+dataset,resolution,maskset,model,metric,label,value,ci_low,ci_high,n,best,smoke,ci_kind,ci_note,p_rank1,rank_lo,rank_hi,separated_from_next
+places,512,mat-small,lama,fid,FID,3.1,3.0,3.2,100,False,False,symmetric,,,,,
+places,512,mat-small,lama,pids,P-IDS (%),12.0,,,100,False,False,none,,,,,
+places,512,mat-small,lama,uids,U-IDS (%),30.0,,,100,True,False,none,,,,,
+places,512,mat-large,lama,fid,FID,10.5,10.2,10.8,100,True,False,symmetric,,,,,
+places,512,mat-large,lama,pids,P-IDS (%),11.0,,,100,True,False,none,,,,,
+places,512,mat-large,lama,uids,U-IDS (%),25.0,,,100,True,False,none,,,,,
+places,512,mat-small,mat,fid,FID,2.9,2.8,3.0,100,True,False,symmetric,,,,,
+places,512,mat-small,mat,pids,P-IDS (%),12.34,,,100,True,False,none,,,,,
+places,512,mat-small,mat,uids,U-IDS (%),28.91,,,100,False,False,none,,,,,
+places,512,mat-large,mat,fid,FID,10.5,10.0,11.0,100,True,False,symmetric,,,,,
+places,512,mat-large,mat,pids,P-IDS (%),10.0,,,100,False,False,none,,,,,
+places,512,mat-large,mat,uids,U-IDS (%),20.0,,,100,False,False,none,,,,,
+places,512,mat-large,mat,lpips,LPIPS,0.2012,0.2,0.2024,100,False,False,symmetric,,,,,
 """
 
 
