@@ -159,7 +159,8 @@ def test_eval_end_to_end_smoke(tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
     rc = main(["eval", "--results", str(d["res"]), "--gt", str(d["gt"]), "--masks", str(d["masks"]),
                "--mask-polarity", "known=255", "--metrics", "seg_ssim,seg_lpips,lpips", "--smoke",
-               "--device", "cpu", "--bootstrap", "20", "--no-cache", "-o", str(out)])
+               "--device", "cpu", "--bootstrap", "20", "--no-cache", "--threads", "1", "--workers", "0",
+               "-o", str(out)])
     assert rc == 0, capsys.readouterr().err
     rec = json.loads((out / "metrics.json").read_text())
     m = rec["metrics"]
@@ -194,11 +195,16 @@ def test_seg_fid_through_the_evaluator(tmp_path, monkeypatch):
     ev = Evaluator(["seg_fid"], smoke=True, device="cpu", cache_dir=False, n_bootstrap=10,
                    fid_convention="torch-fidelity")
     ids = [f"im{i}" for i in range(6)]
-    rec, _ = ev.finalize([ev.process_batch(ids[:4], load[0][:4], load[1][:4], hole[:4]),
-                          ev.process_batch(ids[4:], load[0][4:], load[1][4:], hole[4:])], job={})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a ResNet-50 on a shared CPU: one thread is several times faster than two
+    try:
+        rec, _ = ev.finalize([ev.process_batch(ids[:4], load[0][:4], load[1][:4], hole[:4]),
+                              ev.process_batch(ids[4:], load[0][4:], load[1][4:], hole[4:])], job={})
+        counts = S.hole_class_pixels(S.segmenter(ev).predict(load[0]), hole)
+    finally:
+        torch.set_num_threads(threads)
     # the extractor hands features over in float32
     real, fake = (colour_stats(x).float().double().numpy() for x in load)
-    counts = S.hole_class_pixels(S.segmenter(ev).predict(load[0]), hole)
     m = rec.metrics["seg_fid"]
     assert m.value == pytest.approx(fd(real, fake, "torch-fidelity"), rel=1e-9)
     _close(m.extra["per_class"], S.per_class(counts, S.fid_shares(real, fake, "torch-fidelity")), 1e-9)
