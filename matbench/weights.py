@@ -58,9 +58,9 @@ def _load_all() -> None:
     """Import the modules that register weights (extractors and models)."""
     import importlib
 
-    for mod in ("matbench.features", "matbench.metrics.lpips", "matbench.models.mat.inpainter",
-                "matbench.baselines.lama.inpainter", "matbench.baselines.comodgan.inpainter",
-                "matbench.baselines.migan.inpainter"):
+    for mod in ("matbench.features", "matbench.features.segmentation", "matbench.metrics.lpips",
+                "matbench.models.mat.inpainter", "matbench.baselines.lama.inpainter",
+                "matbench.baselines.comodgan.inpainter", "matbench.baselines.migan.inpainter"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as e:

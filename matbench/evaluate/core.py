@@ -168,13 +168,13 @@ class Evaluator:
             checks = _pair_checks(real, fake, hole, self.config.pair_tol)
             for r, hr, c in zip(rows, ratios, checks, strict=True):
                 r["hole_ratio"], r["pair_check"] = hr, c
-        ctx = R.BatchContext(ids=ids, real=real, fake=fake, hole=hole, rows=rows, ev=self)
+        feats: dict[str, np.ndarray] = {}  # computations' per-image arrays (ctx.features), then extractor features
+        ctx = R.BatchContext(ids=ids, real=real, fake=fake, hole=hole, rows=rows, ev=self, features=feats)
         for g in self._groups:
             if g.batch is not None:
                 t0 = time.perf_counter()
                 g.batch(ctx)
                 self._tick(g.name, t0)
-        feats: dict[str, np.ndarray] = {}
         for e in self._extractors:
             t0 = time.perf_counter()
             net, key = self.network(e), self.feature_key(e)
@@ -198,7 +198,9 @@ class Evaluator:
         if dup:
             raise InputError(f"duplicate image ids across batches: {', '.join(dup[:10])}")
         feats: dict[str, np.ndarray] = {}
-        for key in (f"{self.feature_key(e)}_{side}" for e in self._extractors for side in ("real", "fake")):
+        keys = [f"{self.feature_key(e)}_{side}" for e in self._extractors for side in ("real", "fake")]
+        keys += [k for b in batches for k in b.features if k not in keys]  # per-image arrays of computations
+        for key in dict.fromkeys(keys):
             parts = [b.features[key] for b in batches if key in b.features]
             if parts:
                 feats[key] = np.concatenate(parts).astype(np.float64)

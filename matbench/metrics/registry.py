@@ -88,6 +88,9 @@ class BatchContext:
     hole: torch.Tensor | None
     rows: list[dict]
     ev: Any  # the Evaluator: its options (config) and networks (LPIPS)
+    # per-image arrays [N, ...] a computation keeps for its dataset step (a group with batch= and dataset=): they
+    # are concatenated over batches and read back as DatasetContext.feats[key]; not written to per_image.csv
+    features: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -121,7 +124,8 @@ class Group:
     """A computation that yields one or several registered metrics.
 
     per-image: batch(ctx: BatchContext) fills ctx.rows[i][metric]; dataset: dataset(ctx: DatasetContext) ->
-    {metric: MetricValue} for the requested ones.
+    {metric: MetricValue} for the requested ones. A dataset computation may also have a batch step that keeps
+    per-image arrays in ctx.features for it (segmentation-aware metrics: class counts under the hole).
     """
 
     name: str
@@ -156,8 +160,9 @@ def register_group(name: str, *, per_image: bool = False, extractor: str | None 
                    batch: Callable[[BatchContext], None] | None = None,
                    dataset: Callable[[DatasetContext], dict[str, MetricValue]] | None = None) -> Group:
     """Declare a computation shared by several metrics (they name it with group=...)."""
-    if (batch is None) == (dataset is None) or per_image != (batch is not None):
-        raise ValueError(f"metric group {name!r}: give batch= (per_image=True) or dataset= (dataset level)")
+    if (batch is None and dataset is None) or per_image != (dataset is None):
+        raise ValueError(f"metric group {name!r}: give batch= (per_image=True) or dataset= (dataset level, "
+                         "optionally with a batch= step that keeps per-image arrays in ctx.features)")
     g = Group(name, per_image, extractor, batch, dataset, getattr(batch or dataset, "__module__", "") or "")
     old = _GROUPS.get(name)
     if old is not None and old.source != g.source:
