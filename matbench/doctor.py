@@ -44,13 +44,18 @@ from matbench.evaluate.folders import _MaskSource
 from matbench.evaluate.pairs import PAIR_TOL
 from matbench.io import read_image
 from matbench.layout import RunLayout
-from matbench.metrics.fd import fd_statistic, fd_value
+from matbench.metrics import fdinf
+from matbench.metrics.fd import fd_in_dtype, fd_influence, fd_statistic, fd_value
 from matbench.metrics.ids import pids_uids
 from matbench.metrics.lpips import LPIPS
 from matbench.metrics.pixel import psnr
+from matbench.runner.models import precision_context
 
 SAVE_SCHEMA = "matbench.doctor/1"
-WHAT_IFS = ("n", "jpeg", "convention", "lpips", "backend")  # the measured effects, cheapest first
+# the measured effects; "statistics" (float32 moments) reuses the features, "precision" (a bf16 network) and "batch"
+# recompute up to PASS_SAMPLE pairs
+WHAT_IFS = ("n", "jpeg", "convention", "lpips", "backend", "statistics", "precision", "batch")
+REPORT_WHAT_IFS = ("n", "convention", "statistics")  # `matbench report` runs these: no network pass beyond the baseline
 OTHER_BACKEND = {"inception-v3-compat": "pt-inception", "inception-nvidia": "pt-inception",
                  "pt-inception": "inception-v3-compat"}
 LPIPS_RANGES = ("-1,1", "0,1")
@@ -59,6 +64,11 @@ HOLE_SAMPLE = 200  # generator masks drawn for the hole-ratio comparison
 THUMB = 32  # side of the thumbnails compared when looking for swapped files
 NO_MASK_AGREEMENT = 0.05  # without masks: a result sharing fewer equal cells with its ground truth is a candidate
 SWAP_CHECK_MAX = 500  # mis-paired results compared with every ground truth (beyond: listed, not searched)
+EQUAL_RTOL = 1e-5  # the project's equality policy: a relative effect below this is no effect (batch, precision)
+PASS_SAMPLE = 256  # pairs whose features the batch-size and bf16 what-ifs recompute (all of them below this)
+ALT_BATCH = 1  # the batch size compared with the doctor's (32 when the doctor's is 1)
+N_SIZES = 8  # subset sizes of the N what-if (fdinf.subset_sizes: N/10 to N)
+N_DRAWS = 10  # paired subsets per size (at most 3 from D images up: a D x D eigendecomposition each)
 _SAMPLE = re.compile(r"(.+)_s[1-9][0-9]*")  # RUN_DIR/outputs/<job>/<id>_s<S>.png
 
 
@@ -274,26 +284,41 @@ def fid(real: np.ndarray, fake: np.ndarray, convention: str) -> float:
 
 
 def fid_vs_n(real: np.ndarray, fake: np.ndarray, convention: str, n_target: int, seed: int = 0,
-             draws: int = 20) -> dict[str, Any]:
-    """FID at N/4, N/2 and N (random paired subsets, `draws` each), a least-squares line in 1/N (as FD-infinity,
-    Chong & Forsyth 2020) and its value at `n_target` images."""
-    n = real.shape[0]
-    rng = np.random.default_rng(seed)
-    sizes = sorted({max(2, n // 4), max(2, n // 2), n})
-    points = []
-    for s in sizes:
-        reps = 1 if s == n else draws if s < real.shape[1] else 3  # N >= D: a D x D eigh each, keep it few
-        vals = [fid(real[idx], fake[idx], convention) for idx in
-                (rng.choice(n, size=s, replace=False) for _ in range(reps))]
-        points.append((s, float(np.mean(vals))))
-    x = np.array([1.0 / s for s, _ in points])
-    y = np.array([v for _, v in points])
-    if len(points) >= 2:
-        slope, intercept = np.polyfit(x, y, 1)
-    else:
-        slope, intercept = 0.0, y[0]
-    return {"points": points, "slope": float(slope), "intercept": float(intercept),
-            "at_target": float(intercept + slope / n_target), "at_n": float(y[-1])}
+             draws: int = N_DRAWS) -> dict[str, Any]:
+    """What FID `n_target` image pairs would give, estimated from the given N pairs (docs/doctor.md):
+
+    the mean FID of `draws` random paired subsets at each of fdinf's subset sizes (N/10 to N), a least-squares line
+    FID(N) = FID_inf + k / N through them (fdinf.linear_fit, as FD-infinity, Chong & Forsyth 2020) read at
+    n_target. The 95 % interval adds the fit's scatter (t) and the sampling of the N pairs (the linearized standard
+    error of FID, fd.fd_influence) in quadrature. No estimate (None, with `why`) when N cannot say: below the
+    feature dimension D (the 1/N law is an expansion in D/N), fewer than 3 subset sizes, or a quadratic in 1/N
+    whose value at n_target leaves that interval (FID is not linear in 1/N over the given sizes)."""
+    n, d = real.shape
+    sizes = fdinf.subset_sizes(n, N_SIZES)
+    per_size = fdinf.paired_subset_fds(real, fake, sizes, draws, seed, convention)
+    points = [(int(s), float(np.mean(v))) for s, v in zip(sizes, per_size, strict=True)]
+    at_n = points[-1][1]
+    out: dict[str, Any] = {"points": points, "at_n": at_n, "estimate": None, "low": None, "high": None,
+                           "why": None, "slope": None, "intercept": None}
+    if n < d:
+        out["why"] = (f"N too small to say anything: {n:,} pairs are fewer than the {d:,} feature dimensions, and "
+                      "the 1/N law FD-infinity extrapolates with is an expansion in D/N")
+        return out
+    if len(points) < 3:
+        out["why"] = f"too few images: {n} give {len(points)} subset size(s), a line with an interval needs 3"
+        return out
+    x, y = np.array([p[0] for p in points]), np.array([p[1] for p in points])
+    fit = fdinf.linear_fit(x, y, at=n_target)
+    se_sampling = float(np.std(fd_influence(real, fake, convention), ddof=1) / math.sqrt(n))
+    half = math.hypot(fit["at_high"] - fit["at"], 1.96 * se_sampling)
+    out.update(slope=fit["slope"], intercept=fit["intercept"], estimate=fit["at"], low=fit["at"] - half,
+               high=fit["at"] + half, se_sampling=se_sampling)
+    quad = float(np.polyval(np.polyfit(1.0 / x, y, 2), 1.0 / n_target)) if len(points) >= 4 else None
+    if quad is not None and abs(quad - fit["at"]) > half + 1e-9 * abs(fit["at"]):  # (rounding of exact lines)
+        out["why"] = (f"FID is not linear in 1/N over {points[0][0]:,}..{n:,} pairs (a quadratic term moves the value "
+                      f"at {n_target:,} to {quad:.4g}, outside [{out['low']:.4g}, {out['high']:.4g}]): too few "
+                      "images for the 1/N law")
+    return out
 
 
 def compare_hole_ratios(ratios: Sequence[float], kind: str, size: int, n_sample: int = HOLE_SAMPLE,
@@ -546,13 +571,19 @@ def diagnose(results_dir: str | Path, gt_dir: str | Path, protocol: str, masks_d
     effect, cost = None, ""
     if "n" in what_ifs and n_req and n != n_req:
         curve = fid_vs_n(real, fake, conv, int(n_req), seed)
-        effect = {"fid": curve["at_n"] - curve["at_target"]}
         yours["fid_by_n"] = {str(s): round(v, 4) for s, v in curve["points"]}
-        yours["fid_expected_at_protocol_n"] = round(curve["at_target"], 4)
-        cost = f"no new features: FID on {len(curve['points'])} subset sizes (20 draws each), a line in 1/N"
-        if n < real.shape[1]:  # FD-infinity's line holds for N well above the feature dimension
-            cost += (f"; with fewer images than feature dimensions ({real.shape[1]}) FID is far from its 1/N regime: "
-                     "the estimate is rough, its sign may be wrong")
+        if curve["estimate"] is not None:
+            yours["fid_expected_at_protocol_n"] = round(curve["estimate"], 4)
+            yours["interval_95"] = [round(curve["low"], 4), round(curve["high"], 4)]
+        if curve["why"] is None:
+            effect = {"fid": curve["at_n"] - curve["estimate"]}
+        else:
+            yours["n_effect"] = curve["why"]
+        cost = (f"no new features: FID of {N_DRAWS} random paired subsets (3 from {real.shape[1]:,} pairs up) at each "
+                f"of {len(curve['points'])} sizes ({curve['points'][0][0]:,}..{n:,}), a line in 1/N read at "
+                f"{int(n_req):,}; 95 % interval from the fit's scatter and the sampling of your pairs")
+        if curve["why"] is not None:
+            cost += "; no effect given (n_effect says why)"
     fix_parts = []
     if n_req and n != n_req:
         fix_parts.append(f"evaluate all {n_req:,} images of the protocol's dataset")
@@ -627,6 +658,7 @@ def diagnose(results_dir: str | Path, gt_dir: str | Path, protocol: str, masks_d
 
     # ---- metric conventions (recomputed from the same features / images)
     factors += _convention_factors(acc, metrics, (real, fake), req, (conv, backend, other), stated, what_ifs)
+    factors += _precision_factors(net, (gt, res), order, (real, fake, metrics["fid"]), conv, o, stated)
 
     report = DoctorReport(dp.name, dp.protocol.title, factors, metrics, n, smoke)
     if published_row is not None:
@@ -810,6 +842,80 @@ def _convention_factors(acc: _Pass, metrics: dict[str, float], feats: tuple[np.n
     return out
 
 
+def _features(net: F.FeatureExtractor, images: Sequence[np.ndarray]) -> np.ndarray:
+    """Features of uint8 HxWx3 images in their order, fresh (no cache: the what-if is how they are computed)."""
+    out: list[np.ndarray | None] = [None] * len(images)
+    for shape in dict.fromkeys(a.shape for a in images):  # networks take same-sized batches
+        idx = [i for i, a in enumerate(images) if a.shape == shape]
+        for i, f in zip(idx, net(torch.cat([_t(images[i]) for i in idx])), strict=True):
+            out[i] = f
+    return np.stack(out)
+
+
+def _precision_factors(net: F.FeatureExtractor, files: tuple[dict[str, Path], dict[str, Path]], order: list[str],
+                       base: tuple[np.ndarray, np.ndarray, float], conv: str, o: DoctorOptions,
+                       stated: dict[str, str]) -> list[Factor]:
+    """torch-fidelity#43: FID under another batch size, float32 statistics and a bf16 (autocast) network. The
+    features of up to PASS_SAMPLE pairs are recomputed without the cache; ok when the relative effect is within
+    EQUAL_RTOL, or (precision) when you state the protocol's precision."""
+    real, fake, fid0 = base
+    out: list[Factor] = []
+
+    def rel(v: float, ref: float) -> float:
+        return abs(v - ref) / max(abs(ref), 1e-12)
+
+    if "statistics" in o.what_ifs:
+        v = fd_in_dtype(real, fake, conv, torch.float32)
+        mine = stated.get("statistics", "not stated")
+        small = rel(v, fid0) <= EQUAL_RTOL
+        ok = mine in ("not stated", "float64") or small
+        out.append(Factor("statistics precision", mine, "float64", ok, {"fid": v - fid0},
+                          "-" if ok else "accumulate the mean and covariance in float64 (the protocol's statistics)",
+                          f"none: same features; with float32 statistics FID would be {v:.7g} "
+                          f"({rel(v, fid0):.1e} relative)"))
+    if not {"precision", "batch"} & set(o.what_ifs):
+        return out
+    gt, res = files
+    n = len(order)
+    pick = sorted(np.random.default_rng(o.seed).choice(n, size=min(n, PASS_SAMPLE), replace=False).tolist())
+    g = [read_image(gt[order[i]]) for i in pick]
+    r = [read_image(res[order[i]]) for i in pick]
+    rb, fb = _features(net, g), _features(net, r)
+    at_b = fid(rb, fb, conv)
+    on = f"{len(pick):,} pairs" + ("" if len(pick) == n else f" of {n:,} (a seeded sample)")
+    if "precision" in o.what_ifs:
+        with precision_context("bf16", o.device):
+            r16, f16 = _features(net, g), _features(net, r)
+        v = fid(r16, f16, conv)
+        mine = stated.get("precision", "not stated")
+        ok = mine in ("not stated", "fp32") or rel(v, at_b) <= EQUAL_RTOL
+        out.append(Factor("network precision", mine, "fp32 (no autocast)", ok, {"fid": v - at_b},
+                          "-" if ok else "compute the features in float32 (no autocast / bf16)",
+                          f"{2 * len(pick):,} bf16-autocast passes (the runner's `precision = \"bf16\"` path) against "
+                          f"{2 * len(pick):,} fresh fp32 ones ({on}; the fp32 ones shared with the batch what-if); "
+                          f"with a bf16 network FID would be {v:.5g} against {at_b:.5g} ({rel(v, at_b):.1e} relative)"))
+    if "batch" in o.what_ifs:
+        alt = ALT_BATCH if net.batch_size != ALT_BATCH else 32
+        keep = net.batch_size
+        net.batch_size = alt
+        try:
+            ra, fa = _features(net, g), _features(net, r)
+        finally:
+            net.batch_size = keep
+        v = fid(ra, fa, conv)
+        feat = float(max(np.abs(ra - rb).max(), np.abs(fa - fb).max()) / max(np.abs(rb).max(), 1e-12))
+        ok = rel(v, at_b) <= EQUAL_RTOL
+        yours = {"batch_size": keep, "compared_with": alt, "max_feature_diff": float(f"{feat:.3g}")}
+        out.append(Factor("batch size", yours,
+                          "not pinned: a feature must not depend on its batch", ok, {"fid": v - at_b},
+                          "-" if ok else "on this device the features depend on the batch (torch-fidelity#43): state "
+                                         "the batch size with the number, or compute in float32 with TF32 off "
+                                         "(torch.backends.cudnn.allow_tf32 = False) or on the CPU",
+                          f"{2 * len(pick):,} extra passes at batch size {keep} and {2 * len(pick):,} at {alt} ({on}); "
+                          f"at batch size {alt} FID would be {v:.7g} ({rel(v, at_b):.1e} relative)"))
+    return out
+
+
 def _verdict(protocol: P.Protocol, row: str, report: DoctorReport) -> dict[str, Any]:
     """The gap to a published row and the factors ordered by their measured effect on it."""
     pub = protocol.published[row]
@@ -909,6 +1015,7 @@ def format_table(report: DoctorReport) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["METRIC_DISPLAY", "SAVE_SCHEMA", "WHAT_IFS", "DoctorOptions", "DoctorProtocol", "DoctorReport", "Factor",
-           "compare_hole_ratios", "diagnose", "fid_vs_n", "format_effect", "format_metric", "format_table",
+__all__ = ["METRIC_DISPLAY", "REPORT_WHAT_IFS", "SAVE_SCHEMA", "WHAT_IFS", "DoctorOptions", "DoctorProtocol",
+           "DoctorReport", "Factor", "compare_hole_ratios", "diagnose", "fid_vs_n", "format_effect", "format_metric",
+           "format_table",
            "inspect_file", "job_inputs", "jpeg_quality", "ks_two_sample", "load_protocol", "read_saved"]

@@ -10,10 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from matbench.reports.doctor_page import DOCTOR_PAGE, render_doctor
 from matbench.reports.render import _env
 from PIL import Image
+from runner_helpers import StandinBatch, make_images, standin_factory
 from scipy.stats import ks_2samp  # the independent reference for the KS test (matbench does not import scipy.stats)
+from spec_helpers import write_spec
 
 from matbench import doctor as D
 from matbench.cli import main
@@ -22,6 +25,11 @@ from matbench.data.manifest import write_manifest
 from matbench.data.maskset import MaskSet, make_maskset
 from matbench.errors import InputError
 from matbench.layout import RunLayout
+from matbench.metrics import fdinf
+from matbench.metrics.fd import fd, fd_in_dtype
+from matbench.runner import RunOptions
+from matbench.runner import run as run_spec
+from matbench.spec import load_spec
 
 N, S = 8, 64
 CHECKS = ("image count", "file format", "image size", "color mode", "exif orientation", "mask kind", "hole ratios",
@@ -105,13 +113,51 @@ def test_jpeg_quality_recovered_from_the_quantization_tables(q):
 
 
 def test_fid_vs_n_recovers_a_line_in_one_over_n(monkeypatch):
-    # FID = 2 + 16/N exactly: the fit is that line, its value at N = 1000 is 2.016
-    monkeypatch.setattr(D, "fid", lambda r, f, c: 2.0 + 16.0 / r.shape[0])
-    x = np.zeros((16, 4))
+    # FID = 2 + 16/N exactly (and no sampling spread): the fit is that line, its value at N = 1000 is 2.016
+    monkeypatch.setattr(D.fdinf, "fd_value", lambda r, f, c, stat: 2.0 + 16.0 / r.shape[0])
+    monkeypatch.setattr(D, "fd_influence", lambda r, f, c: np.zeros(r.shape[0]))
+    x = np.random.default_rng(0).normal(size=(40, 4))
     out = D.fid_vs_n(x, x, "mat", 1000)
-    assert [s for s, _ in out["points"]] == [4, 8, 16]
-    assert out["at_target"] == pytest.approx(2.016)
-    assert out["at_n"] == pytest.approx(3.0)
+    assert [s for s, _ in out["points"]] == [4, 9, 14, 19, 24, 29, 34, 40]  # fdinf.subset_sizes(40, 8)
+    assert out["estimate"] == pytest.approx(2.016) and out["why"] is None
+    assert out["low"] == pytest.approx(2.016) and out["high"] == pytest.approx(2.016)
+    assert out["at_n"] == pytest.approx(2.4)
+
+
+def _gaussians(d: int, n: int, shift2: float, scale: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    mu = np.zeros(d)
+    mu[0] = np.sqrt(shift2)
+    return rng.normal(size=(n, d)), mu + scale * rng.normal(size=(n, d))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize(("d", "n", "shift2", "scale", "conv"), [(8, 600, 0.0, 1.0, "torch-fidelity"),
+                                                                 (8, 600, 1.0, 1.5, "mat"),
+                                                                 (16, 1000, 1.0, 1.5, "mat")])
+def test_fid_at_the_protocol_n_from_subsets_of_gaussians(d, n, shift2, scale, conv, seed):
+    # N(0, I) against N(mu, s^2 I): FID at infinitely many images is |mu|^2 + D (1 - s)^2, and at 36,500 images
+    # the plug-in bias (order D / N) is below 0.002 here; FID(N) itself is biased upward
+    real, fake = _gaussians(d, n, shift2, scale, seed)
+    truth = shift2 + d * (1.0 - scale) ** 2
+    out = D.fid_vs_n(real, fake, conv, 36_500, seed)
+    assert out["why"] is None
+    assert out["low"] <= truth <= out["high"]
+    assert out["at_n"] > out["estimate"]  # the effect of N is positive: fewer images, more FID
+    if truth == 0.0:  # the same distribution: FID(N) is all bias, the estimate removes most of it
+        assert abs(out["estimate"]) < 0.3 * out["at_n"]
+
+
+def test_fid_vs_n_says_when_n_is_too_small():
+    # below the feature dimension: nothing to say
+    real, fake = _gaussians(64, 40, 1.0, 1.2, 0)
+    out = D.fid_vs_n(real, fake, "mat", 36_500)
+    assert out["estimate"] is None and "fewer than the 64 feature dimensions" in out["why"]
+    # 300 pairs of 64-d Gaussians: FID(N) = 12.8 against 3.56, far from linear in 1/N over 30..300 pairs
+    real, fake = _gaussians(64, 300, 1.0, 1.2, 0)
+    out = D.fid_vs_n(real, fake, "mat", 36_500)
+    assert out["estimate"] is not None and "not linear in 1/N" in out["why"]
+    assert not out["low"] <= 3.56 <= out["high"]  # the line alone would have been wrong
 
 
 def test_hole_ratio_comparison_against_the_generator():
@@ -168,9 +214,7 @@ def test_jpeg_results_flag_the_file_format(tmp_path, cache):
     assert "quality 60" in f.cost
 
 
-def test_a_subset_flags_the_image_count_with_a_positive_fid_bias(tmp_path, cache):
-    # unbiased covariances (1/(N-1)): FID then falls with N even far below the feature dimension (under 1/N the
-    # shrunken covariances pull the other way at a handful of images, see docs/doctor.md)
+def test_a_subset_flags_the_image_count(tmp_path, cache):
     root = make_case(tmp_path, conv="torch-fidelity")
     for iid in ("img06", "img07"):
         (root / "gt" / f"{iid}.png").unlink()
@@ -179,9 +223,9 @@ def test_a_subset_flags_the_image_count_with_a_positive_fid_bias(tmp_path, cache
     assert flagged(r) == ["image count"]
     f = r.factor("image count")
     assert f.yours["n"] == 6 and f.yours["missing_ids"] == ["img06", "img07"]
-    # FID is biased upward at small N: 6 images give more than the 8 the protocol asks for would
-    assert f.effect["fid"] > 0
-    assert set(f.yours["fid_by_n"]) == {"2", "3", "6"}
+    # 6 images, 2048 feature dimensions: FID on subsets is listed, but N is too small to estimate its bias
+    assert set(f.yours["fid_by_n"]) == {"2", "3", "4", "5", "6"}
+    assert f.effect is None and "too small to say anything" in f.yours["n_effect"]
 
 
 def test_swapped_files_flag_the_pairing_with_the_ids(tmp_path, cache):
@@ -352,3 +396,76 @@ def test_saved_report_and_its_html_page(clean, cache, tmp_path, capsys):
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(InputError, match="not a `matbench doctor --save` file"):
         D.read_saved(tmp_path / "bad.json")
+
+
+def test_batch_size_and_precision_what_ifs(clean, cache, monkeypatch):
+    monkeypatch.setattr(D, "PASS_SAMPLE", 2)  # 2 of the 8 pairs recomputed: the what-if's own cost
+    # features stated to come from a bf16 network with float32 statistics (one diagnosis: the networks are slow)
+    r = D.diagnose(clean / "res", clean / "gt", str(clean / "proto.toml"), clean / "masks", smoke=True,
+                   cache_dir=cache, what_ifs=("statistics", "precision", "batch"),
+                   stated={"precision": "bf16", "statistics": "float32"})
+    fid0 = r.metrics["fid"]
+    b = r.factor("batch size")
+    # on the CPU an eval-mode network gives the same features at batch size 8 and 1: no effect, ok
+    assert b.ok and b.yours["batch_size"] == 8 and b.yours["compared_with"] == 1
+    assert abs(b.effect["fid"]) <= D.EQUAL_RTOL * fid0 and "2 pairs of 8" in b.cost
+    s = r.factor("statistics precision")
+    assert s.protocol == "float64" and s.effect["fid"] != 0.0  # float32 moments round differently
+    assert abs(s.effect["fid"]) <= 1e-3 * fid0
+    assert s.ok == (abs(s.effect["fid"]) <= D.EQUAL_RTOL * fid0)  # stated float32: ok only if it makes no difference
+    p = r.factor("network precision")
+    # bf16 moves the (smoke) FID far beyond 1e-5 relative: the stated bf16 network is a deviation
+    assert abs(p.effect["fid"]) > D.EQUAL_RTOL * fid0 and "bf16" in p.cost and not p.ok
+    assert p.fix.startswith("compute the features in float32")
+    assert [f for f in flagged(r) if f != "statistics precision"] == ["network precision"]
+
+
+@pytest.mark.parametrize(("n", "d"), [(6, 16), (40, 16)])  # the N x N form and the D x D one
+@pytest.mark.parametrize("conv", ["mat", "torch-fidelity"])
+def test_fd_in_dtype_against_fd(n, d, conv):
+    real, fake = _gaussians(d, n, 1.0, 1.3, 4)
+    ref = fd(real, fake, conv)
+    assert fd_in_dtype(real, fake, conv, torch.float64) == pytest.approx(ref, rel=1e-7)
+    v32 = fd_in_dtype(real, fake, conv, torch.float32)
+    assert v32 == pytest.approx(ref, rel=1e-4)
+
+
+def test_linear_fit_value_at_n_matches_the_intercept_at_infinity():
+    sizes, vals = np.array([10, 20, 40, 80]), np.array([3.1, 2.4, 2.3, 2.05])
+    fit = fdinf.linear_fit(sizes, vals, at=1e300)
+    assert fit["at"] == pytest.approx(fit["intercept"]) and fit["at_se"] == pytest.approx(fit["se"])
+    # at the mean of 1/N the line's standard error is s / sqrt(k), written out
+    xm = np.mean(1.0 / sizes)
+    fit = fdinf.linear_fit(sizes, vals, at=1.0 / xm)
+    resid = vals - (fit["intercept"] + fit["slope"] / sizes)
+    assert fit["at_se"] == pytest.approx(np.sqrt((resid ** 2).sum() / 2) / 2)
+
+
+def test_report_runs_the_doctor_on_a_job_that_names_a_protocol(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MATBENCH_CACHE", str(tmp_path / "cache"))
+    make_images(tmp_path / "imgs", 3, size=(32, 32))  # 3 pairs: few network passes
+    spec = load_spec(write_spec(tmp_path, "r"))
+    run_spec(spec, RunOptions(evaluator_factory=standin_factory, batch_loader=StandinBatch.load, progress=False))
+    [m] = (tmp_path / "r" / "jobs").glob("*/metrics.json")
+    rec = json.loads(m.read_text())
+    rec["protocol"]["protocol"] = "mat-places512-large"  # what a run whose spec names the protocol records
+    m.write_text(json.dumps(rec))
+    site = tmp_path / "site"
+    assert main(["report", str(tmp_path / "r"), "-o", str(site)]) == 0
+    html = (site / DOCTOR_PAGE).read_text()
+    assert "matbench report ran the doctor on job" in html and "image count" in html
+    assert "36,500" in html or "36500" in html  # the protocol's image count, against the 3 of the run
+    assert DOCTOR_PAGE in (site / "index.html").read_text()  # linked from the pages' headers
+    # --no-doctor: no page; a job without saved outputs: a note, the report still written
+    assert main(["report", str(tmp_path / "r"), "-o", str(tmp_path / "s2"), "--no-doctor"]) == 0
+    assert not (tmp_path / "s2" / DOCTOR_PAGE).exists()
+    shutil.rmtree(tmp_path / "r" / "outputs")
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "r"), "-o", str(tmp_path / "s3")]) == 0
+    assert "skipped" in capsys.readouterr().out and not (tmp_path / "s3" / DOCTOR_PAGE).exists()
+    # a saved doctor report wins over running it
+    saved = tmp_path / "saved.json"
+    saved.write_text(json.dumps({"schema": D.SAVE_SCHEMA, "protocol": "x", "title": "t", "factors": [], "n": 2,
+                                 "metrics": {}, "costs": {}, "verdict": None, "seconds": 1.5}))
+    assert main(["report", str(tmp_path / "r"), "-o", str(tmp_path / "s4"), "--doctor", str(saved)]) == 0
+    assert "From a saved doctor report (1.5 s)" in (tmp_path / "s4" / DOCTOR_PAGE).read_text()

@@ -32,11 +32,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--published-row", metavar="LABEL", help="a published row, e.g. 'MAT (8M)': add a one-line "
                    "verdict ordering the factors by their measured effect on the gap")
     p.add_argument("--what-if", default=None, metavar="LIST", help="measured effects to run (default all: "
-                   "n,jpeg,convention,lpips,backend; 'none' for the checks only)")
+                   "n,jpeg,convention,lpips,backend,statistics,precision,batch; 'none' for the checks only)")
     p.add_argument("--my-fid-convention", choices=FID_CONVENTIONS, help="the covariance convention YOUR number "
                    "used, if you know it (a different one from the protocol's is flagged, with its effect)")
     p.add_argument("--my-inception", choices=INCEPTIONS, help="the Inception backend your number used")
     p.add_argument("--my-lpips-range", choices=("-1,1", "0,1"), help="the input range your LPIPS got")
+    p.add_argument("--my-precision", choices=("fp32", "bf16"), help="the precision of the network that computed "
+                   "your features (bf16: autocast)")
+    p.add_argument("--my-statistics", choices=("float64", "float32"), help="the precision your FID's mean and "
+                   "covariance were accumulated in")
     p.add_argument("--json", action="store_true", help='machine-readable: {"protocol": NAME, "factors": [...]}')
     p.add_argument("--save", metavar="FILE", help="also write the report as JSON (schema matbench.doctor/1: the "
                    "--json form plus metrics, costs, verdict, smoke) for `matbench report --doctor FILE`")
@@ -78,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
                       device=device, cache_dir=False if args.no_cache else args.cache_dir, what_ifs=what_ifs,
                       published_row=args.published_row, seed=args.seed, batch_size=args.batch_size,
                       stated={"fid_convention": args.my_fid_convention, "inception": args.my_inception,
-                              "lpips_range": args.my_lpips_range})
+                              "lpips_range": args.my_lpips_range, "precision": args.my_precision,
+                              "statistics": args.my_statistics})
     if args.save:
         write_json_atomic(args.save, report.to_file_dict())
     if args.json:

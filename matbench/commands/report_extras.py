@@ -14,7 +14,7 @@ from pathlib import Path
 from matbench.doctor import read_saved
 from matbench.errors import SpecError
 from matbench.history import resolve_path
-from matbench.reports.doctor_page import DOCTOR_PAGE, render_doctor
+from matbench.reports.doctor_page import doctor_runs, page_name, render_doctor
 from matbench.reports.render import _env
 from matbench.reports.trend import STUDY_PAGE, TREND_PAGE, add_nav_links, render_study, render_trend
 from matbench.study.analyze import read_analysis, render_tables
@@ -24,7 +24,9 @@ def add_report_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--history", nargs="?", const="default", metavar="PATH",
                    help="add a trend page from the results history (PATH, or $MATBENCH_HISTORY / the default file)")
     p.add_argument("--study", metavar="ANALYSIS_JSON", help="add the user-study page (`matbench study analyze`)")
-    p.add_argument("--doctor", metavar="FILE", help="add the doctor's page (`matbench doctor ... --save FILE`)")
+    p.add_argument("--doctor", metavar="FILE", help="add the doctor's page from a saved report (`matbench doctor ... "
+                   "--save FILE`); without it the report runs the doctor on each job whose run names a protocol")
+    p.add_argument("--no-doctor", action="store_true", help="do not run the doctor on jobs that name a protocol")
     base = p.get_default("func")
 
     def cmd(args: argparse.Namespace) -> int:
@@ -82,19 +84,26 @@ def _check_inputs(args: argparse.Namespace) -> None:
 
 
 def _extra_pages(args: argparse.Namespace) -> None:
-    if not (args.history or args.study or args.doctor):
+    # a saved doctor report wins; else the doctor runs on the jobs that name a protocol (unless --no-doctor)
+    doctors = [read_saved(args.doctor)] if args.doctor else []
+    if not args.doctor and not args.no_doctor:
+        doctors, notes = doctor_runs(args.run_dirs)
+        for note in notes:
+            print(note)
+    if not (args.history or args.study or doctors):
         return
 
     out = Path(args.output)
     links = ([(TREND_PAGE, "Trend")] if args.history else []) + ([(STUDY_PAGE, "User study")] if args.study else [])
-    links += [(DOCTOR_PAGE, "Doctor")] if args.doctor else []
+    many = len(doctors) > 1
+    links += [(page_name(k), f"Doctor ({d.get('job', k + 1)})" if many else "Doctor") for k, d in enumerate(doctors)]
     pages = [out / "index.html"]
     if args.history:
         pages.append(render_trend(_history_path(args), out, _env(), title=args.title))
     if args.study:
         pages.append(render_study(read_analysis(args.study), out, _env(), title=args.title))
-    if args.doctor:
-        pages.append(render_doctor(read_saved(args.doctor), out, _env(), title=args.title))
+    for k, d in enumerate(doctors):
+        pages.append(render_doctor(d, out, _env(), title=args.title, page=page_name(k)))
     for page in pages:
         add_nav_links(page, links)
     print(f"added: {', '.join(str(p) for p in pages[1:])}")

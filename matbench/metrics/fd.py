@@ -233,6 +233,31 @@ def fd_value(real: np.ndarray, fake: np.ndarray, convention: str, stat: Callable
     return fd(real, fake, convention) if n >= d else stat(np.arange(n))
 
 
+def fd_in_dtype(real: np.ndarray, fake: np.ndarray, convention: str, dtype: torch.dtype = torch.float32,
+                device: str = "cpu") -> float:
+    """The Fréchet distance with the moments and the trace of the square root computed in `dtype` (features cast
+    to it first): what a float32 implementation would report, for the doctor's precision what-if. float64 here
+    equals `fd_value`. N < D: the N x N form; otherwise the D x D moments and one eigvalsh."""
+    real, fake = _as_features(real, "real"), _as_features(fake, "fake")
+    n, d = real.shape
+    c = 1.0 / (n if convention == "mat" else n - 1)
+    dev = torch.device(device)
+    r = torch.as_tensor(real, device=dev).to(dtype)
+    f = torch.as_tensor(fake, device=dev).to(dtype)
+    mr, mf = r.mean(0), f.mean(0)
+    a, b = r - mr, f - mf
+    diff = mr - mf
+    if n < d:
+        tr = c * torch.linalg.svdvals(a @ b.T).sum()
+    else:
+        s1, s2 = c * (a.T @ a), c * (b.T @ b)
+        lam, v = torch.linalg.eigh(s1)
+        lf = (v * lam.clamp_min(0).sqrt()) @ v.T
+        m = lf.T @ s2 @ lf
+        tr = torch.linalg.eigvalsh(0.5 * (m + m.T)).clamp_min(0).sqrt().sum()
+    return float(diff @ diff + c * (a * a).sum() + c * (b * b).sum() - 2.0 * tr)
+
+
 # Above this many image pairs (and N >= 2 D) the interval of a Fréchet distance is linearized: one pass of
 # influence values instead of hundreds of covariance resamples (a resample costs ~10 s at N = 36,500, D = 2048).
 LINEAR_MIN_N = 4096

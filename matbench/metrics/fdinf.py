@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from scipy import stats as sps
 
-from matbench.metrics.fd import feature_stats, frechet_distance
+from matbench.metrics.fd import fd_statistic, fd_value, feature_stats, frechet_distance
 from matbench.metrics.registry import INCEPTION, DatasetContext, register_group, register_metric
 from matbench.results import MetricValue
 
@@ -70,9 +70,10 @@ def subset_fds(real: np.ndarray, fake: np.ndarray, sizes: np.ndarray, seed: int,
     return subsets, np.asarray(vals, dtype=np.float64)
 
 
-def linear_fit(sizes: np.ndarray, values: np.ndarray) -> dict[str, float | None]:
+def linear_fit(sizes: np.ndarray, values: np.ndarray, at: float | None = None) -> dict[str, float | None]:
     """Least squares values = intercept + slope / sizes: intercept, slope, the intercept's standard error and
-    its 95 % t interval (None below 3 sizes)."""
+    its 95 % t interval (None below 3 sizes). With `at` (a number of images) also the line's value there and its
+    standard error and 95 % t interval ("at", "at_se", "at_low", "at_high"; at = infinity is the intercept)."""
     x = 1.0 / np.asarray(sizes, dtype=np.float64)
     y = np.asarray(values, dtype=np.float64)
     k = x.size
@@ -87,7 +88,34 @@ def linear_fit(sizes: np.ndarray, values: np.ndarray) -> dict[str, float | None]
         se = float(np.sqrt(s2 * (1.0 / k + xm * xm / sxx)))
         t = float(sps.t.ppf(0.975, k - 2))
         lo, hi = intercept - t * se, intercept + t * se
-    return {"intercept": intercept, "slope": slope, "se": se, "ci_low": lo, "ci_high": hi}
+    out: dict[str, float | None] = {"intercept": intercept, "slope": slope, "se": se, "ci_low": lo, "ci_high": hi}
+    if at is not None:
+        x0 = 1.0 / at
+        out["at"] = intercept + slope * x0
+        out["at_se"] = out["at_low"] = out["at_high"] = None
+        if k >= 3:  # the standard error of the line's mean at x0
+            se0 = float(np.sqrt(s2 * (1.0 / k + (x0 - xm) ** 2 / sxx)))
+            out.update(at_se=se0, at_low=out["at"] - t * se0, at_high=out["at"] + t * se0)
+    return out
+
+
+def paired_subset_fds(real: np.ndarray, fake: np.ndarray, sizes: np.ndarray, repeats: int, seed: int,
+                      convention: str, device: str = "cpu") -> list[list[float]]:
+    """For each size, the FDs of `repeats` random paired subsets (the same rows of real and fake, without
+    replacement): what an evaluation on that many image pairs would give. The whole set is drawn once; subsets of
+    at least D rows take a D x D eigendecomposition each, so they get at most 3 draws."""
+    rng = np.random.default_rng(seed)
+    n, d = real.shape
+    out = []
+    for s in (int(x) for x in sizes):
+        draws = 1 if s == n else repeats if s < d else min(repeats, 3)
+        vals = []
+        for _ in range(draws):
+            i = np.sort(rng.choice(n, size=s, replace=False))
+            r, f = real[i], fake[i]
+            vals.append(fd_value(r, f, convention, fd_statistic(r, f, convention, device)))
+        out.append(vals)
+    return out
 
 
 def fd_infinity(real: np.ndarray, fake: np.ndarray, seed: int = 0, convention: str = "mat", device: str = "cpu",
