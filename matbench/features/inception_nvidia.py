@@ -15,7 +15,7 @@ import torch
 
 from matbench import weights as W
 from matbench.errors import WeightsError
-from matbench.features.base import ExtractorSpec, FirstOutput
+from matbench.features.base import ExtractorSpec, FirstOutput, jit_load
 from matbench.features.inception_tf import build_tf_inception
 
 URL_NVIDIA_INCEPTION = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
@@ -30,7 +30,7 @@ W.register_weights(W.WeightsFile(
 
 def load_nvidia_inception(path: Path, device: str = "cpu") -> torch.jit.ScriptModule:
     try:
-        return torch.jit.load(str(path), map_location=device).eval()
+        return jit_load(path, map_location=device).eval()
     except Exception as e:
         raise WeightsError(f"{path}: cannot load as a TorchScript Inception ({type(e).__name__}: {e})") from None
 
