@@ -51,8 +51,8 @@ def fit(w: np.ndarray, prior: float = 0.0, tol: float = 1e-12, max_iter: int = 2
     w = w + prior * compared
     if not identifiable(w):
         raise InputError("Bradley–Terry: the choices do not connect every system both ways (some system never "
-                         "won or never lost against the rest); the MLE does not exist",
-                         hints=[Hint("--prior", "use a prior (--prior 0.5)")])
+                         "won or never lost against the rest); the MLE does not exist — use a prior",
+                         hints=[Hint("--prior", "e.g. --prior 0.5")])
     n = w + w.T
     wins = w.sum(axis=1)
     k = len(w)
