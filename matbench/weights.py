@@ -22,6 +22,7 @@ from pathlib import Path
 from matbench.errors import Hint, WeightsError
 from matbench.io import default_file_mode, sha256_file
 from matbench.progress import bar as progress_bar
+from matbench.progress import is_terminal, wanted
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,10 @@ def fetch_hf(entry: WeightsFile) -> tuple[Path, str]:
     except ImportError:
         raise WeightsError("fetching from Hugging Face needs huggingface_hub: "
                            "pip install 'matbench-inpaint[hub]'") from None
+    if not (wanted() and is_terminal()):  # the hub's own tqdm bar redraws with \r: only on a terminal (progress.py)
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
     fname = entry.hf_filename or entry.filename
     source = f"hf:{entry.hf_repo}/{fname}" + (f"@{entry.hf_revision}" if entry.hf_revision else "")
     try:
