@@ -74,6 +74,16 @@ def _command_of(argv: list[str]) -> str | None:
     return next((a for a in argv if a in COMMANDS), None)
 
 
+def command_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> set[str]:
+    """The option strings of the (sub)command that `args` chose (`weights fetch`: its own, not `weights`'s)."""
+    while True:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        chosen = getattr(args, subs[0].dest, None) if subs else None
+        if chosen not in (subs[0].choices if subs else {}):
+            return {o for a in parser._actions for o in a.option_strings}
+        parser = subs[0].choices[chosen]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser(_command_of(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
@@ -92,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     except MatbenchError as e:
         if args.verbose:
             raise
-        print(f"matbench: error: {e}", file=sys.stderr)
+        print(f"matbench: error: {e.for_options(command_options(parser, args))}", file=sys.stderr)
         return e.exit_code
     except OSError as e:
         from matbench.io import disk_full_error, is_disk_full

@@ -69,7 +69,7 @@ def demo_spec(out_dir: Path, resolution: int = DEMO_RESOLUTION, n_images: int = 
 
 
 def run_demo(out_dir: str | Path = "demo_out", resolution: int = DEMO_RESOLUTION, n_images: int = DEMO_IMAGES,
-             extra_models: list[str] | None = None, progress: bool = True) -> dict[str, Any]:
+             extra_models: list[str] | None = None, progress: bool | None = None) -> dict[str, Any]:
     """Run the demo into out_dir; returns {"run_dir", "report_dir", "smoke", "seconds", "info"}.
 
     The HTML report is not rendered here (the core does not import reports/): `matbench demo` renders

@@ -11,7 +11,7 @@ import re
 
 import torch
 
-from matbench.errors import InputError
+from matbench.errors import Hint, InputError
 
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 
@@ -32,7 +32,8 @@ def resolve_device(requested: str | None, local_rank: int = 0, where: str = "--d
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
             raise InputError(f"{where} {requested}: no CUDA GPU is visible to torch on this machine "
-                             "(torch.cuda.is_available() is False); use --device cpu or auto")
+                             "(torch.cuda.is_available() is False)",
+                             hints=[Hint("--device", "use --device cpu or auto")])
         index, count = int(device.split(":")[1]), torch.cuda.device_count()
         if index >= count:
             raise InputError(f"{where} {requested}: there is no GPU {index} (this machine has {count}: "

@@ -50,6 +50,7 @@ from matbench.metrics.ids import pids_uids
 from matbench.metrics.lpips import LPIPS
 from matbench.metrics.pixel import psnr
 from matbench.runner.models import precision_context
+from matbench.progress import track
 
 SAVE_SCHEMA = "matbench.doctor/1"
 # the measured effects; "statistics" (float32 moments) reuses the features, "precision" (a bf16 network) and "batch"
@@ -413,6 +414,7 @@ class DoctorOptions:
     seed: int = 0  # subsets and generator masks
     batch_size: int = 8
     allow_download: bool = True
+    progress: bool | None = None  # None: matbench.progress's policy
 
 
 def diagnose(results_dir: str | Path, gt_dir: str | Path, protocol: str, masks_dir: str | Path | None = None,
@@ -516,7 +518,7 @@ def diagnose(results_dir: str | Path, gt_dir: str | Path, protocol: str, masks_d
 
     order: list[str] = []
     mask_shape_bad: list[str] = []
-    for iid in ids:
+    for iid in track(ids, desc="doctor", enabled=o.progress):
         g, r = read_image(gt[iid]), read_image(res[iid])
         hole = masks.hole(iid) if masks is not None else None
         if hole is not None and hole.shape != g.shape[:2]:

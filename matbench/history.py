@@ -29,13 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from matbench.entries import entry_for, job_field, job_resolution
-from matbench.errors import InputError, SpecError
+from matbench.errors import Hint, InputError, SpecError
 from matbench.metrics import METRIC_INFO
 from matbench.results import PROTOCOL_FIELDS, MetricValue, ResultRecord, check_result_json, find_records
 
 ENV = "MATBENCH_HISTORY"
 OFF_VALUES = ("off", "none", "0", "")
 SCHEMA_VERSION = 1
+HISTORY_HINTS = (Hint("--history", "or give another history file with --history"),)
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -194,7 +195,7 @@ class History:
             if row is None or int(row[0]) > SCHEMA_VERSION:
                 con.close()
                 raise InputError(f"{self.path}: history schema {row[0] if row else 'unknown'} is not one this "
-                                 f"matbench reads ({SCHEMA_VERSION}); use a newer matbench or another --history")
+                                 f"matbench reads ({SCHEMA_VERSION}); use a newer matbench", hints=HISTORY_HINTS)
         except sqlite3.DatabaseError as e:
             raise InputError(f"{self.path}: cannot open the results history ({e})") from None
         return con
@@ -215,7 +216,7 @@ class History:
             if row is None or int(row[0]) > SCHEMA_VERSION:
                 con.close()
                 raise InputError(f"{self.path}: history schema {row[0] if row else 'unknown'} is not one this "
-                                 f"matbench reads ({SCHEMA_VERSION}); use a newer matbench or another --history")
+                                 f"matbench reads ({SCHEMA_VERSION}); use a newer matbench", hints=HISTORY_HINTS)
             return con
         raise InputError(f"{self.path}: cannot open the results history ({err})")
 

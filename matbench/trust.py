@@ -22,7 +22,7 @@ import types
 from collections.abc import Collection, Iterable, Iterator
 from importlib.metadata import entry_points
 
-from matbench.errors import SpecError
+from matbench.errors import Hint, SpecError
 
 ENV = "MATBENCH_TRUSTED_MODULES"
 OWN_PACKAGES = ("matbench",)  # the package of this distribution (baselines/ and reports/ install inside it)
@@ -89,8 +89,8 @@ def allow_import(module: str, what: str, source: str, *, attr: str = "", group: 
     if top in OWN_PACKAGES:
         return "matbench"
     raise TrustError(f"{source}: {what}: refused to import {module!r}: a spec or command line naming code runs it. "
-                     f"If you trust it, pass --trust {top} (or set {ENV}={top}), or install it as a "
-                     f"'{group or 'matbench'}' entry point")
+                     f"If you trust it, set {ENV}={top} or install it as a '{group or 'matbench'}' entry point",
+                     hints=[Hint("--trust", f"or pass --trust {top}")])
 
 
 def resolve_reference(ref: str, what: str, source: str, *, group: str | None = None,

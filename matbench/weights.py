@@ -19,8 +19,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from matbench.errors import WeightsError
+from matbench.errors import Hint, WeightsError
 from matbench.io import default_file_mode, sha256_file
+from matbench.progress import bar as progress_bar
+from matbench.progress import is_terminal, wanted
 
 
 @dataclass(frozen=True)
@@ -197,13 +199,20 @@ def fetch_hf(entry: WeightsFile) -> tuple[Path, str]:
     Returns (path, note) where note says whether the hash was checked against a pinned or a recorded
     value, or recorded now (first download)."""
     if not entry.hf_repo:
+        if entry.url:
+            raise WeightsError(f"weights {entry.name} has no Hugging Face mirror",
+                               hints=[Hint("--source", "use --source official")])
         raise WeightsError(f"weights {entry.name} has no Hugging Face mirror; "
-                           f"{'use --source official' if entry.url else entry.manual or 'get it from the authors'}")
+                           f"{entry.manual or 'get it from the authors'}")
     try:
         from huggingface_hub import hf_hub_download
     except ImportError:
         raise WeightsError("fetching from Hugging Face needs huggingface_hub: "
                            "pip install 'matbench-inpaint[hub]'") from None
+    if not (wanted() and is_terminal()):  # the hub's own tqdm bar redraws with \r: only on a terminal (progress.py)
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
     fname = entry.hf_filename or entry.filename
     source = f"hf:{entry.hf_repo}/{fname}" + (f"@{entry.hf_revision}" if entry.hf_revision else "")
     try:
@@ -230,7 +239,7 @@ def fetch_hf(entry: WeightsFile) -> tuple[Path, str]:
 def download(entry: WeightsFile, dest_dir: Path | None = None, timeout: float = 60.0) -> Path:
     """Download from the official URL into dest_dir (default: hub cache), checking the hash."""
     if not entry.url:
-        raise WeightsError(_missing_message(entry, reason="no direct download URL"))
+        raise WeightsError(_missing_message(entry, reason="no direct download URL"), hints=SMOKE_HINTS)
     dest_dir = dest_dir or weights_dir() or hub_checkpoints_dir()
     dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / entry.filename
@@ -239,9 +248,12 @@ def download(entry: WeightsFile, dest_dir: Path | None = None, timeout: float = 
     try:
         h = hashlib.sha256()
         with urllib.request.urlopen(entry.url, timeout=timeout) as r, open(tmp, "wb") as f:
-            while block := r.read(1 << 20):
-                h.update(block)
-                f.write(block)
+            size = int((getattr(r, "headers", None) or {}).get("Content-Length") or 0)
+            with progress_bar(round(size / 2**20, 1) or None, f"download {entry.filename}", "MiB") as b:
+                while block := r.read(1 << 20):
+                    h.update(block)
+                    f.write(block)
+                    b.update(len(block) / 2**20)
         digest = h.hexdigest()
         if entry.sha256 and digest != entry.sha256:
             raise WeightsError(f"download of {entry.url}: sha256 {digest} != expected {entry.sha256}")
@@ -252,7 +264,8 @@ def download(entry: WeightsFile, dest_dir: Path | None = None, timeout: float = 
     except WeightsError:
         raise
     except Exception as e:
-        raise WeightsError(_missing_message(entry, reason=f"download failed: {type(e).__name__}: {e}")) from None
+        raise WeightsError(_missing_message(entry, reason=f"download failed: {type(e).__name__}: {e}"),
+                           hints=SMOKE_HINTS) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -277,14 +290,17 @@ def resolve(name: str, path: str | os.PathLike | None = None, allow_download: bo
         return found
     if allow_download and entry.url and os.environ.get("MATBENCH_OFFLINE") != "1":
         return download(entry)
-    raise WeightsError(_missing_message(entry))
+    raise WeightsError(_missing_message(entry), hints=SMOKE_HINTS)
+
+# where the command has --smoke (inpaint, eval, run, stats, doctor), it runs without these weights
+SMOKE_HINTS = (Hint("--smoke", "use --smoke to run on random weights"),)
 
 
 def _missing_message(entry: WeightsFile, reason: str = "not found") -> str:
     where = ", ".join(str(p) for p in candidates(entry))
     how = f"download {entry.url}" if entry.url else (entry.manual or "obtain it from the model's authors")
     return (f"weights {entry.name} ({entry.filename}) {reason}: {how}, then put it at one of: {where} "
-            "(or set MATBENCH_WEIGHTS, or pass the path explicitly); use --smoke to run on random weights")
+            "(or set MATBENCH_WEIGHTS, or pass the path explicitly)")
 
 
 def status(name: str) -> tuple[str, Path | None]:

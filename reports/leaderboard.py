@@ -261,7 +261,7 @@ def overlapping_leader(rows: Sequence[LeaderboardRow], metric: str) -> list[str]
 def leaderboard(entries: Sequence[Entry], sort_by: str = "fid") -> dict[GroupKey, list[LeaderboardRow]]:
     """Ranked rows per (dataset, mask set, resolution), best `sort_by` first (missing values last)."""
     if sort_by not in METRIC_INFO:
-        raise InputError(f"unknown metric {sort_by!r} for --sort; known: {', '.join(METRIC_INFO)}")
+        raise InputError(f"--sort: unknown metric {sort_by!r}; known: {', '.join(METRIC_INFO)}")
     check_protocols(entries)
     info = METRIC_INFO[sort_by]
     groups: dict[GroupKey, list[Entry]] = {}

@@ -156,7 +156,7 @@ class CoModGANInpainter(Inpainter):
         h, w = img.shape[-2:]
         if h > r or w > r:
             raise InputError(f"comodgan: images must be at most {r}x{r} (the generator's fixed resolution), got "
-                             f"{h}x{w}; resize or crop the dataset to {r} (e.g. --resolution {r})")
+                             f"{h}x{w}; resize or crop the dataset to {r} (matbench data prepare --res {r})")
         x = img.to(self.device, torch.float32) * (2.0 / 255.0) - 1.0
         m = (~hole).to(self.device, torch.float32)
         if (h, w) != (r, r):

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from matbench import seeding
-from matbench.errors import InputError, MatbenchError, SpecError, WeightsError
+from matbench.errors import Hint, InputError, MatbenchError, SpecError, WeightsError
 from matbench.models.base import Inpainter, Requirements, register_model
 
 from .tiny import SMOKE_MARKER
@@ -296,8 +296,10 @@ def diffusers_model(device: str = "cpu", **options: Any) -> Inpainter:
     info: dict[str, Any] = {"weights": weights, "prompt_file": prompt_file, "dtype": dtype}
     if weights is None:
         if not smoke:
-            raise SpecError("diffusers needs weights=HUB_ID_OR_FOLDER (e.g. --weights "
-                            "stable-diffusion-v1-5/stable-diffusion-inpainting), or --smoke for a tiny random pipeline")
+            # --weights and a model --smoke together: `inpaint` (run's --smoke is the metric networks')
+            raise SpecError("diffusers needs weights=HUB_ID_OR_FOLDER (a Hub id such as "
+                            "stable-diffusion-v1-5/stable-diffusion-inpainting, or a folder), or smoke = true for a "
+                            "tiny random pipeline", hints=[Hint("--weights", "e.g. --weights HUB_ID, or --smoke")])
         _import_diffusers()
         from .tiny import build_tiny_pipeline
 

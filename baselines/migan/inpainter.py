@@ -99,7 +99,7 @@ class MIGANInpainter(Inpainter):
         h, w = img.shape[-2:]
         if h > r or w > r:
             raise InputError(f"migan: images must be at most {r}x{r} (the generator's fixed resolution), got "
-                             f"{h}x{w}; resize or crop the dataset (e.g. --resolution {r})")
+                             f"{h}x{w}; resize or crop the dataset (matbench data prepare --res {r})")
         x = img.to(self.device, torch.float32) * 2 / 255 - 1  # this order of operations, as the demo
         known = (~hole).to(self.device, torch.float32)
         if (h, w) != (r, r):

@@ -10,6 +10,7 @@ from matbench.commands.run import summary_table
 from matbench.demo import DEMO_IMAGES, DEMO_RESOLUTION, run_demo
 from matbench.errors import SpecError
 from matbench.io import check_output, shown_path
+from matbench.progress import add_progress_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="image size (default 512, MAT's evaluation size; 256 is faster)")
     p.add_argument("--images", type=int, default=None, help="number of photos (default 8, at most 8)")
     p.add_argument("--no-report", action="store_true", help="skip the HTML report")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_option(p)  # --progress/--no-progress: matbench.progress
     p.set_defaults(func=demo_command)
 
 
@@ -37,7 +38,7 @@ def demo_command(args: argparse.Namespace) -> int:
         raise SpecError("--resolution must be >= 16 and --images >= 2")
 
     check_output(args.out)
-    out = run_demo(args.out, resolution=res, n_images=n, progress=not args.no_progress)
+    out = run_demo(args.out, resolution=res, n_images=n, progress=args.progress)
     out["report"] = None if args.no_report else render(out["run_dir"], out["report_dir"])
     print(summary_table(out["info"]))
     print(f"\nrun directory: {shown_path(out['run_dir'])}")

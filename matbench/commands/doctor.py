@@ -11,6 +11,7 @@ from matbench.errors import SpecError
 from matbench.evaluate.config import FID_CONVENTIONS, INCEPTIONS
 from matbench.evaluate.folders import MASK_POLARITIES
 from matbench.io import check_output, write_json_atomic
+from matbench.progress import add_progress_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,6 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-dir", metavar="DIR", help="feature cache (ground-truth features are reused)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     p.add_argument("--seed", type=int, default=0, help="seed of the subsets and generator masks")
+    add_progress_option(p)
     p.set_defaults(func=run)
 
 
@@ -81,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
                       smoke=args.smoke,
                       device=device, cache_dir=False if args.no_cache else args.cache_dir, what_ifs=what_ifs,
                       published_row=args.published_row, seed=args.seed, batch_size=args.batch_size,
+                      progress=args.progress,
                       stated={"fid_convention": args.my_fid_convention, "inception": args.my_inception,
                               "lpips_range": args.my_lpips_range, "precision": args.my_precision,
                               "statistics": args.my_statistics})

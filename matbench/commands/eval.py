@@ -12,6 +12,7 @@ from matbench.evaluate.config import FID_CONVENTIONS, INCEPTIONS, LPIPS_NETS, Ev
 from matbench.evaluate.folders import MASK_POLARITIES, FolderRun
 from matbench.io import check_output, write_json_atomic
 from matbench.metrics import METRIC_INFO, default_metrics
+from matbench.progress import add_progress_option
 from matbench.reports.intervals import interval
 from matbench.results import MetricValue, ResultRecord
 from matbench.trust import add_trust_option
@@ -55,8 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-dir", metavar="DIR", help="feature cache (default $MATBENCH_CACHE/features or "
                    "~/.cache/matbench/features)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bar on stderr (default: when stderr is a terminal)")
+    add_progress_option(p)  # --progress/--no-progress: matbench.progress
     p.add_argument("--allow-mismatch", action="store_true", help="evaluate even if some pairs fail the check")
     p.add_argument("--save-features", action="store_true", help="also write OUT/features.npz: float32 features "
                    "per extractor and side ({extractor}.real / .fake), rows in per_image.csv order")
@@ -74,8 +74,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
 
     metrics = parse_metrics(args.metrics)
     if args.bootstrap < 0:
@@ -94,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
                         batch_size=args.batch_size)
     run = FolderRun(out_dir=args.out, allow_mismatch=args.allow_mismatch, mask_polarity=args.mask_polarity,
                     workers=args.workers, threads=args.threads,
-                    progress=sys.stderr.isatty() if args.progress is None else args.progress, name=args.name,
+                    progress=args.progress, name=args.name,
                     save_features=args.save_features, protocol_name=args.protocol, published_row=args.published_row)
     record = evaluate_folders(args.results, args.gt, args.masks, metrics, config=config, run=run)
     write_inputs(args)

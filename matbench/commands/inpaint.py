@@ -24,6 +24,7 @@ from matbench.errors import InputError, SpecError
 from matbench.io import check_output, read_gray, save_png, shown_path
 from matbench.models.base import create_model, get_model_info
 from matbench.models.options import check_options, parse_cli_options
+from matbench.progress import add_progress_option, bar
 from matbench.trust import add_trust_option
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help=DEVICE_HELP + " (default: cpu)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="extra model option (repeatable), e.g. --option resolution=256 --option precision=bf16")
+    add_progress_option(p)
     add_trust_option(p)  # a spec or --model naming code: matbench.trust
     p.set_defaults(func=run)
 
@@ -166,6 +168,9 @@ def run(args: argparse.Namespace) -> int:
     groups: dict[tuple[int, int], list[tuple[str, np.ndarray, np.ndarray]]] = {}
     count = 0
 
+    # counted per image x sample as each model call returns (a MAT call on a CPU takes tens of seconds)
+    progress = bar(len(ds.ids) * args.samples, f"inpaint {model.name}", "img", args.progress)
+
     def flush(items: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
         nonlocal count
         ids = [i for i, _, _ in items]
@@ -176,19 +181,21 @@ def run(args: argparse.Namespace) -> int:
             base = out_dir / f"sample{k}" if args.samples > 1 else out_dir
             for i, image_id in enumerate(ids):
                 save_png(base / f"{image_id}.png", out[i].permute(1, 2, 0).numpy())
+            progress.update(len(ids))
         count += len(ids)
 
-    for image_id in ds.ids:
-        image = ds.read(image_id)
-        hole = masks.hole(image_id, image.shape[:2])
-        group = groups.setdefault(image.shape[:2], [])
-        group.append((image_id, image, hole))
-        if len(group) == args.batch_size:
-            flush(group)
-            groups[image.shape[:2]] = []
-    for group in groups.values():
-        if group:
-            flush(group)
+    with progress:
+        for image_id in ds.ids:
+            image = ds.read(image_id)
+            hole = masks.hole(image_id, image.shape[:2])
+            group = groups.setdefault(image.shape[:2], [])
+            group.append((image_id, image, hole))
+            if len(group) == args.batch_size:
+                flush(group)
+                groups[image.shape[:2]] = []
+        for group in groups.values():
+            if group:
+                flush(group)
     print(f"{shown_path(out_dir)}: {count} images x {args.samples} sample(s) inpainted with {model.name}"
           + (" (SMOKE weights)" if getattr(model, "smoke", False) else ""))
     return 0

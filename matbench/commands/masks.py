@@ -18,6 +18,7 @@ from matbench.data.maskset import (
 )
 from matbench.errors import SpecError
 from matbench.io import check_output, shown_path, write_json_atomic
+from matbench.progress import add_progress_option
 
 log = logging.getLogger("matbench.masks")
 
@@ -37,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="MAT kinds: keep masks with LO < hole ratio < HI, as the official RandomMask(s, "
                         "hole_range=[LO, HI]) (default 0 1)")
     m.add_argument("-o", "--out", "--output", dest="output", required=True, help="output folder")
+    add_progress_option(m)
     m.set_defaults(func=_make)
 
     i = sub.add_parser("import", help="import external mask images; --polarity is required")
@@ -69,7 +71,7 @@ def _make(args: argparse.Namespace) -> int:
         n = len(names)
     if n is None or n <= 0:
         raise SpecError("--n must be a positive number of masks (or give --names-from DATASET)")
-    ms = make_maskset(args.kind, n, args.res, args.seed, args.output, names=names, progress=True,
+    ms = make_maskset(args.kind, n, args.res, args.seed, args.output, names=names, progress=args.progress,
                       hole_range=args.hole_range)
     r = ms.hole_ratios()
     hr = f" in hole range {args.hole_range[0]:g}..{args.hole_range[1]:g}" if args.hole_range else ""

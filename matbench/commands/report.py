@@ -174,7 +174,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories or eval folders")
     t.add_argument("--format", choices=("md", "latex", "csv"), default="md", help="Markdown (default), LaTeX "
                    "booktabs or CSV")
-    t.add_argument("--ci", action="store_true", help="show ± half the confidence-interval width (md, latex)")
+    # on by default, as in `leaderboard` (issue 25): a value without its spread invites over-reading
+    t.add_argument("--ci", action=argparse.BooleanOptionalAction, default=True,
+                   help="show ± half the confidence-interval width (md, latex; default on; --no-ci: values only)")
     t.add_argument("--metrics", help="comma-separated metrics to show (default: all present)")
     t.add_argument("-o", "--out", "--output", dest="output", help="write to this file instead of stdout")
     t.set_defaults(func=cmd_table)

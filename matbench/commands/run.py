@@ -13,6 +13,7 @@ from matbench.devices import DEVICE_HELP
 from matbench.errors import SpecError
 from matbench.io import check_output, shown_path
 from matbench.metrics import METRIC_INFO
+from matbench.progress import add_progress_option
 from matbench.runner import EXIT_NOT_REAL, RunOptions, dry_run, not_real, run
 from matbench.spec import load_spec
 from matbench.trust import add_trust_option
@@ -37,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--smoke", action="store_true", help="metric networks on random weights (numbers NOT comparable)")
     p.add_argument("--restart", action="store_true",
                    help="discard stored jobs whose configuration differs from the spec (default: refuse)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_option(p)  # --progress/--no-progress: matbench.progress
     p.add_argument("--serial", action="store_true",
                    help="run the stages of each batch one after the other (spec: pipeline = false); same results")
     p.add_argument("--workers", metavar="IN[,OUT]",
@@ -67,7 +68,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     inputs = [d.path for d in getattr(spec, "datasets", [])] + [m.path for m in getattr(spec, "masksets", [])]
     check_output(spec.output, inputs)
-    info = run(spec, RunOptions(restart=args.restart, progress=not args.no_progress))
+    info = run(spec, RunOptions(restart=args.restart, progress=args.progress))
     if info:  # rank 0
         print(summary_table(info))
         from matbench.commands.history import append_after

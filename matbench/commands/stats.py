@@ -8,6 +8,7 @@ from matbench.devices import DEVICE_HELP, resolve_device
 from matbench.errors import SpecError
 from matbench.features import get_spec, refstats
 from matbench.io import check_output, write_json_atomic
+from matbench.progress import add_progress_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pm.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     pm.add_argument("-o", "--out", "--output", dest="out", required=True, metavar="REF.npz",
                     help="statistics file to write")
+    add_progress_option(pm)
     pm.set_defaults(func=cmd_make)
     pf = sub.add_parser("fd", help="FD of a folder of generated images against a statistics file")
     pf.add_argument("folder", metavar="DIR", help="folder of generated images")
@@ -49,6 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pf.add_argument("--device", default=None, help=DEVICE_HELP)
     pf.add_argument("--batch-size", type=int, default=16, help="images per network call (default 16)")
     pf.add_argument("-o", "--out", "--output", dest="out", metavar="OUT.json", help="also write the result as JSON")
+    add_progress_option(pf)
     pf.set_defaults(func=cmd_fd)
     ps = sub.add_parser("show", help="print what a statistics file holds")
     ps.add_argument("file", metavar="REF.npz", help="a file from `matbench stats make`")
@@ -57,8 +60,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_make(args: argparse.Namespace) -> int:
-    import sys
-
 
     if args.batch_size < 1:
         raise SpecError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -70,7 +71,7 @@ def cmd_make(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     st = refstats.make(args.dataset, args.extractor, args.out, resize=args.resize, resolution=args.resolution,
                        smoke=args.smoke, device=device, batch_size=args.batch_size, weights_path=args.weights,
-                       cache_dir=False if args.no_cache else None, limit=args.limit, progress=sys.stderr.isatty(),
+                       cache_dir=False if args.no_cache else None, limit=args.limit, progress=args.progress,
                        allow_upscale=args.allow_upscale)
     print(_describe(st))
     return 0
@@ -83,7 +84,7 @@ def cmd_fd(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     r = refstats.fd_folder(args.folder, args.ref, convention=args.fid_convention, smoke=args.smoke, device=device,
                            batch_size=args.batch_size, weights_path=args.weights, n_bootstrap=args.bootstrap,
-                           seed=args.seed)
+                           seed=args.seed, progress=args.progress)
     if r["smoke"]:
         print("SMOKE: random extractor weights; not comparable with real results")
     ci = "" if r["ci_low"] is None else f"  [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"

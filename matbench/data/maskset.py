@@ -30,6 +30,7 @@ from matbench.data.datasets import Dataset
 from matbench.data.masks import MASK_KINDS, generate_mask, generator_params
 from matbench.errors import InputError, SpecError
 from matbench.io import atomic_path, sha256_bytes, write_bytes_atomic, write_json_atomic
+from matbench.progress import track
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +261,7 @@ def _write_set(out_dir: Path, meta: dict[str, Any], holes, names: list[str]) -> 
 
 
 def make_maskset(kind: str, n: int, resolution: int, seed: int, out_dir: str | os.PathLike,
-                 names: list[str] | None = None, progress: bool = False, hole_range: Any = None) -> MaskSet:
+                 names: list[str] | None = None, progress: bool | None = False, hole_range: Any = None) -> MaskSet:
     """Generate `n` masks (mask i from seed+i) into `out_dir`; named by `names` (e.g. dataset ids) or 000000..
 
     `hole_range` [lo, hi] (MAT kinds): the official `RandomMask(s, hole_range=[lo, hi])`, recorded in maskset.json.
@@ -276,10 +277,8 @@ def make_maskset(kind: str, n: int, resolution: int, seed: int, out_dir: str | o
             "seed": int(seed), "seeding": "mask i (position in the name list) from seed + i",
             "resolution": int(resolution)}
     idx = range(len(names))
-    if progress:
-        from tqdm import tqdm
-
-        idx = tqdm(idx, desc=f"masks {kind}", unit="mask", disable=None)  # disable=None: only on a terminal
+    if progress is not False:
+        idx = track(idx, desc=f"masks {kind}", unit="mask", enabled=progress)
     holes = (generate_mask(kind, resolution, seed + i, hole_range) for i in idx)
     return _write_set(Path(out_dir), meta, holes, names)
 
@@ -311,7 +310,7 @@ def import_maskset(src: str | os.PathLike, out_dir: str | os.PathLike, polarity:
     mset = _write_set(Path(out_dir), meta, holes(), list(ds.ids))
     mean_hole = float(mset.hole_ratios().mean())
     if mean_hole > SUSPICIOUS_HIGH or mean_hole < SUSPICIOUS_LOW:
-        log.warning("%s: mean hole ratio %.4f with --polarity %s; the polarity may be inverted", src, mean_hole,
+        log.warning("%s: mean hole ratio %.4f with polarity %s; the polarity may be inverted", src, mean_hole,
                     polarity)
     return mset
 
@@ -336,7 +335,8 @@ def _import_one(ds, image_id: str, res: list[int], polarity: str, binarize: int 
         if bad.any():
             vals = np.unique(levels[bad])
             raise InputError(f"{where}: mask has values other than 0 and 255 ({len(vals)} other levels, e.g. "
-                             f"{', '.join(map(str, vals[:3]))}); use --binarize T to threshold on purpose")
+                             f"{', '.join(map(str, vals[:3]))}); threshold them on purpose with "
+                             "`matbench masks import SRC -o DIR --polarity P --binarize T`")
         white = levels == 255
     else:
         white = levels >= int(binarize)

@@ -13,12 +13,11 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from tqdm import tqdm
 
 from matbench import protocols
 from matbench import threads as T
 from matbench.data.maskset import MaskSet, check_mask_levels, check_masks
-from matbench.errors import InputError, MatbenchError
+from matbench.errors import Hint, InputError, MatbenchError
 from matbench.evaluate.batch import BatchResult
 from matbench.evaluate.config import EvalConfig
 from matbench.evaluate.core import ALL_METRICS, Evaluator
@@ -27,6 +26,7 @@ from matbench.evaluate.pairs import _agreement, _pair_checks
 from matbench.features import list_images
 from matbench.features.files import save_features as _save
 from matbench.io import read_gray, read_image
+from matbench.progress import bar as progress_bar
 from matbench.results import ResultRecord
 
 log = logging.getLogger("matbench.evaluate")
@@ -52,8 +52,9 @@ class _MaskSource:
             self.names: dict[str, str] = {}
         else:
             if polarity is None:
-                raise InputError(f"{masks_dir}: no maskset.json; say what white means with "
-                                 f"--mask-polarity {' or '.join(MASK_POLARITIES)} (MAT: known=255, LaMa: hole=255)")
+                raise InputError(f"{masks_dir}: no maskset.json, so what white means is unknown (MAT: known=255, "
+                                 "LaMa: hole=255)", hints=[Hint("--mask-polarity", "say it with --mask-polarity "
+                                                                + " or ".join(MASK_POLARITIES))])
             if polarity not in MASK_POLARITIES:
                 raise InputError(f"unknown mask polarity {polarity!r}; use {' or '.join(MASK_POLARITIES)}")
 
@@ -170,7 +171,7 @@ class FolderRun:
     mask_polarity: str | None = None
     workers: int | None = 0  # reading processes (None: automatic, matbench.threads.plan)
     threads: int | None = None  # compute threads (None: automatic)
-    progress: bool = True
+    progress: bool | None = None  # None: matbench.progress's policy ($MATBENCH_PROGRESS, else on)
     job: dict | None = None
     protocol: dict | None = None
     name: str | None = None  # the model's name in tables (default: the results folder's name)
@@ -227,7 +228,7 @@ def _evaluate_folders(results_dir: Path, gt_dir: Path, masks_dir: str | os.PathL
     mismatched: list[str] = []
     low_agreement: list[str] = []
     shapes: set[tuple[int, int]] = set()
-    with tqdm(total=len(ds), desc="evaluate", unit="img", disable=not opts.progress) as bar:
+    with progress_bar(len(ds), "evaluate", "img", opts.progress) as bar:
         for items in dl:
             for it in items:
                 if it[4] is not None:
@@ -252,11 +253,11 @@ def _evaluate_folders(results_dir: Path, gt_dir: Path, masks_dir: str | os.PathL
         msg = (f"{len(mismatched)} of {len(ids)} result(s) differ from their ground truth in the known region "
                f"(results paired with the wrong images, or wrong mask polarity?): {_list(mismatched)}")
         if not allow_mismatch:
-            raise InputError(msg + "; rerun with --allow-mismatch to evaluate anyway")
+            raise InputError(msg, hints=[Hint("--allow-mismatch", "rerun with --allow-mismatch to evaluate anyway")])
         log.warning(msg)
     if masks is None and len(low_agreement) > len(ids) // 2:
         log.warning("%d of %d results share almost no pixels with their ground truth; if the model composites "
-                    "known pixels, results and ground truths may be mis-paired (give --masks to check)",
+                    "known pixels, results and ground truths may be mis-paired (`matbench eval --masks` checks it)",
                     len(low_agreement), len(ids))
     job = dict(opts.job or {"results": str(results_dir), "gt": str(gt_dir),
                            "masks": None if masks_dir is None else str(masks_dir)})

@@ -13,6 +13,7 @@ import hashlib
 import importlib
 import pickle
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,13 +175,25 @@ def require(module: str, who: str) -> None:
         raise InputError(f"{who} needs the {module} package: pip install 'matbench-inpaint[protocols]'") from None
 
 
+def jit_load(path: Path, map_location: str = "cpu") -> torch.jit.ScriptModule:
+    """torch.jit.load without torch's deprecation notice: the files are TorchScript by their authors' choice
+    (NVIDIA's Inception, OpenAI's CLIP), so the notice is not about anything the user can change. Only that
+    warning is silenced, and only here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.load` is deprecated", category=FutureWarning)
+        return torch.jit.load(str(path), map_location=map_location)
+
+
 def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
     """A plain (weights-only) state dict, or the parameters of a TorchScript archive (OpenAI's CLIP files)."""
     try:
-        sd = torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a TorchScript zip (OpenAI's CLIP): refused here, read by jit_load below
+            warnings.filterwarnings("ignore", message=r"'torch\.load' received a zip file that looks like a "
+                                    "TorchScript", category=UserWarning)
+            sd = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e_plain:
         try:
-            return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
+            return dict(jit_load(path).state_dict())
         except Exception:
             if isinstance(e_plain, pickle.UnpicklingError):  # a pickle that needs code: refused, nothing ran
                 raise torch_load_error(path, e_plain, "weights") from None

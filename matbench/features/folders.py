@@ -14,6 +14,7 @@ from matbench.errors import InputError
 from matbench.features.base import FeatureExtractor
 from matbench.features.cache import FeatureCache, extract_cached
 from matbench.io import IMAGE_EXTENSIONS, read_image, walk_files
+from matbench.progress import bar as progress_bar
 
 
 def list_images(folder: str | os.PathLike) -> dict[str, Path]:
@@ -62,17 +63,16 @@ def same_size_runs(items: Sequence[tuple]) -> Iterator[list]:
 
 
 def extract_folder(extractor: FeatureExtractor, folder: str | os.PathLike, cache: FeatureCache | None = None,
-                   batch_size: int = 32, workers: int = 0, progress: bool = True) -> tuple[list[str], np.ndarray]:
+                   batch_size: int = 32, workers: int = 0,
+                   progress: bool | None = None) -> tuple[list[str], np.ndarray]:
     """Features of every image in a folder (ids sorted), batched through a DataLoader."""
-    from tqdm import tqdm
-
     files = list_images(folder)
     ds = ImageFolderDataset(list(files), list(files.values()))
     dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=workers, collate_fn=_list_collate,
                                      pin_memory=extractor.device.type == "cuda")
     ids: list[str] = []
     feats: list[np.ndarray] = []
-    with tqdm(total=len(ds), desc=f"{extractor.name} features", unit="img", disable=not progress) as bar:
+    with progress_bar(len(ds), f"{extractor.name} features", "img", progress) as bar:
         for batch in dl:
             for run in same_size_runs(batch):
                 ids.extend(r[0] for r in run)

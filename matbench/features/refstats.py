@@ -20,11 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from matbench.data.datasets import Dataset, enlarged_images, enlargement_message
 from matbench.data.preprocess import DEFAULT_POLICY
-from matbench.errors import InputError
+from matbench.errors import Hint, InputError
 from matbench.features import get_extractor, get_spec
 from matbench.features.base import FeatureExtractor
 from matbench.features.cache import FeatureCache, extract_cached
@@ -32,6 +31,7 @@ from matbench.features.folders import list_images
 from matbench.io import atomic_path, read_image
 from matbench.metrics import bootstrap
 from matbench.metrics.fd import fd_to_reference_statistic, fd_to_stats, feature_stats
+from matbench.progress import track
 
 SCHEMA = "matbench.refstats/1"
 _STR_FIELDS = ("schema", "extractor", "weights_sha256", "resize", "dataset_manifest_sha256", "dataset",
@@ -137,7 +137,7 @@ class StatsOptions:
     preprocess: str | None = None  # make: crop/resize policy (None: DEFAULT_POLICY)
     limit: int | None = None  # make: the first N images only
     allow_upscale: bool = False  # make: allow images smaller than the resolution (padded / upscaled)
-    progress: bool = False
+    progress: bool | None = False  # None: matbench.progress's policy
     convention: str = "mat"  # fd: covariance convention
     n_bootstrap: int = 200  # fd
     seed: int = 0  # fd
@@ -164,13 +164,14 @@ def make(dataset: str | os.PathLike, extractor: str, out: str | os.PathLike, **o
     small = enlarged_images(ds, ids, resolution)
     if small and not o.allow_upscale:
         smallest = min(min(h, w) for _, h, w in small)
-        raise InputError(f"{dataset}: {enlargement_message(ds, small, len(ids), resolution, policy)}; use "
-                         f"--resolution {smallest} (or less), or --allow-upscale to make the statistics anyway")
+        raise InputError(f"{dataset}: {enlargement_message(ds, small, len(ids), resolution, policy)}",
+                         hints=[Hint("--resolution", f"use --resolution {smallest} (or less)"),
+                                Hint("--allow-upscale", "or --allow-upscale to make the statistics anyway")])
     ex = get_extractor(extractor, o.device, o.smoke, o.weights_path, batch_size=batch_size,
                        allow_download=o.allow_download, resize_convention=o.resize)
     cache = None if o.cache_dir is False else FeatureCache(None if o.cache_dir in (None, True) else o.cache_dir)
     parts = []
-    for i in tqdm(range(0, len(ids), batch_size), desc="stats", unit="batch", disable=not o.progress):
+    for i in track(range(0, len(ids), batch_size), desc="stats", unit="batch", enabled=o.progress):
         batch = torch.stack([torch.from_numpy(ds.load(j, resolution, policy)).permute(2, 0, 1)
                              for j in ids[i:i + batch_size]])
         parts.append(extract_cached(ex, batch, cache))
@@ -209,13 +210,13 @@ def fd_folder(folder: str | os.PathLike, ref_path: str | os.PathLike, **options:
         raise InputError(f"{folder}: need at least 2 images, found {len(files)}")
     res = int(ref.meta["resolution"]) if ref.meta.get("resolution", "").isdigit() else None
     parts, batch, shape = [], [], None
-    for iid in sorted(files):
+    for iid in track(sorted(files), desc="fd", enabled=o.progress):
         arr = read_image(files[iid])
         if res is not None and arr.shape[:2] != (res, res):
             raise InputError(f"{files[iid]}: {arr.shape[1]}x{arr.shape[0]} image, but {ref.path} was made from "
                              f"images prepared at {res}x{res} ({ref.meta.get('preprocess') or DEFAULT_POLICY}); "
                              f"score {res}x{res} images (matbench data prepare --res {res}) or make the statistics "
-                             f"at this size (stats make --resolution {min(arr.shape[:2])})")
+                             f"at this size (matbench stats make --resolution {min(arr.shape[:2])})")
         im = torch.from_numpy(arr).permute(2, 0, 1)
         if batch and (im.shape != shape or len(batch) == batch_size):
             parts.append(ex(torch.stack(batch)))

@@ -55,7 +55,9 @@ def _build_lpips(net: str) -> torch.nn.Module:
     # pnet_rand: lpips asks torchvision for an untrained trunk (no download). torchvision initialises it from the
     # global RNG, so fork it to leave the caller's random state untouched.
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings(), contextlib.redirect_stdout(None):
-        warnings.simplefilter("ignore", UserWarning)  # torchvision's 'pretrained' deprecation notice
+        # torchvision's deprecation notices for lpips's `pretrained=` call (lpips's API, not the user's choice)
+        warnings.filterwarnings("ignore", message="The parameter 'pretrained' is deprecated", category=UserWarning)
+        warnings.filterwarnings("ignore", message="Arguments other than a weight enum", category=UserWarning)
         model = lpips.LPIPS(net=net, version="0.1", pretrained=True, pnet_rand=True, verbose=False)
     return model.eval()
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from matbench.errors import InputError
+from matbench.errors import Hint, InputError
 from matbench.metrics.pixel import _C1, _C2, _RADIUS, _TAPS
 from matbench.metrics.registry import BatchContext, register_group, register_metric
 
@@ -146,7 +146,7 @@ def _evaluate(ctx: BatchContext) -> None:
     if not wanted:
         return
     if ctx.hole is None:
-        raise InputError(f"{', '.join(wanted)}: region metrics need masks (give --masks, or masks in the spec)")
+        raise InputError(f"{', '.join(wanted)}: region metrics need masks", hints=[Hint("--masks", "give --masks")])
     if ctx.real.shape[2] <= 2 * _RADIUS or ctx.real.shape[3] <= 2 * _RADIUS:
         raise InputError(f"{', '.join(wanted)} on {', '.join(ctx.ids[:3])}: images must be larger than 10x10, "
                          f"got {tuple(ctx.real.shape[2:])}")

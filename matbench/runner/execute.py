@@ -16,10 +16,11 @@ from matbench.distributed import DistContext, init_from_env
 from matbench.errors import MatbenchError, WeightsError
 from matbench.io import write_json_atomic
 from matbench.layout import RunLayout
+from matbench.progress import bar as progress_bar
 from matbench.results import ResultRecord, now_iso
 from matbench.runner.generalization import generalization_table, write_generalization
 from matbench.runner.inputs import prepare_inputs
-from matbench.runner.job import RunContext, _bar, run_job
+from matbench.runner.job import RunContext, run_job
 from matbench.runner.models import EvaluatorFactory, default_evaluator, make_evaluator
 from matbench.runner.pipeline import Workers, plan_workers
 from matbench.runner.plan import missing_weights, plan_jobs
@@ -35,7 +36,7 @@ class RunOptions:
     restart: bool = False  # discard jobs whose stored configuration differs from the spec
     evaluator_factory: EvaluatorFactory = default_evaluator
     batch_loader: Callable[[Path], Any] = load_batch_result
-    progress: bool = True
+    progress: bool | None = None  # None: matbench.progress's policy ($MATBENCH_PROGRESS, else on)
     serial: bool | None = None  # None: the spec's `pipeline` key decides
     workers: Workers | None = None  # None: from the spec's input_workers/output_workers and the cores
 
@@ -123,8 +124,8 @@ def _run(spec: Spec, opts: RunOptions, run_dir: Path, device: str, dist: DistCon
                  dist.world_size, workers.describe(), run_dir)
     total = sum(len(facts["datasets"][j.dataset.name].ids) * j.model.samples for j in jobs)
 
-    overall = _bar(total=total // dist.world_size, desc="all jobs", unit="img", position=0,
-                   disable=not (opts.progress and dist.is_main))
+    overall = progress_bar(total // dist.world_size, "all jobs", "img", opts.progress if dist.is_main else False,
+                           position=0)
     rc = RunContext(spec, opts, run_dir, dist, device, evaluator, metric_smoke, workers, overall, prepare_s)
     records: dict[str, ResultRecord] = {}
     try:

@@ -16,6 +16,7 @@ import numpy as np
 from matbench.distributed import DistContext, batch_ranges, shard
 from matbench.errors import MatbenchError
 from matbench.features.files import FEATURES_FILE, save_features
+from matbench.progress import bar as progress_bar
 from matbench.results import METRICS_FILE, ResultRecord, environment_versions, now_iso, read_record
 from matbench.runner.inputs import MaskSource, PreparedDataset, PreparedMaskSet, open_dataset
 from matbench.runner.models import build_model, model_provenance
@@ -139,8 +140,8 @@ def _compute_mine(jr: JobRun) -> None:
     """This rank's batches: finished ones loaded from disk, the rest computed; every rank stops if one fails."""
     rc, job = jr.rc, jr.job
     needs_div = job.model.samples > 1
-    bar = _bar(total=_n_evals(jr, jr.mine), desc=job.id, unit="img", position=1, leave=False,
-               disable=not (rc.opts.progress and rc.dist.is_main))
+    bar = progress_bar(_n_evals(jr, jr.mine), job.id, "img", rc.opts.progress if rc.dist.is_main else False,
+                       position=1, leave=False)
     ok = False
     try:
         todo = []
@@ -273,8 +274,3 @@ def _provenance(jr: JobRun, record: ResultRecord, model_prov: dict, stage_s: dic
         "created": now_iso(),
     }
 
-
-def _bar(**kw: Any) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(dynamic_ncols=True, **kw)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from matbench.errors import MatbenchError, SpecError
+from matbench.errors import Hint, MatbenchError, SpecError
 from matbench.evaluate import BatchResult
 from matbench.io import atomic_path, sha256_bytes, write_json_atomic
 from matbench.layout import LOCK_FILE as LOCK_FILE  # re-exported by matbench.runner
@@ -151,7 +151,8 @@ def check_job_state(run_dir: Path, job: Job, fp: dict, restart: bool) -> bool:
         if not restart:
             raise SpecError(f"{jd}: holds results of a different configuration "
                             f"({', '.join(_diff_keys(stored, current)) or 'fingerprint'} changed); "
-                            "use another output directory or --restart to discard them")
+                            "use another output directory",
+                            hints=[Hint("--restart", "or --restart to discard them")])
         shutil.rmtree(jd)
         return False
     if state.get("status") != "complete":

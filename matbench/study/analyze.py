@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from matbench.errors import InputError
+from matbench.errors import Hint, InputError
 from matbench.metrics import METRIC_INFO
 from matbench.study import bt
 
@@ -60,7 +60,7 @@ def find_study(choice_files: Sequence[Path], study: str | os.PathLike | None) ->
         for d in (f.parent, f.parent.parent):
             if (d / "study.json").is_file():
                 return d / "study.json"
-    raise InputError("study.json not found next to the choice files; pass --study DIR")
+    raise InputError("study.json not found next to the choice files", hints=[Hint("--study", "pass --study DIR")])
 
 
 def analyze(choice_files: Sequence[str | os.PathLike], study: str | os.PathLike | None = None,

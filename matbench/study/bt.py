@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from matbench.errors import InputError
+from matbench.errors import Hint, InputError
 
 
 def win_matrix(n_systems: int, outcomes: Sequence[tuple[int, int]] | np.ndarray) -> np.ndarray:
@@ -51,7 +51,8 @@ def fit(w: np.ndarray, prior: float = 0.0, tol: float = 1e-12, max_iter: int = 2
     w = w + prior * compared
     if not identifiable(w):
         raise InputError("Bradley–Terry: the choices do not connect every system both ways (some system never "
-                         "won or never lost against the rest); the MLE does not exist — use a prior (--prior 0.5)")
+                         "won or never lost against the rest); the MLE does not exist — use a prior",
+                         hints=[Hint("--prior", "e.g. --prior 0.5")])
     n = w + w.T
     wins = w.sum(axis=1)
     k = len(w)

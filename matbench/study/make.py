@@ -104,7 +104,8 @@ def system_from_eval(path: Path) -> System:
     except json.JSONDecodeError as e:
         raise InputError(f"{path / 'inputs.json'}: not valid JSON ({e})") from None
     if not inputs.get("masks"):
-        raise InputError(f"{path}: evaluated without --masks; a study needs the masks to show the masked input")
+        raise InputError(f"{path}: evaluated without masks (`matbench eval --masks`); a study needs the "
+                         "masks to show the masked input")
     record = read_record(path / METRICS_FILE)
     results = list_images(inputs["results"])
     gts = list_images(inputs["gt"])

@@ -87,7 +87,7 @@ def test_contract_restores_known_pixels_and_checks_output() -> None:
 def test_unknown_model_and_references(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(SpecError, match="unknown model 'nope'"):
         create_model("nope")
-    with pytest.raises(SpecError, match="refused to import 'no_such_pkg_xyz.mod'.*--trust no_such_pkg_xyz"):
+    with pytest.raises(SpecError, match="refused to import 'no_such_pkg_xyz.mod'.*TRUSTED_MODULES=no_such_pkg_xyz"):
         create_model("no_such_pkg_xyz.mod:factory")  # not trusted: not even imported
     monkeypatch.setenv("MATBENCH_TRUSTED_MODULES", "no_such_pkg_xyz")
     with pytest.raises(SpecError, match="cannot import"):

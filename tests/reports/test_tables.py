@@ -97,8 +97,10 @@ def test_csv_matches_expected(run_dir: Path) -> None:
 
 
 def test_table_cli_writes_each_format(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["table", str(run_dir), "--format", "md"]) == 0
+    assert main(["table", str(run_dir), "--format", "md", "--no-ci"]) == 0
     assert capsys.readouterr().out == MD
+    assert main(["table", str(run_dir), "--format", "md"]) == 0  # intervals by default, as `leaderboard`
+    assert capsys.readouterr().out == render(build_tables(load_entries([run_dir])), "md", ci=True) != MD
     out = tmp_path / "t.tex"
     assert main(["table", str(run_dir), "--format", "latex", "--ci", "-o", str(out)]) == 0
     assert out.read_text() == LATEX_CI
