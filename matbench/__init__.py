@@ -5,4 +5,12 @@ dataset (data/datasets.py) -> masks (data/masks.py) -> model (models/) -> output
 features (features.py) -> metrics (metrics/) -> results (results.py) -> report (reports/).
 """
 
+import os
+
+# OpenMP's idle threads (torch's intra-op pool) spin by default: on a shared 2-core runner that made one Inception
+# pass take 8x the CPU time and 5-10x the wall time (docs/evaluation.md, "Threads on a shared machine"). Passive
+# waiting is read when the OpenMP runtime loads, i.e. when torch is first imported, so it is set here, before any
+# matbench module imports torch. A value the user set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 __version__ = "0.1.0"

@@ -120,6 +120,7 @@ class Spec:
     n_bootstrap: int = 200
     cache_dir: Path | None = None
     inception: str = DEFAULT_INCEPTION  # the Inception backend of FID/IDS/KID
+    runtime: str = "torch"  # where the feature networks run on the CPU (matbench.features.runtime)
     protocol: str | None = None  # a published protocol (matbench.protocols) the run must follow
     save_features: bool = False  # jobs/<job>/features.npz
     source: Path | None = None  # the spec file, if any
@@ -129,7 +130,7 @@ class Spec:
         """The evaluation options this spec sets (the same fields, by the same names, as `matbench eval`)."""
         return EvalConfig(device=device, smoke=smoke, cache_dir=self.cache_dir, fid_convention=self.fid_convention,
                           lpips_net=self.lpips_net, n_bootstrap=self.n_bootstrap, seed=self.seed,
-                          batch_size=self.batch_size, inception=self.inception)
+                          batch_size=self.batch_size, inception=self.inception, runtime=self.runtime)
 
     def to_json(self) -> dict[str, Any]:
         """The spec as plain JSON (resolved paths, defaults filled in) for run.json and provenance."""
@@ -236,6 +237,7 @@ def parse_spec(data: dict[str, Any], base_dir: str | Path = ".", source: Path | 
     n_bootstrap = r.int("n_bootstrap", 200, minimum=0)
     cache_dir = r.str("cache_dir", None)
     inception = _choice(r.str("inception", DEFAULT_INCEPTION), "inception", where)
+    runtime = _choice(r.str("runtime", "torch"), "runtime", where)
     protocol = r.str("protocol", None)
     save_features = r.bool("save_features", False)
 
@@ -265,7 +267,8 @@ def parse_spec(data: dict[str, Any], base_dir: str | Path = ".", source: Path | 
                 save_inputs=save_inputs, pipeline=pipeline, input_workers=input_workers,
                 output_workers=output_workers, fid_convention=fid_convention, lpips_net=lpips_net,
                 n_bootstrap=n_bootstrap, cache_dir=_path(cache_dir, base) if cache_dir else None,
-                inception=inception, protocol=protocol, save_features=save_features, source=source, raw=raw)
+                inception=inception, runtime=runtime, protocol=protocol, save_features=save_features, source=source,
+                raw=raw)
     check_protocol(spec, where)
     return spec
 

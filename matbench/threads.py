@@ -41,7 +41,8 @@ class ThreadPlan:
     cores: int
 
     def describe(self) -> dict:
-        return {"cores": self.cores, "workers": self.workers, "intra_op_threads": self.intra_op}
+        return {"cores": self.cores, "workers": self.workers, "intra_op_threads": self.intra_op,
+                "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "")}
 
 
 def plan(workers: int | None = None, threads: int | None = None, cores: int | None = None,

@@ -9,7 +9,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import torch
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as matbench/__init__.py: torch below loads OpenMP
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MATBENCH_SHARED", ROOT.parent / "shared"))

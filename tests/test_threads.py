@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import cv2
 import pytest
 import torch
@@ -81,3 +85,16 @@ def test_starting_numba_keeps_torchs_thread_count() -> None:
     code = ("import torch\nfrom matbench import threads as T\ntorch.set_num_threads(2)\n"
             "with T.limited(1):\n    print(torch.get_num_threads())\nprint(torch.get_num_threads())")
     assert _fresh_python(code, NUMBA_NUM_THREADS="2").split() == ["1", "2"]
+
+
+def test_openmp_waits_passively_unless_the_user_says_otherwise():
+    """Spinning OpenMP workers multiplied the CPU time of a network pass on a loaded runner (docs/evaluation.md):
+    importing matbench sets the passive policy before torch loads OpenMP, and keeps a user's own value."""
+    code = "import os, matbench; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ACTIVE"
+    assert T.plan(workers=0, threads=1, cores=2).describe()["omp_wait_policy"] == os.environ["OMP_WAIT_POLICY"]

@@ -13,13 +13,15 @@ from typing import Any
 
 from matbench.errors import InputError
 from matbench.evaluate.pairs import PAIR_TOL
+from matbench.features.runtime import RUNTIMES
 
 FID_CONVENTIONS = ("mat", "torch-fidelity")
 INCEPTIONS = ("inception-v3-compat", "inception-nvidia", "pt-inception")
 LPIPS_NETS = ("alex", "vgg")
 CHOICES: dict[str, tuple[str, ...]] = {"fid_convention": FID_CONVENTIONS, "inception": INCEPTIONS,
-                                       "lpips_net": LPIPS_NETS}
-_HINT = {"fid_convention": "FID convention", "inception": "Inception backend", "lpips_net": "LPIPS network"}
+                                       "lpips_net": LPIPS_NETS, "runtime": RUNTIMES}
+_HINT = {"fid_convention": "FID convention", "inception": "Inception backend", "lpips_net": "LPIPS network",
+         "runtime": "network runtime"}
 CPU_NET_BATCH = 2
 
 
@@ -44,6 +46,8 @@ class EvalConfig:
     kid_subsets: int = 100
     kid_subset_size: int = 1000
     allow_download: bool = True
+    # where the feature networks run on the CPU: torch eager (the reference), onnx, or auto (onnx when installed)
+    runtime: str = "torch"
 
     def __post_init__(self) -> None:
         for name, allowed in CHOICES.items():

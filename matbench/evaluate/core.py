@@ -120,7 +120,7 @@ class Evaluator:
             name = self.extractor_name(extractor)
             path = {R.INCEPTION: c.inception_path, "vgg16": c.vgg_path}.get(extractor) or c.feature_weights.get(name)
             self._networks[extractor] = F.get_extractor(name, self.device, c.smoke, path, batch_size=self.net_batch,
-                                                        allow_download=c.allow_download)
+                                                        allow_download=c.allow_download, runtime=c.runtime)
         return self._networks[extractor]
 
     def extractor(self, key: str) -> Any:

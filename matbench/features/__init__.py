@@ -25,11 +25,13 @@ import torch
 from matbench import weights as W
 from matbench.errors import InputError, MatbenchError, WeightsError
 from matbench.features import clip, dinov2, inception_nvidia, inception_tf, pt_inception, vgg16
+from matbench.features import runtime as RT
 from matbench.features.base import (
     SMOKE_SEED,
     ExtractorInfo,
     ExtractorSpec,
     FeatureExtractor,
+    RuntimeInfo,
     check_u8,
     smoke_weights_sha256,
     verified_sha256,
@@ -81,9 +83,11 @@ def get_spec(name: str) -> ExtractorSpec:
 
 def get_extractor(name: str, device: str = "cpu", smoke: bool = False, path: str | os.PathLike | None = None,
                   batch_size: int = 32, allow_download: bool = True,
-                  resize_convention: str | None = None) -> FeatureExtractor:
-    """Build a registered feature extractor; `resize_convention` None = the extractor's native one."""
+                  resize_convention: str | None = None, runtime: str = "torch") -> FeatureExtractor:
+    """Build a registered feature extractor; `resize_convention` None = the extractor's native one; `runtime`
+    "torch", "onnx" or "auto" (matbench.features.runtime)."""
     spec = get_spec(name)
+    ran, why = RT.resolve(runtime, device)
     conv = check_convention(resize_convention or spec.native_resize)
     if spec.uint8_input and conv != spec.native_resize:
         raise InputError(f"{name} resizes inside its network ({spec.native_resize}) and has no other convention; "
@@ -101,8 +105,12 @@ def get_extractor(name: str, device: str = "cpu", smoke: bool = False, path: str
             raise WeightsError(f"{resolved}: cannot load {name} weights ({type(e).__name__}: {e})") from None
     if isinstance(net, torch.nn.Module):
         net = net.to(device).eval()
+    rt = RuntimeInfo(ran, why)
+    if ran == "onnx":
+        net = RT.wrap(net, rt, f"{name}@{digest}", strict=runtime == "onnx")
     if spec.uint8_input:
-        return FeatureExtractor(name, net, spec.dim, digest, smoke, device, batch_size, ExtractorInfo(path=resolved))
+        return FeatureExtractor(name, net, spec.dim, digest, smoke, device, batch_size,
+                                ExtractorInfo(path=resolved, runtime=rt))
     size = spec.input_size
     inside = spec.resizes_inside and conv == spec.native_resize
 
@@ -111,5 +119,5 @@ def get_extractor(name: str, device: str = "cpu", smoke: bool = False, path: str
 
     info = ExtractorInfo(path=resolved, resize_convention=conv, native_resize=spec.native_resize,
                          input_convention=f"{conv} resize to {size}x{size}; {spec.input}", source=spec.source,
-                         l2_normalised=spec.l2_normalised)
+                         l2_normalised=spec.l2_normalised, runtime=rt)
     return FeatureExtractor(name, forward, spec.dim, digest, smoke, device, batch_size, info)

@@ -15,7 +15,7 @@ import pickle
 import threading
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +53,15 @@ class ExtractorSpec:
     uint8_input: bool = False
 
 
+@dataclass
+class RuntimeInfo:
+    """Which runtime runs the network (matbench.features.runtime) and why it was chosen. Mutable: `auto` falls
+    back to torch at the first batch when the network cannot be exported, and provenance says what really ran."""
+
+    name: str = "torch"
+    why: str = "default"
+
+
 @dataclass(frozen=True)
 class ExtractorInfo:
     """What an extractor records beyond its name, dim and weights hash: where its weights came from, how its input is
@@ -64,6 +73,7 @@ class ExtractorInfo:
     input_convention: str = ""
     source: str = ""
     l2_normalised: bool = False
+    runtime: RuntimeInfo = field(default_factory=RuntimeInfo)
 
 
 NO_INFO = ExtractorInfo()
@@ -93,6 +103,10 @@ class FeatureExtractor:
         self.l2_normalised = info.l2_normalised
 
     @property
+    def runtime(self) -> str:
+        return self.info.runtime.name
+
+    @property
     def key(self) -> str:
         """Cache key of this extractor: name (and a non-native resize) and weights hash."""
         # features under a non-native resize are different features: keep them apart in the cache
@@ -120,6 +134,8 @@ class FeatureExtractor:
              "path": str(self.path) if self.path else None}
         if self.resize_convention:
             d.update(resize=self.resize_convention, input=self.input_convention, source=self.source)
+        if self.runtime != "torch":  # torch eager is the reference; records made before runtimes existed match
+            d["runtime"] = self.runtime
         return d
 
     def __repr__(self) -> str:
