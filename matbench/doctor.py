@@ -49,8 +49,8 @@ from matbench.metrics.fd import fd_in_dtype, fd_influence, fd_statistic, fd_valu
 from matbench.metrics.ids import pids_uids
 from matbench.metrics.lpips import LPIPS
 from matbench.metrics.pixel import psnr
-from matbench.runner.models import precision_context
 from matbench.progress import track
+from matbench.runner.models import precision_context
 
 SAVE_SCHEMA = "matbench.doctor/1"
 # the measured effects; "statistics" (float32 moments) reuses the features, "precision" (a bf16 network) and "batch"
