@@ -22,8 +22,9 @@ import numpy as np  # noqa: E402
 from matbench.reports.leaderboard import Entry, maskset_order  # noqa: E402
 
 from matbench.metrics import METRIC_INFO  # noqa: E402
+from matbench.metrics.region import HOLE_METRICS  # noqa: E402
 
-BIN_METRICS = ("lpips", "psnr", "ssim", "l1", "fid", "pids", "uids")
+BIN_METRICS = ("lpips", "psnr", "ssim", "l1", "fid", "pids", "uids", *HOLE_METRICS)  # those a record has
 DEFAULT_EDGES = tuple(round(x, 1) for x in np.arange(0.0, 1.01, 0.1))
 
 plt.rcParams.update({"svg.hashsalt": "matbench", "figure.dpi": 100, "font.size": 9,
