@@ -124,7 +124,8 @@ def test_fid_local_is_fd_of_hand_made_crop_features(local_batch):
         np.testing.assert_allclose(got[1:], net(crops), rtol=1e-6, err_msg=side)
     rec, _ = ev.finalize([b], job={})
     m = rec.metrics["fid_local"]
-    assert m.value == pytest.approx(fdm.fd(fr[1:], ff[1:], "torch-fidelity"), rel=1e-6)  # N < D: fd_interval uses the N×N form
+    # N < D: fd_interval computes the N×N form, fd the D×D one
+    assert m.value == pytest.approx(fdm.fd(fr[1:], ff[1:], "torch-fidelity"), rel=1e-6)
     assert m.n == 3 and m.extra["n_empty"] == 1 and m.extra["extractor"] == "inception-v3-compat@local"
     assert m.convention == "torch-fidelity"
     # a bin with one hole-free image and fewer than 2 crops has no value (not an error)
@@ -178,7 +179,7 @@ def _guided_diffusion_fd(a: np.ndarray, b: np.ndarray, bias: bool = False, eps: 
     mu1, mu2 = a.mean(0), b.mean(0)
     s1, s2 = np.cov(a, rowvar=False, bias=bias), np.cov(b, rowvar=False, bias=bias)
     diff = mu1 - mu2
-    covmean, _ = linalg.sqrtm(s1.dot(s2), disp=False)
+    covmean = linalg.sqrtm(s1.dot(s2))  # the evaluator's disp=False only also returns an error estimate
     if not np.isfinite(covmean).all():
         off = np.eye(s1.shape[0]) * eps
         covmean = linalg.sqrtm((s1 + off).dot(s2 + off))
@@ -277,3 +278,17 @@ def test_eval_hole_metrics_end_to_end_then_table_compare_check(tmp_path, monkeyp
     rc = main(["check", str(tmp_path / "out_b"), "--baseline", str(tmp_path / "out_a")])
     assert rc == 1  # the noise fill regresses the hole metrics
     assert "psnr_hole" in capsys.readouterr().out
+
+
+def test_a_spec_asks_for_the_hole_metrics(tmp_path):
+    from matbench.spec import parse_spec
+
+    names = ["psnr_hole", "psnr_known", "l1_hole", "lpips_seam", "fid_local", "fid_inf", "sfid"]
+    spec = parse_spec({"name": "t", "output": str(tmp_path / "run"),
+                       "datasets": [{"name": "d", "preset": "folder", "path": str(tmp_path)}],
+                       "masksets": [{"name": "m", "kind": "mat-large"}], "models": [{"name": "opencv-telea"}],
+                       "resolutions": [256], "metrics": names}, base_dir=tmp_path, check_paths=False)
+    assert set(spec.metrics) == set(names)
+    ev = Evaluator(spec.metrics, smoke=True, cache_dir=False)
+    assert set(ev._extractors) == {"inception", "inception@local", "inception:spatial"}
+    assert ev._bases == ["inception"]  # one network for FD∞, the crops and the spatial features
