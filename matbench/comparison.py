@@ -26,7 +26,7 @@ JOB_SEP = "::"
 _NON_METRIC_COLUMNS = ("id", "hole_ratio", "pair_check", "bin", "sample")
 # Fréchet distances on features (features.npz key: the value's extra["extractor"]); other dataset-level metrics
 # (KID, P-IDS/U-IDS, precision/recall, CMMD, ...) have no paired interval yet.
-_FRECHET = ("fid", "clip_fid", "fid_pt")
+_FRECHET = ("fid", "clip_fid", "fid_pt", "fid_local", "sfid")
 _REAL_FEATURES_RTOL = 1e-4  # ground-truth features of A and B must agree this closely (float16 storage passes)
 
 
@@ -176,6 +176,9 @@ def _mean_metric(name: str, a: Side, b: Side, perm: np.ndarray, rows: np.ndarray
     vb = b.rows[name].to_numpy(dtype=np.float64)[perm]
     if rows is not None:
         va, vb = va[rows], vb[rows]
+    empty = np.isnan(va) & np.isnan(vb)  # no value on either side (a region metric's empty region): left out
+    if empty.any():
+        va, vb = va[~empty], vb[~empty]
     for side, v in ((a, va), (b, vb)):
         bad = np.flatnonzero(~np.isfinite(v))
         if bad.size:
@@ -218,10 +221,18 @@ def _fd_metric(name: str, a: Side, b: Side, perm: np.ndarray, rs: Resampling) ->
     n = real_a.shape[0]
     if n != len(perm) or fb[keys[1]].shape[0] != n:
         return f"{FEATURES_FILE} rows do not match {PER_IMAGE_FILE}"
+    fake_a, fake_b = fa[keys[1]], fb[keys[1]][perm]
+    used = ~np.isnan(real_a).any(1)  # fid_local: images without a hole have no crop (NaN rows), on both sides
+    if not used.all():
+        if not np.array_equal(used, ~np.isnan(real_b).any(1)):
+            return f"{keys[0]}: {a.label} and {b.label} leave out different images"
+        if used.sum() < 2:
+            return f"{keys[0]}: fewer than 2 images with features"
+        real_a, real_b, fake_a, fake_b = real_a[used], real_b[used], fake_a[used], fake_b[used]
     if not np.allclose(real_a, real_b, rtol=_REAL_FEATURES_RTOL, atol=_REAL_FEATURES_RTOL * float(
             np.abs(real_a).max(initial=1.0))):
         return f"the ground-truth features ({keys[0]}) of {a.label} and {b.label} differ"
-    return paired_fd(real_a, fa[keys[1]], fb[keys[1]][perm], conv, values=(ma.value, mb.value), rs=rs)
+    return paired_fd(real_a, fake_a, fake_b, conv, values=(ma.value, mb.value), rs=rs)
 
 
 def compare(a: Side, b: Side, metrics: list[str] | None = None, *, alpha: float = 0.05, n_resamples: int = 2000,

@@ -25,8 +25,9 @@ from matbench.reports.leaderboard import Entry, maskset_order  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from matbench.metrics import METRIC_INFO  # noqa: E402
+from matbench.metrics.region import HOLE_METRICS  # noqa: E402
 
-BIN_METRICS = ("lpips", "psnr", "ssim", "l1", "fid", "pids", "uids")
+BIN_METRICS = ("lpips", "psnr", "ssim", "l1", "fid", "pids", "uids", *HOLE_METRICS)  # those a record has
 PER_IMAGE_BIN_METRICS = ("lpips", "psnr", "ssim", "l1")  # per_image.csv columns a bin's mean can be taken of
 MIN_STEPS = 10  # a value axis spans at least this many display steps (10^-digits) ...
 MIN_RELATIVE_SPAN = 0.02  # ... and at least 2 % of the largest magnitude shown

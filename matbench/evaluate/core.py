@@ -57,6 +57,8 @@ class Evaluator:
         self.row_columns = (*ROW_COLUMNS, *(m for m in self.per_image if m not in PER_IMAGE_METRICS))
         self._groups = R.groups_for(self.metrics)
         self._extractors = R.extractors_for(self.metrics)
+        # the networks behind them: "inception", "inception:spatial" and "inception@local" share one
+        self._bases = list(dict.fromkeys(R.split_extractor(e)[0] for e in self._extractors))
         self._cache: F.FeatureCache | None = None
         self._networks: dict[str, Any] = {}
         self._lpips: LPIPS | None = None
@@ -91,11 +93,11 @@ class Evaluator:
     # lazily built networks: a run that needs only PSNR loads nothing
     @property
     def needs_inception(self) -> bool:
-        return R.INCEPTION in self._extractors
+        return R.INCEPTION in self._bases
 
     @property
     def needs_vgg(self) -> bool:
-        return "vgg16" in self._extractors  # pr, dc
+        return "vgg16" in self._bases  # pr, dc
 
     @property
     def cache(self) -> F.FeatureCache | None:
@@ -107,14 +109,18 @@ class Evaluator:
     @staticmethod
     def feature_key(extractor: str) -> str:
         """The batch/features.npz key of an extractor's features (`<key>_real`, `<key>_fake`)."""
-        return _KEYS.get(extractor, extractor)
+        base, output, view = R.split_extractor(extractor)
+        return R.join_extractor(_KEYS.get(base, base), output, view)
 
     def extractor_name(self, extractor: str) -> str:
-        """The features registry name behind an extractor of the metric registry (inception: the backend)."""
-        return self.config.inception if extractor == R.INCEPTION else extractor
+        """The features registry name behind an extractor of the metric registry (inception: the backend), with
+        its output and view (inception-v3-compat:spatial)."""
+        base, output, view = R.split_extractor(extractor)
+        return R.join_extractor(self.config.inception if base == R.INCEPTION else base, output, view)
 
     def network(self, extractor: str) -> Any:
         """The feature extractor `extractor` (a matbench.features name, or inception), built on first use."""
+        extractor = R.split_extractor(extractor)[0]
         if extractor not in self._networks:
             c = self.config
             name = self.extractor_name(extractor)
@@ -175,13 +181,34 @@ class Evaluator:
                 t0 = time.perf_counter()
                 g.batch(ctx)
                 self._tick(g.name, t0)
-        for e in self._extractors:
-            t0 = time.perf_counter()
-            net, key = self.network(e), self.feature_key(e)
-            feats[f"{key}_real"] = F.extract_cached(net, real, self.cache)
-            feats[f"{key}_fake"] = net(fake)
-            self._tick(f"{key}_features", t0)
+        feats.update(self._batch_features(real, fake, hole))
         return BatchResult(ids=ids, rows=rows, features=feats)
+
+    def _batch_features(self, real: torch.Tensor, fake: torch.Tensor, hole: torch.Tensor | None
+                        ) -> dict[str, np.ndarray]:
+        """Features of every requested extractor: one forward pass per network and view for all its outputs."""
+        plan: dict[tuple[str, str], list[str]] = {}
+        for e in self._extractors:
+            base, output, view = R.split_extractor(e)
+            plan.setdefault((base, view), []).append(output)
+        feats: dict[str, np.ndarray] = {}
+        n = real.shape[0]
+        for (base, view), outputs in plan.items():
+            t0 = time.perf_counter()
+            net = self.network(base)
+            keep, r, f = (None, real, fake) if not view else R.get_view(view)(real, fake, hole, net)
+            fr = F.extract_cached_outputs(net, r, self.cache, outputs)
+            ff = net.extract(f, outputs)
+            for o in outputs:
+                key = self.feature_key(R.join_extractor(base, o, view))
+                for side, got in (("real", fr[o]), ("fake", ff[o])):
+                    if keep is not None:  # images the view leaves out: NaN rows (metrics leave them out and count)
+                        full = np.full((n, got.shape[1]), np.nan)
+                        full[keep.cpu().numpy()] = got
+                        got = full
+                    feats[f"{key}_{side}"] = got
+            self._tick(f"{self.feature_key(R.join_extractor(base, '', view))}_features", t0)
+        return feats
 
     # ----------------------------------------------------------------------------------------- finalize
 
@@ -264,7 +291,7 @@ class Evaluator:
             proto["feature_extractor"] = self.inception_name
             proto["extractor_sha256"] = self.inception.weights_sha256
             proto["resize"] = getattr(self.inception, "resize_convention", "") or "legacy-tf"
-        spaces = {self.feature_key(e): self.network(e) for e in self._extractors if e not in _KEYS}
+        spaces = {self.feature_key(e): self.network(e) for e in self._bases if e not in _KEYS}
         if spaces:  # DINOv2 / CLIP / pytorch-fid features behind fd_dinov2, cmmd, ...: identity of each
             proto["feature_spaces"] = {k: {f: v for f, v in identity(x).items() if f != "smoke"}
                                        for k, x in spaces.items()}
@@ -280,7 +307,7 @@ class Evaluator:
         if dev.startswith("cuda") and torch.cuda.is_available():
             dev = f"{dev} ({torch.cuda.get_device_name(torch.device(dev))})"
         weights: dict[str, Any] = {}
-        for e in self._extractors:
+        for e in self._bases:
             weights[self.feature_key(e)] = self.network(e).describe()
         if "lpips" in self.metrics or self._lpips is not None:  # the region metrics' LPIPS maps use it too
             try:

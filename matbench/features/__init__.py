@@ -31,12 +31,19 @@ from matbench.features.base import (
     ExtractorInfo,
     ExtractorSpec,
     FeatureExtractor,
+    FeatureOutput,
     RuntimeInfo,
     check_u8,
     smoke_weights_sha256,
     verified_sha256,
 )
-from matbench.features.cache import FeatureCache, default_cache_dir, extract_cached, image_sha256
+from matbench.features.cache import (
+    FeatureCache,
+    default_cache_dir,
+    extract_cached,
+    extract_cached_outputs,
+    image_sha256,
+)
 from matbench.features.files import FEATURES_FILE, feature_key_name, save_features
 from matbench.features.folders import ImageFolderDataset, extract_folder, list_images, same_size_runs
 from matbench.features.inception_nvidia import URL_NVIDIA_INCEPTION
@@ -45,9 +52,9 @@ from matbench.features.resize import RESIZE_CONVENTIONS, check_convention, resiz
 
 __all__ = [
     "FEATURES_FILE", "RESIZE_CONVENTIONS", "SMOKE_SEED", "URL_NVIDIA_INCEPTION", "URL_TORCH_FIDELITY_INCEPTION",
-    "ExtractorInfo", "ExtractorSpec", "FeatureCache", "FeatureExtractor", "ImageFolderDataset", "check_convention",
-    "check_u8",
-    "default_cache_dir", "extract_cached", "extract_folder", "feature_key_name", "get_extractor", "get_spec",
+    "ExtractorInfo", "ExtractorSpec", "FeatureCache", "FeatureExtractor", "FeatureOutput", "ImageFolderDataset",
+    "check_convention", "check_u8", "default_cache_dir", "extract_cached", "extract_cached_outputs", "extract_folder",
+    "feature_key_name", "get_extractor", "get_spec",
     "image_sha256", "list_images", "names", "register_extractor", "resize", "same_size_runs", "save_features",
     "smoke_weights_sha256", "verified_sha256",
 ]
@@ -106,11 +113,12 @@ def get_extractor(name: str, device: str = "cpu", smoke: bool = False, path: str
     if isinstance(net, torch.nn.Module):
         net = net.to(device).eval()
     rt = RuntimeInfo(ran, why)
+    module = net  # the torch module: further outputs are read by hooks on it (and then torch runs the pass)
     if ran == "onnx":
         net = RT.wrap(net, rt, f"{name}@{digest}", strict=runtime == "onnx")
     if spec.uint8_input:
-        return FeatureExtractor(name, net, spec.dim, digest, smoke, device, batch_size,
-                                ExtractorInfo(path=resolved, runtime=rt))
+        return _with_outputs(FeatureExtractor(name, net, spec.dim, digest, smoke, device, batch_size,
+                                              ExtractorInfo(path=resolved, runtime=rt)), spec, module)
     size = spec.input_size
     inside = spec.resizes_inside and conv == spec.native_resize
 
@@ -120,4 +128,12 @@ def get_extractor(name: str, device: str = "cpu", smoke: bool = False, path: str
     info = ExtractorInfo(path=resolved, resize_convention=conv, native_resize=spec.native_resize,
                          input_convention=f"{conv} resize to {size}x{size}; {spec.input}", source=spec.source,
                          l2_normalised=spec.l2_normalised, runtime=rt)
-    return FeatureExtractor(name, forward, spec.dim, digest, smoke, device, batch_size, info)
+    return _with_outputs(FeatureExtractor(name, forward, spec.dim, digest, smoke, device, batch_size, info), spec,
+                         module)
+
+
+def _with_outputs(fx: FeatureExtractor, spec: ExtractorSpec, net: object) -> FeatureExtractor:
+    """The spec's further outputs, read by hooks on the built network (FeatureExtractor.extract)."""
+    fx.outputs = {o.name: o for o in spec.outputs}
+    fx.module = net if isinstance(net, torch.nn.Module) else None
+    return fx

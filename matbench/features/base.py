@@ -14,7 +14,7 @@ import importlib
 import pickle
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +35,24 @@ Network = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
+class FeatureOutput:
+    """A further output of an extractor's one forward pass (beside its features): the activation of one inner
+    module, read by a forward hook, its first `channels` channels flattened in NHWC order as TensorFlow lays
+    them out (index (h * W + w) * channels + c), e.g. sFID's spatial features."""
+
+    name: str
+    dim: int
+    module: str  # qualified name (torch named_modules) of the module whose output it is, in the built network
+    channels: int
+    doc: str = ""
+
+
+def nhwc_flat(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """[N, C, H, W] -> [N, H * W * channels]: the first `channels` channels in TF's NHWC order."""
+    return x[:, :channels].permute(0, 2, 3, 1).reshape(x.shape[0], -1)
+
+
+@dataclass(frozen=True)
 class ExtractorSpec:
     """The identity of one feature extractor, declared as data beside its builder."""
 
@@ -51,6 +69,7 @@ class ExtractorSpec:
     # the network takes the uint8 batch as it comes and resizes inside (the MAT-protocol Inceptions, VGG16):
     # no other resize convention, and nothing beyond name/weights is recorded in describe()
     uint8_input: bool = False
+    outputs: tuple[FeatureOutput, ...] = ()  # further outputs of the same forward pass (FeatureExtractor.extract)
 
 
 @dataclass
@@ -60,6 +79,7 @@ class RuntimeInfo:
 
     name: str = "torch"
     why: str = "default"
+    eager: bool = False  # set while a pass needs forward hooks (further outputs): then torch runs it
 
 
 @dataclass(frozen=True)
@@ -101,6 +121,17 @@ class FeatureExtractor:
         self.input_convention = info.input_convention
         self.source = info.source
         self.l2_normalised = info.l2_normalised
+        # further outputs (ExtractorSpec.outputs) and the module their hooks go on (set by get_extractor)
+        self.outputs: dict[str, FeatureOutput] = {}
+        self.module: torch.nn.Module | None = None
+
+    def output_dim(self, output: str = "") -> int:
+        """Dimension of an output: "" the features, else a declared further output."""
+        return self.outputs[output].dim if output else self.dim
+
+    def output_key(self, output: str = "") -> str:
+        """Cache key of an output: the extractor's key, with the output's name for a further output."""
+        return f"{self.key}#{output}" if output else self.key
 
     @property
     def runtime(self) -> str:
@@ -114,20 +145,53 @@ class FeatureExtractor:
         return f"{base}@{self.weights_sha256}"
 
     def __call__(self, images: torch.Tensor) -> np.ndarray:
+        return self.extract(images)[""]
+
+    def extract(self, images: torch.Tensor, outputs: Sequence[str] = ("",)) -> dict[str, np.ndarray]:
+        """{output: float64 [N, dim]} from one forward pass per batch: "" the features, others further outputs
+        (ExtractorSpec.outputs) caught by forward hooks during that same pass."""
         check_u8(images, self.name)
-        out = []
-        with torch.inference_mode():
-            for i in range(0, images.shape[0], self.batch_size):
-                x = images[i:i + self.batch_size].to(self.device, non_blocking=True)
-                self.calls += 1
-                f = self._forward(x)
-                out.append(f.float().cpu().numpy().astype(np.float64))
-        if not out:
-            return np.zeros((0, self.dim), dtype=np.float64)
-        feats = np.concatenate(out, axis=0)
-        if feats.shape[1] != self.dim:
-            raise WeightsError(f"{self.name}: network returned {feats.shape[1]}-d features, expected {self.dim}")
-        return feats
+        mods = {o: self._hook_module(o) for o in outputs if o}
+        caught: dict[str, torch.Tensor] = {}
+        handles = [m.register_forward_hook(lambda _m, _i, y, o=o: caught.__setitem__(o, y)) for o, m in mods.items()]
+        got: dict[str, list[np.ndarray]] = {o: [] for o in outputs}
+        if mods and self.runtime != "torch":  # an exported graph fires no hooks: this pass runs in torch
+            self.info.runtime.eager = True
+            if "further outputs" not in self.info.runtime.why:
+                self.info.runtime.why += "; passes that read further outputs (sFID) run in torch"
+        try:
+            with torch.inference_mode():
+                for i in range(0, images.shape[0], self.batch_size):
+                    x = images[i:i + self.batch_size].to(self.device, non_blocking=True)
+                    self.calls += 1
+                    caught.clear()
+                    f = self._forward(x)
+                    for o in outputs:
+                        y = nhwc_flat(caught[o], self.outputs[o].channels) if o else f
+                        got[o].append(y.float().cpu().numpy().astype(np.float64))
+        finally:
+            self.info.runtime.eager = False
+            for h in handles:
+                h.remove()
+        out = {}
+        for o in outputs:
+            dim = self.output_dim(o)
+            feats = np.concatenate(got[o], axis=0) if got[o] else np.zeros((0, dim), dtype=np.float64)
+            if feats.shape[1] != dim:
+                raise WeightsError(f"{self.name}: network returned {feats.shape[1]}-d {o or 'features'}, "
+                                   f"expected {dim}")
+            out[o] = feats
+        return out
+
+    def _hook_module(self, output: str) -> torch.nn.Module:
+        spec = self.outputs.get(output)
+        if spec is None:
+            raise InputError(f"{self.name} has no output {output!r}; it has: {', '.join(self.outputs) or 'none'}")
+        mod = dict(self.module.named_modules()).get(spec.module) if isinstance(self.module, torch.nn.Module) else None
+        if mod is None or isinstance(mod, torch.jit.ScriptModule):  # TorchScript modules take no forward hooks
+            raise InputError(f"{self.name}: no hookable module {spec.module!r} for its {output!r} output "
+                             "(TorchScript takes no hooks); for Inception use inception-v3-compat (same weights)")
+        return mod
 
     def describe(self) -> dict:
         d = {"name": self.name, "dim": self.dim, "weights_sha256": self.weights_sha256, "smoke": self.smoke,

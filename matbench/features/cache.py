@@ -182,19 +182,28 @@ def _disk_full(e: BaseException) -> bool:
 def extract_cached(extractor: FeatureExtractor, images: torch.Tensor, cache: FeatureCache | None,
                    hashes: Sequence[str] | None = None) -> np.ndarray:
     """Features of `images`, reading what the cache has and computing (and storing) the rest."""
+    return extract_cached_outputs(extractor, images, cache, ("",), hashes)[""]
+
+
+def extract_cached_outputs(extractor: FeatureExtractor, images: torch.Tensor, cache: FeatureCache | None,
+                           outputs: Sequence[str], hashes: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """{output: [N, dim]} of `images` (FeatureExtractor.extract): cached per output; an image missing any of
+    them goes through the network once, for all of them."""
     check_u8(images, extractor.name)
     if cache is None:
-        return extractor(images)
+        return extractor.extract(images, outputs)
     if hashes is None:
         hashes = [image_sha256(im) for im in images]
-    have = cache.get_many(extractor.key, hashes)
-    missing = [i for i, h in enumerate(hashes) if h not in have]
+    keys = {o: extractor.output_key(o) for o in outputs}
+    have = {o: cache.get_many(keys[o], hashes) for o in outputs}
+    missing = [i for i, h in enumerate(hashes) if any(h not in have[o] for o in outputs)]
     if missing:
         idx = torch.as_tensor(missing, dtype=torch.long)
-        new = extractor(images.index_select(0, idx))
-        cache.put_many(extractor.key, [hashes[i] for i in missing], new)
-        for i, f in zip(missing, new, strict=True):
-            have[hashes[i]] = f
+        new = extractor.extract(images.index_select(0, idx), outputs)
+        for o in outputs:
+            cache.put_many(keys[o], [hashes[i] for i in missing], new[o])
+            for i, f in zip(missing, new[o], strict=True):
+                have[o][hashes[i]] = f
     if not hashes:
-        return np.zeros((0, extractor.dim))
-    return np.stack([have[h] for h in hashes]).astype(np.float64)
+        return {o: np.zeros((0, extractor.output_dim(o))) for o in outputs}
+    return {o: np.stack([have[o][h] for h in hashes]).astype(np.float64) for o in outputs}

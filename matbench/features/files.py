@@ -4,6 +4,7 @@ each, rows in per_image.csv order."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +17,13 @@ FEATURES_FILE = "features.npz"
 
 def feature_key_name(key: str, inception_name: str) -> str | None:
     """features.npz key of an evaluator feature key: inception_real -> {inception}.real, vgg_fake -> vgg16.fake,
-    dinov2-vitl14_real -> dinov2-vitl14.real."""
+    dinov2-vitl14_real -> dinov2-vitl14.real, inception:spatial_real -> inception-v3-compat:spatial.real."""
     name, _, side = key.rpartition("_")
     if side not in ("real", "fake") or not name:
         return None
-    name = {"inception": inception_name, "vgg": "vgg16"}.get(name, name)
-    return f"{name}.{side}"
+    base = re.split("[:@]", name, maxsplit=1)[0]  # inception:spatial -> inception-v3-compat:spatial
+    mapped = {"inception": inception_name, "vgg": "vgg16"}.get(base, base)
+    return f"{mapped}{name[len(base):]}.{side}"
 
 
 def save_features(out_dir: str | os.PathLike, feats: dict[str, np.ndarray], inception_name: str,

@@ -17,7 +17,7 @@ import torch
 from matbench import weights as W
 from matbench.errors import WeightsError
 from matbench.features.base import ExtractorSpec, FirstOutput, jit_load
-from matbench.features.inception_tf import build_tf_inception
+from matbench.features.inception_tf import build_tf_inception, spatial_output
 from matbench.features.torchscript_archive import tensors as archive_tensors
 from matbench.models.statecheck import check_state_dict
 
@@ -222,4 +222,6 @@ SPECS = (ExtractorSpec(
     name="inception-nvidia", weights="inception-nvidia", dim=2048, input_size=299, native_resize="legacy-tf",
     input="uint8 0..255; TF1 bilinear resize to 299 and normalisation inside the TorchScript network, pool3",
     build=build, source="NVIDIA inception-2015-12-05.pt (TorchScript)", uint8_input=True,
+    # found in the smoke twin (torch-fidelity's module); the TorchScript file takes no hooks and says so
+    outputs=(spatial_output("module.Mixed_6d.branch1x1"),),
 ),)

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from matbench import weights as W
-from matbench.features.base import BUILD_LOCK, ExtractorSpec, FirstOutput, patched, seeded
+from matbench.features.base import BUILD_LOCK, ExtractorSpec, FeatureOutput, FirstOutput, patched, seeded
 from matbench.models.statecheck import check_state_dict, read_plain_state_dict
 
 URL_TORCH_FIDELITY_INCEPTION = (
@@ -67,8 +67,21 @@ def build(path: Path | None) -> torch.nn.Module:
     return FirstOutput(build_tf_inception(path))
 
 
+# sFID's spatial features (Nash et al. 2021, the guided-diffusion evaluator): the TF 2015 graph's mixed_6/conv,
+# i.e. the 1x1 branch of Mixed_6d (TF's mixed, mixed_1, ... count Mixed_5b, 5c, 5d, 6a, 6b, 6c, 6d), after its ReLU,
+# 17x17x192 at 299 px; its first 7 channels flattened NHWC give 17 * 17 * 7 = 2023 values.
+SPATIAL_CHANNELS = 7
+SPATIAL_DIM = 17 * 17 * SPATIAL_CHANNELS
+
+
+def spatial_output(module: str) -> FeatureOutput:
+    return FeatureOutput("spatial", SPATIAL_DIM, module, SPATIAL_CHANNELS,
+                         doc="mixed_6/conv (Mixed_6d 1x1 branch), first 7 channels, NHWC-flattened (sFID)")
+
+
 SPECS = (ExtractorSpec(
     name="inception-v3-compat", weights="inception-v3-compat", dim=2048, input_size=299, native_resize="legacy-tf",
     input="uint8 0..255; TF1 bilinear resize to 299 and normalisation inside the network, pool3",
     build=build, source="torch-fidelity FeatureExtractorInceptionV3", uint8_input=True,
+    outputs=(spatial_output("module.Mixed_6d.branch1x1"),),
 ),)

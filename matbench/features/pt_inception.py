@@ -15,6 +15,7 @@ import torch
 
 from matbench import weights as W
 from matbench.features.base import ExtractorSpec, load_state_dict_file, require, seeded
+from matbench.features.inception_tf import spatial_output
 
 URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
 
@@ -80,4 +81,6 @@ SPECS = (ExtractorSpec(
     name="pt-inception", weights="pt-inception", dim=2048, input_size=299, native_resize="legacy-pytorch",
     input="0..1 then 2x-1 inside the network, pool3 after the FID blocks",
     build=build, source="pytorch-fid 0.3.0 InceptionV3", resizes_inside=True,
+    # pytorch-fid's block 2 is Mixed_5b, 5c, 5d, 6a, 6b, 6c, 6d, 6e: index 6 is Mixed_6d
+    outputs=(spatial_output("inception.blocks.2.6.branch1x1"),),
 ),)

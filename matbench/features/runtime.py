@@ -99,7 +99,7 @@ class OnnxNetwork:
         self.exported = 0  # graphs exported by this object (tests check the cache with it)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.state.name == "torch":
+        if self.state.name == "torch" or self.state.eager:
             return self.net(x)
         shape = (*x.shape[1:], str(x.dtype).removeprefix("torch."))
         sess = self._sessions.get(shape)

@@ -36,6 +36,8 @@ SEAM_WIDTH = 8  # px on each side of the hole boundary
 REGIONS = ("hole", "known", "seam")
 KINDS = ("psnr", "ssim", "l1", "lpips")
 REGION_METRICS = tuple(f"{k}_{r}" for r in REGIONS for k in KINDS)
+# every metric that looks at the hole (issue 24): these, local FID, sFID and FD∞; the report plots them by bin
+HOLE_METRICS = (*REGION_METRICS, "fid_local", "sfid", "fid_inf")
 
 
 def seam_band(hole: torch.Tensor, width: int = SEAM_WIDTH) -> torch.Tensor:

@@ -136,8 +136,15 @@ class Group:
     source: str = ""
 
 
+# A view turns a batch into the images an extractor sees instead of the whole images (fid_local's hole crops):
+# view(real, fake, hole, extractor) -> (indices of the images it keeps, their real images, their result images),
+# uint8 N×3×S×S; the other images get NaN feature rows.
+View = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None", Any], tuple[torch.Tensor, torch.Tensor,
+                                                                               torch.Tensor]]
+
 _METRICS: dict[str, Metric] = {}
 _GROUPS: dict[str, Group] = {}
+_VIEWS: dict[str, View] = {}
 # Families whose computations run first, in this order (per-image passes, then Inception, VGG, other spaces); every
 # other module of matbench.metrics is imported after them, so a new family file needs no edit here.
 _BUILTIN_MODULES = ("pixel", "lpips", "region", "fid", "ids", "kid", "prc", "featspace", "fdinf")
@@ -154,6 +161,34 @@ def _ensure_builtins() -> None:
 
 def _package_path() -> list[str]:
     return [str(Path(__file__).resolve().parent)]
+
+
+def split_extractor(extractor: str) -> tuple[str, str, str]:
+    """extractor= of a metric, `BASE[:OUTPUT][@VIEW]` -> (base, output, view): BASE a matbench.features name or
+    inception, OUTPUT a further output of its forward pass (ExtractorSpec.outputs; "" its features), VIEW a
+    registered view of the images ("" the whole images). sFID uses "inception:spatial", fid_local "inception@local"."""
+    rest, _, view = extractor.partition("@")
+    base, _, output = rest.partition(":")
+    return base, output, view
+
+
+def join_extractor(base: str, output: str = "", view: str = "") -> str:
+    return base + (f":{output}" if output else "") + (f"@{view}" if view else "")
+
+
+def register_view(name: str, fn: View) -> View:
+    """Declare a view of the images (see View) that metrics name as extractor="BASE@name"."""
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"view name must be lower-case letters, digits, underscores; got {name!r}")
+    _VIEWS[name] = fn
+    return fn
+
+
+def get_view(name: str) -> View:
+    _ensure_builtins()
+    if name not in _VIEWS:
+        raise InputError(f"unknown image view {name!r}; known: {', '.join(_VIEWS) or 'none'}")
+    return _VIEWS[name]
 
 
 def register_group(name: str, *, per_image: bool = False, extractor: str | None = None,
