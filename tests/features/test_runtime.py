@@ -128,3 +128,14 @@ def test_resolve_rules(monkeypatch):
                                                   "for ONNX Runtime)")
     with pytest.raises(InputError, match=r"needs the onnxruntime package: pip install 'matbench-inpaint\[cpu\]'"):
         RT.resolve("onnx", "cpu")
+
+
+def test_a_pass_reading_hooked_outputs_runs_in_torch(images, cache):
+    """sFID's spatial features come from a forward hook, which an exported graph never fires."""
+    x = images[:2]
+    ref = F.get_extractor("inception-v3-compat", smoke=True).extract(x, ("", "spatial"))
+    fast = F.get_extractor("inception-v3-compat", smoke=True, runtime="onnx")
+    got = fast.extract(x, ("", "spatial"))
+    for o in ("", "spatial"):
+        np.testing.assert_array_equal(got[o], ref[o])
+    assert "sFID" in fast.info.runtime.why and not fast.info.runtime.eager
