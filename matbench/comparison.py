@@ -193,7 +193,7 @@ def _with_values(r: Paired, values: tuple[float, float], hib: bool) -> Paired:
     va, vb = values
     shift = (vb - va) - r.delta
     lo, hi = r.ci[0] + shift, r.ci[1] + shift
-    return Paired(va, vb, vb - va, (lo, hi), r.p_value, verdict(lo, hi, hib), r.n, r.method)
+    return Paired(va, vb, vb - va, (lo, hi), r.p_value, verdict(lo, hi, hib), r.n, r.method, r.deviations)
 
 
 def _fd_metric(name: str, a: Side, b: Side, perm: np.ndarray, rs: Resampling) -> Paired | str:

@@ -32,7 +32,7 @@ so every metric compared with the same seed sees the same image draws.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -66,6 +66,8 @@ class Paired:
     verdict: str
     n: int
     method: str = "bootstrap"
+    # delta* - delta per resample (finite or not), kept for the one-sided gate test (regression_test)
+    deviations: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, object]:
         return {"a": self.a, "b": self.b, "delta": self.delta, "ci": [self.ci[0], self.ci[1]],
@@ -132,7 +134,8 @@ def _paired(a: float, b: float, deviations: np.ndarray, n: int, higher_is_better
             method: str) -> Paired:
     delta = float(b) - float(a)
     lo, hi, p = interval(delta, deviations, alpha)
-    return Paired(float(a), float(b), delta, (lo, hi), p, verdict(lo, hi, higher_is_better), n, method)
+    return Paired(float(a), float(b), delta, (lo, hi), p, verdict(lo, hi, higher_is_better), n, method,
+                  np.asarray(deviations, dtype=np.float64))
 
 
 def paired_mean(values_a: np.ndarray, values_b: np.ndarray, higher_is_better: bool,
@@ -146,6 +149,38 @@ def paired_mean(values_a: np.ndarray, values_b: np.ndarray, higher_is_better: bo
     d = vb - va
     dev = resampled_means(d, rs.n_resamples, rs.seed) - d.mean()
     return _paired(va.mean(), vb.mean(), dev, va.size, higher_is_better, rs.alpha, "bootstrap")
+
+
+@dataclass(frozen=True)
+class GateTest:
+    """The gate's one-sided test of "B is worse than A by more than the tolerance": the decision, its p-value,
+    and the two-sided interval of delta at level 1 - 2 alpha, whose better-side end is the one-sided bound."""
+
+    regressed: bool
+    p_value: float
+    ci: tuple[float, float]
+    level: float
+
+
+def regression_test(r: Paired, tolerance: float, higher_is_better: bool, alpha: float = 0.05) -> GateTest:
+    """One-sided paired test of H0 "worse_by <= tolerance" (worse_by = delta signed so that positive is worse).
+
+    p = (#(worse_by* <= tolerance) + 1) / (B + 1) over the resamples, capped at 1; a regression is worse_by >
+    tolerance AND p <= alpha. With exchangeable models and tolerance 0 the false-alarm rate is about alpha (it is
+    alpha at worse_by = tolerance and smaller for any smaller true change)."""
+    if not 0.0 < alpha < 0.5:
+        raise ValueError(f"alpha must be in (0, 0.5) for the one-sided gate test, got {alpha}")
+    if r.deviations is None:
+        raise ValueError("regression_test needs the resampled deviations of the paired comparison")
+    dev = r.deviations[np.isfinite(r.deviations)]
+    if dev.size == 0:
+        return GateTest(False, float("nan"), (float("nan"), float("nan")), 1.0 - 2.0 * alpha)
+    sign = -1.0 if higher_is_better else 1.0
+    worse_star = sign * (r.delta + dev)
+    p = min(1.0, (np.count_nonzero(worse_star <= tolerance) + 1) / (dev.size + 1))
+    lo, hi = np.quantile(r.delta + dev, [alpha, 1.0 - alpha])
+    regressed = bool(sign * r.delta > tolerance and p <= alpha)
+    return GateTest(regressed, float(p), (float(lo), float(hi)), 1.0 - 2.0 * alpha)
 
 
 # --------------------------------------------------------------------------------------------- Fréchet distances
