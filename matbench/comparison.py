@@ -18,6 +18,7 @@ from matbench.errors import InputError, SpecError
 from matbench.features.files import FEATURES_FILE
 from matbench.layout import RunLayout
 from matbench.metrics import METRIC_INFO
+from matbench.metrics.fd import fd_influence
 from matbench.paired import Paired, Resampling, paired_fd, paired_mean, verdict
 from matbench.results import PER_IMAGE_FILE, PROTOCOL_FIELDS, ResultRecord, read_record
 
@@ -196,32 +197,77 @@ def _with_values(r: Paired, values: tuple[float, float], hib: bool) -> Paired:
     return Paired(va, vb, vb - va, (lo, hi), r.p_value, verdict(lo, hi, hib), r.n, r.method, r.deviations)
 
 
-def _fd_metric(name: str, a: Side, b: Side, perm: np.ndarray, rs: Resampling) -> Paired | str:
-    missing = [s.label for s in (a, b) if not s.has_features]
+def _fd_inputs(name: str, a: Side, b: Side | None, perm: np.ndarray | None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str] | str:
+    """(real, fake A, fake B in A's order or None, convention) of a Fréchet distance, or why they are unusable."""
+    sides = (a,) if b is None else (a, b)
+    missing = [s.label for s in sides if not s.has_features]
     if missing:
-        return (f"dataset-level: needs {FEATURES_FILE} on both sides, missing in {' and '.join(missing)} "
-                "(eval --save-features, or save_features = true in a run spec)")
-    ma, mb = a.record.metrics[name], b.record.metrics[name]
+        return (f"dataset-level: needs {FEATURES_FILE}{' on both sides' if b is not None else ''}, missing in "
+                f"{' and '.join(missing)} (eval --save-features, or save_features = true in a run spec)")
+    ma = a.record.metrics[name]
     ext = ma.extra.get("extractor")
-    if not ext or mb.extra.get("extractor") != ext:
-        return f"extractors differ or are not recorded ({ext!r} vs {mb.extra.get('extractor')!r})"
     conv = ma.convention or a.record.protocol.get("fid_convention") or "mat"
-    if (mb.convention or b.record.protocol.get("fid_convention") or "mat") != conv:
-        return "covariance conventions differ"
-    fa, fb = a.features(), b.features()
+    if b is not None:
+        mb = b.record.metrics[name]
+        if not ext or mb.extra.get("extractor") != ext:
+            return f"extractors differ or are not recorded ({ext!r} vs {mb.extra.get('extractor')!r})"
+        if (mb.convention or b.record.protocol.get("fid_convention") or "mat") != conv:
+            return "covariance conventions differ"
+    elif not ext:
+        return "the extractor is not recorded"
     keys = (f"{ext}.real", f"{ext}.fake")
-    for side, f in ((a, fa), (b, fb)):
+    for side in sides:
+        f = side.features()
         for k in keys:
             if k not in f:
                 return f"{side.folder / FEATURES_FILE} has no {k!r}"
-    real_a, real_b = fa[keys[0]], fb[keys[0]][perm]
-    n = real_a.shape[0]
-    if n != len(perm) or fb[keys[1]].shape[0] != n:
+    fa = a.features()
+    real_a, fake_a = fa[keys[0]], fa[keys[1]]
+    n = len(a.rows) if perm is None else len(perm)
+    if real_a.shape[0] != n or fake_a.shape[0] != n:
+        return f"{FEATURES_FILE} rows do not match {PER_IMAGE_FILE}"
+    if b is None or perm is None:
+        return real_a, fake_a, None, conv
+    fb = b.features()
+    real_b, fake_b = fb[keys[0]][perm], fb[keys[1]]
+    if fake_b.shape[0] != n:
         return f"{FEATURES_FILE} rows do not match {PER_IMAGE_FILE}"
     if not np.allclose(real_a, real_b, rtol=_REAL_FEATURES_RTOL, atol=_REAL_FEATURES_RTOL * float(
             np.abs(real_a).max(initial=1.0))):
         return f"the ground-truth features ({keys[0]}) of {a.label} and {b.label} differ"
-    return paired_fd(real_a, fa[keys[1]], fb[keys[1]][perm], conv, values=(ma.value, mb.value), rs=rs)
+    return real_a, fake_a, fake_b[perm], conv
+
+
+def _fd_metric(name: str, a: Side, b: Side, perm: np.ndarray, rs: Resampling) -> Paired | str:
+    inputs = _fd_inputs(name, a, b, perm)
+    if isinstance(inputs, str):
+        return inputs
+    real, fa, fb, conv = inputs
+    values = (a.record.metrics[name].value, b.record.metrics[name].value)
+    return paired_fd(real, fa, fb, conv, values=values, rs=rs)  # type: ignore[arg-type]
+
+
+def contributions(name: str, a: Side, b: Side | None = None, perm: np.ndarray | None = None) -> np.ndarray | str:
+    """Per-image contributions whose mean's standard error is the metric's (B - A with b, else A's own): the
+    per-image values (differences) of a per-image metric, the influence values of a Fréchet distance; or why
+    there are none. perm: B's rows in A's order (check_comparable)."""
+    if b is not None and perm is None:
+        perm = check_comparable(a, b)
+    if name in _per_image_columns(a) and (b is None or name in _per_image_columns(b)):
+        v = a.rows[name].to_numpy(dtype=np.float64)
+        if b is not None:
+            v = b.rows[name].to_numpy(dtype=np.float64)[perm] - v
+        return v if np.all(np.isfinite(v)) else "non-finite per-image values"
+    info = METRIC_INFO.get(name)
+    if _is_frechet(name) and info is not None and not info.higher_is_better:
+        inputs = _fd_inputs(name, a, b, perm)
+        if isinstance(inputs, str):
+            return inputs
+        real, fa, fb, conv = inputs
+        phi = fd_influence(real, fa, conv)
+        return phi if fb is None else fd_influence(real, fb, conv) - phi
+    return "dataset-level: no per-image contributions for this metric"
 
 
 def compare(a: Side, b: Side, metrics: list[str] | None = None, *, alpha: float = 0.05, n_resamples: int = 2000,
