@@ -31,7 +31,7 @@ so every metric compared with the same seed sees the same image draws.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -235,6 +235,111 @@ def paired_fd(real: np.ndarray, fake_a: np.ndarray, fake_b: np.ndarray, conventi
     psi = fd_influence(real, fb, convention, rf) - fd_influence(real, fa, convention, rf)
     dev = resampled_means(psi, n_resamples, seed) - psi.mean()
     return _paired(va, vb, dev, n, False, alpha, "linearised bootstrap")
+
+
+# --------------------------------------------------------------------------------------------- KID
+
+KID_CAP = 4096  # images the KID influence values are computed on (4 kernel matrices of KID_CAP^2 entries)
+_KID_BLOCK = 2048  # kernel rows per block
+
+
+def _cubic(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """KID's polynomial kernel (x . y / D + 1)^3 (torch-fidelity's defaults: degree 3, gamma 1/D, coef 1)."""
+    return (x @ y.T / x.shape[1] + 1.0) ** 3
+
+
+def mmd2_unbiased(real: np.ndarray, fake: np.ndarray) -> float:
+    """The unbiased MMD^2 of KID on whole paired sets (one subset of all images; i != j within a side)."""
+    x = np.asarray(real, dtype=np.float64)
+    y = np.asarray(fake, dtype=np.float64)
+    n = x.shape[0]
+    kxx, kyy, kxy = _cubic(x, x), _cubic(y, y), _cubic(x, y)
+    off = n * (n - 1)
+    return float((kxx.sum() - np.trace(kxx)) / off + (kyy.sum() - np.trace(kyy)) / off - 2.0 * kxy.mean())
+
+
+def _kid_fake_influence(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The fake-dependent part of KID's influence values (the real-real term is shared by both models and cancels
+    in B - A): n dMMD^2/dw_i = 2 (g_yy,i - mean g_yy) - 2 (r_i + c_i - 2 mean K_xy), with g_yy,i the mean kernel of
+    fake i with the other fakes, r_i = mean_j k(x_i, y_j) and c_i = mean_j k(x_j, y_i)."""
+    n = x.shape[0]
+    gyy = np.empty(n)
+    r = np.empty(n)
+    c = np.zeros(n)
+    for i in range(0, n, _KID_BLOCK):
+        kyy = _cubic(y[i:i + _KID_BLOCK], y)
+        gyy[i:i + _KID_BLOCK] = (kyy.sum(axis=1) - np.diagonal(kyy, offset=i)) / (n - 1)
+        kxy = _cubic(x[i:i + _KID_BLOCK], y)
+        r[i:i + _KID_BLOCK] = kxy.mean(axis=1)
+        c += kxy.sum(axis=0) / n
+    return 2.0 * (gyy - gyy.mean()) - 2.0 * (r + c - 2.0 * r.mean())
+
+
+def kid_influence(real: np.ndarray, fake: np.ndarray) -> np.ndarray:
+    """Influence values phi [n] of the unbiased MMD^2 (KID) between paired rows: MMD^2(w) ~ MMD^2 + mean((w - 1)
+    phi) for multiplicity weights summing to n; mean 0."""
+    x = np.asarray(real, dtype=np.float64)
+    y = np.asarray(fake, dtype=np.float64)
+    n = x.shape[0]
+    kxx = np.empty(n)
+    for i in range(0, n, _KID_BLOCK):
+        k = _cubic(x[i:i + _KID_BLOCK], x)
+        kxx[i:i + _KID_BLOCK] = (k.sum(axis=1) - np.diagonal(k, offset=i)) / (n - 1)
+    return 2.0 * (kxx - kxx.mean()) + _kid_fake_influence(x, y)
+
+
+def paired_kid(real: np.ndarray, fake_a: np.ndarray, fake_b: np.ndarray, *, values: tuple[float, float] | None
+               = None, rs: Resampling = Resampling(), cap: int = KID_CAP) -> Paired:
+    """Paired comparison of KID (lower is better), linearised: the bootstrap of the mean of the differences of the
+    U-statistic's influence values. Above `cap` images the influence values are computed on `cap` images drawn
+    without replacement and the deviations are scaled by sqrt(cap / n) (the standard error of a mean over n)."""
+    real, fa, fb = (np.asarray(v, dtype=np.float64) for v in (real, fake_a, fake_b))
+    if not (real.shape == fa.shape == fb.shape) or real.ndim != 2:
+        raise ValueError(f"paired features [n, D] needed; got real {real.shape}, A {fa.shape}, B {fb.shape}")
+    n = real.shape[0]
+    _check_args(n, rs.n_resamples, rs.alpha)
+    va, vb = (mmd2_unbiased(real, fa), mmd2_unbiased(real, fb)) if values is None else map(float, values)
+    m = min(n, max(cap, 2))
+    method = "linearised bootstrap (U-statistic influence)"
+    if np.array_equal(fa, fb):
+        return _paired(va, vb, np.zeros(rs.n_resamples), n, False, rs.alpha, method)
+    rows = np.arange(n) if m == n else np.sort(np.random.default_rng(rs.seed).choice(n, m, replace=False))
+    x = real[rows]
+    psi = _kid_fake_influence(x, fb[rows]) - _kid_fake_influence(x, fa[rows])
+    dev = (resampled_means(psi, rs.n_resamples, rs.seed) - psi.mean()) * np.sqrt(m / n)
+    if m < n:
+        method += f", influence on {m} of {n} images"
+    return _paired(va, vb, dev, n, False, rs.alpha, method)
+
+
+# --------------------------------------------------------------------------------------------- refit bootstrap
+
+REFIT_RESAMPLES = 50  # resamples of a refit bootstrap (P-IDS/U-IDS, precision/recall): each refits the metric
+REFIT_CAP = 4096  # images per refit resample (m-out-of-n above it)
+
+
+def paired_refit(stat: Callable[[np.ndarray, np.ndarray], float], real: np.ndarray, fake_a: np.ndarray,
+                 fake_b: np.ndarray, higher_is_better: bool, *, values: tuple[float, float] | None = None,
+                 rs: Resampling = Resampling(REFIT_RESAMPLES), cap: int = REFIT_CAP) -> Paired:
+    """Paired bootstrap that recomputes stat(real rows, fake rows) on every resample, for both models on the same
+    image draw (P-IDS/U-IDS refit their SVM, precision/recall their k-NN manifolds). Each resample draws
+    m = min(n, cap) images with replacement; the deviations delta* - mean(delta*) (centred: resamples repeat
+    images, which biases these statistics) are scaled by sqrt(m / n) when m < n (m-out-of-n bootstrap)."""
+    n = real.shape[0]
+    _check_args(n, rs.n_resamples, rs.alpha)
+    va, vb = (stat(real, fake_a), stat(real, fake_b)) if values is None else map(float, values)
+    m = min(n, max(cap, 2))
+    method = f"paired bootstrap, refit per resample ({rs.n_resamples} resamples of {m} images"
+    method += ", m-out-of-n, scaled)" if m < n else ")"
+    if np.array_equal(fake_a, fake_b):
+        return _paired(va, vb, np.zeros(rs.n_resamples), n, higher_is_better, rs.alpha, method)
+    rng = np.random.default_rng(rs.seed)
+    star = np.empty(rs.n_resamples)
+    for k in range(rs.n_resamples):
+        idx = rng.integers(0, n, size=m)
+        star[k] = stat(real[idx], fake_b[idx]) - stat(real[idx], fake_a[idx])
+    dev = (star - star[np.isfinite(star)].mean()) * np.sqrt(m / n)
+    return _paired(va, vb, dev, n, higher_is_better, rs.alpha, method)
 
 
 # --------------------------------------------------------------------------------------------- many comparisons
