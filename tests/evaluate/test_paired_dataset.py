@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from threadpoolctl import threadpool_limits
 from matbench.reports.sample import synthetic_record, write_job
+from threadpoolctl import threadpool_limits
 
 from matbench import paired as P
 from matbench.cli import main
