@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("matbench.commands.eval",
              "evaluate inpainted results against ground truths (FID, P-IDS/U-IDS, LPIPS, ...)"),
     "compare": ("matbench.commands.compare", "paired verdicts: is B better than A on the same images?"),
+    "power": ("matbench.commands.power", "sample size: images needed to detect a delta (paired test)"),
     "history": ("matbench.commands.history", "results history of every run/eval (list, import older runs)"),
     "study": ("matbench.commands.study", "user study (2AFC): make a static page, analyse the choices"),
     "inpaint": ("matbench.commands.inpaint", "inpaint a folder of images with a registered model"),

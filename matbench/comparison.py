@@ -8,6 +8,7 @@ folder RUN_DIR/jobs/JOB, or `RUN_DIR::JOB` for the same job.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,14 +19,29 @@ from matbench.errors import InputError, SpecError
 from matbench.features.files import FEATURES_FILE
 from matbench.layout import RunLayout
 from matbench.metrics import METRIC_INFO
-from matbench.paired import Paired, Resampling, paired_fd, paired_mean, verdict
-from matbench.results import PER_IMAGE_FILE, PROTOCOL_FIELDS, ResultRecord, read_record
+from matbench.metrics.fd import fd_influence
+from matbench.metrics.ids import pids_uids
+from matbench.metrics.prc import K as PR_K
+from matbench.metrics.prc import manifold_membership
+from matbench.metrics.registry import INCEPTION, get_metric
+from matbench.paired import (
+    REFIT_RESAMPLES,
+    Paired,
+    Resampling,
+    paired_fd,
+    paired_kid,
+    paired_mean,
+    paired_refit,
+    verdict,
+)
+from matbench.results import PER_IMAGE_FILE, PROTOCOL_FIELDS, MetricValue, ResultRecord, read_record
 
 JOB_SEP = "::"
 # per_image.csv columns that are not metrics
 _NON_METRIC_COLUMNS = ("id", "hole_ratio", "pair_check", "bin", "sample")
-# Fréchet distances on features (features.npz key: the value's extra["extractor"]); other dataset-level metrics
-# (KID, P-IDS/U-IDS, precision/recall, CMMD, ...) have no paired interval yet.
+# Fréchet distances on features (features.npz key: the value's extra["extractor"]); KID, P-IDS/U-IDS and
+# precision/recall are in _DATASET below; other dataset-level metrics (CMMD, density/coverage, ...) have no paired
+# interval yet.
 _FRECHET = ("fid", "clip_fid", "fid_pt", "fid_local", "sfid")
 _REAL_FEATURES_RTOL = 1e-4  # ground-truth features of A and B must agree this closely (float16 storage passes)
 
@@ -133,7 +149,8 @@ def _per_image_columns(side: Side) -> set[str]:
 
 
 def _is_frechet(name: str) -> bool:
-    return name in _FRECHET or name.startswith("fd_")
+    # fd_*_inf (FD∞) is a fit over subset sizes, not a distance of these rows: it has no paired interval
+    return name in _FRECHET or (name.startswith("fd_") and not name.endswith("_inf"))
 
 
 @dataclass
@@ -196,30 +213,52 @@ def _with_values(r: Paired, values: tuple[float, float], hib: bool) -> Paired:
     va, vb = values
     shift = (vb - va) - r.delta
     lo, hi = r.ci[0] + shift, r.ci[1] + shift
-    return Paired(va, vb, vb - va, (lo, hi), r.p_value, verdict(lo, hi, hib), r.n, r.method)
+    return Paired(va, vb, vb - va, (lo, hi), r.p_value, verdict(lo, hi, hib), r.n, r.method, r.deviations)
 
 
-def _fd_metric(name: str, a: Side, b: Side, perm: np.ndarray, rs: Resampling) -> Paired | str:
-    missing = [s.label for s in (a, b) if not s.has_features]
-    if missing:
-        return (f"dataset-level: needs {FEATURES_FILE} on both sides, missing in {' and '.join(missing)} "
-                "(eval --save-features, or save_features = true in a run spec)")
-    ma, mb = a.record.metrics[name], b.record.metrics[name]
+def _fd_inputs(name: str, a: Side, b: Side | None, perm: np.ndarray | None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str] | str:
+    """(real, fake A, fake B in A's order or None, convention) of a Fréchet distance, or why they are unusable."""
+    ma = a.record.metrics[name]
     ext = ma.extra.get("extractor")
-    if not ext or mb.extra.get("extractor") != ext:
-        return f"extractors differ or are not recorded ({ext!r} vs {mb.extra.get('extractor')!r})"
     conv = ma.convention or a.record.protocol.get("fid_convention") or "mat"
-    if (mb.convention or b.record.protocol.get("fid_convention") or "mat") != conv:
-        return "covariance conventions differ"
-    fa, fb = a.features(), b.features()
+    if b is not None:
+        mb = b.record.metrics[name]
+        if not ext or mb.extra.get("extractor") != ext:
+            return f"extractors differ or are not recorded ({ext!r} vs {mb.extra.get('extractor')!r})"
+        if (mb.convention or b.record.protocol.get("fid_convention") or "mat") != conv:
+            return "covariance conventions differ"
+    elif not ext:
+        return "the extractor is not recorded"
+    rows = _feature_rows(str(ext), a, b, perm)
+    return rows if isinstance(rows, str) else (*rows, conv)
+
+
+def _feature_rows(ext: str, a: Side, b: Side | None, perm: np.ndarray | None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | str:
+    """(real, fake A, fake B in A's order or None) of features.npz's `ext` arrays, or why they are unusable."""
+    sides = (a,) if b is None else (a, b)
+    missing = [s.label for s in sides if not s.has_features]
+    if missing:
+        return (f"dataset-level: needs {FEATURES_FILE}{' on both sides' if b is not None else ''}, missing in "
+                f"{' and '.join(missing)} (eval --save-features, or save_features = true in a run spec)")
     keys = (f"{ext}.real", f"{ext}.fake")
-    for side, f in ((a, fa), (b, fb)):
+    for side in sides:
+        f = side.features()
         for k in keys:
             if k not in f:
                 return f"{side.folder / FEATURES_FILE} has no {k!r}"
-    real_a, real_b = fa[keys[0]], fb[keys[0]][perm]
-    n = real_a.shape[0]
-    if n != len(perm) or fb[keys[1]].shape[0] != n:
+    fa = a.features()
+    real_a, fake_a = fa[keys[0]], fa[keys[1]]
+    n = len(a.rows) if perm is None else len(perm)
+    if real_a.shape[0] != n or fake_a.shape[0] != n:
+        return f"{FEATURES_FILE} rows do not match {PER_IMAGE_FILE}"
+    if b is None or perm is None:
+        used = ~np.isnan(real_a).any(1)  # fid_local's images without a hole (NaN rows)
+        return real_a[used], fake_a[used], None
+    fb = b.features()
+    real_b, fake_b = fb[keys[0]][perm], fb[keys[1]]
+    if fake_b.shape[0] != n:
         return f"{FEATURES_FILE} rows do not match {PER_IMAGE_FILE}"
     fake_a, fake_b = fa[keys[1]], fb[keys[1]][perm]
     used = ~np.isnan(real_a).any(1)  # fid_local: images without a hole have no crop (NaN rows), on both sides
@@ -232,7 +271,79 @@ def _fd_metric(name: str, a: Side, b: Side, perm: np.ndarray, rs: Resampling) ->
     if not np.allclose(real_a, real_b, rtol=_REAL_FEATURES_RTOL, atol=_REAL_FEATURES_RTOL * float(
             np.abs(real_a).max(initial=1.0))):
         return f"the ground-truth features ({keys[0]}) of {a.label} and {b.label} differ"
-    return paired_fd(real_a, fake_a, fake_b, conv, values=(ma.value, mb.value), rs=rs)
+    return real_a, fake_a, fake_b  # fake_b is in A's order already
+
+
+def _extractor(name: str, a: Side, b: Side) -> str | None:
+    """features.npz name of a dataset metric's features: the configured Inception backend for "inception"."""
+    reg = get_metric(name).extractor
+    if reg != INCEPTION:
+        return reg
+    ext = a.record.protocol.get("feature_extractor") or a.record.metrics.get("fid", MetricValue(0.0)).extra.get(
+        "extractor")
+    other = b.record.protocol.get("feature_extractor") or ext
+    return ext if ext == other else None
+
+
+def _ids(key: str) -> Callable[[np.ndarray, np.ndarray], float]:
+    return lambda real, fake: float(pids_uids(real, fake)[key])
+
+
+def _pr(key: str) -> Callable[[np.ndarray, np.ndarray], float]:
+    return lambda real, fake: float(manifold_membership(real, fake, k=PR_K)[key].mean(dtype=np.float64))
+
+
+# dataset metrics with a paired interval besides the Fréchet distances: name -> refit statistic (None: KID)
+_DATASET: dict[str, Callable[[str], Callable[[np.ndarray, np.ndarray], float]] | None] = {
+    "kid": None, "pids": _ids, "uids": _ids, "precision": _pr, "recall": _pr}
+
+
+def _dataset_metric(name: str, a: Side, b: Side, perm: np.ndarray, rs: Resampling) -> Paired | str:
+    ext = _extractor(name, a, b)
+    if not ext:
+        return "the feature extractors differ or are not recorded"
+    rows = _feature_rows(ext, a, b, perm)
+    if isinstance(rows, str):
+        return rows
+    real, fa, fb = rows
+    values = (a.record.metrics[name].value, b.record.metrics[name].value)
+    make = _DATASET[name]
+    if make is None:
+        return paired_kid(real, fa, fb, values=values, rs=rs)  # type: ignore[arg-type]
+    refit = Resampling(min(rs.n_resamples, REFIT_RESAMPLES), rs.seed, rs.alpha)
+    return paired_refit(make(name), real, fa, fb, METRIC_INFO[name].higher_is_better, values=values,
+                        rs=refit)  # type: ignore[arg-type]
+
+
+def _fd_metric(name: str, a: Side, b: Side, perm: np.ndarray, rs: Resampling) -> Paired | str:
+    inputs = _fd_inputs(name, a, b, perm)
+    if isinstance(inputs, str):
+        return inputs
+    real, fa, fb, conv = inputs
+    values = (a.record.metrics[name].value, b.record.metrics[name].value)
+    return paired_fd(real, fa, fb, conv, values=values, rs=rs)  # type: ignore[arg-type]
+
+
+def contributions(name: str, a: Side, b: Side | None = None, perm: np.ndarray | None = None) -> np.ndarray | str:
+    """Per-image contributions whose mean's standard error is the metric's (B - A with b, else A's own): the
+    per-image values (differences) of a per-image metric, the influence values of a Fréchet distance; or why
+    there are none. perm: B's rows in A's order (check_comparable)."""
+    if b is not None and perm is None:
+        perm = check_comparable(a, b)
+    if name in _per_image_columns(a) and (b is None or name in _per_image_columns(b)):
+        v = a.rows[name].to_numpy(dtype=np.float64)
+        if b is not None:
+            v = b.rows[name].to_numpy(dtype=np.float64)[perm] - v
+        return v if np.all(np.isfinite(v)) else "non-finite per-image values"
+    info = METRIC_INFO.get(name)
+    if _is_frechet(name) and info is not None and not info.higher_is_better:
+        inputs = _fd_inputs(name, a, b, perm)
+        if isinstance(inputs, str):
+            return inputs
+        real, fa, fb, conv = inputs
+        phi = fd_influence(real, fa, conv)
+        return phi if fb is None else fd_influence(real, fb, conv) - phi
+    return "dataset-level: no per-image contributions for this metric"
 
 
 def compare(a: Side, b: Side, metrics: list[str] | None = None, *, alpha: float = 0.05, n_resamples: int = 2000,
@@ -261,8 +372,10 @@ def compare(a: Side, b: Side, metrics: list[str] | None = None, *, alpha: float 
                                                                b.record.metrics[name].value))
         elif _is_frechet(name) and not hib:
             r = _fd_metric(name, a, b, perm, rs)
+        elif name in _DATASET:
+            r = _dataset_metric(name, a, b, perm, rs)
         else:
-            r = "dataset-level: no paired interval for this metric yet (Fréchet distances only)"
+            r = "dataset-level: no paired interval for this metric yet"
         if isinstance(r, str):
             out.skipped[name] = r
         else:

@@ -31,8 +31,8 @@ so every metric compared with the same seed sees the same image draws.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -66,6 +66,8 @@ class Paired:
     verdict: str
     n: int
     method: str = "bootstrap"
+    # delta* - delta per resample (finite or not), kept for the one-sided gate test (regression_test)
+    deviations: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, object]:
         return {"a": self.a, "b": self.b, "delta": self.delta, "ci": [self.ci[0], self.ci[1]],
@@ -132,7 +134,8 @@ def _paired(a: float, b: float, deviations: np.ndarray, n: int, higher_is_better
             method: str) -> Paired:
     delta = float(b) - float(a)
     lo, hi, p = interval(delta, deviations, alpha)
-    return Paired(float(a), float(b), delta, (lo, hi), p, verdict(lo, hi, higher_is_better), n, method)
+    return Paired(float(a), float(b), delta, (lo, hi), p, verdict(lo, hi, higher_is_better), n, method,
+                  np.asarray(deviations, dtype=np.float64))
 
 
 def paired_mean(values_a: np.ndarray, values_b: np.ndarray, higher_is_better: bool,
@@ -146,6 +149,38 @@ def paired_mean(values_a: np.ndarray, values_b: np.ndarray, higher_is_better: bo
     d = vb - va
     dev = resampled_means(d, rs.n_resamples, rs.seed) - d.mean()
     return _paired(va.mean(), vb.mean(), dev, va.size, higher_is_better, rs.alpha, "bootstrap")
+
+
+@dataclass(frozen=True)
+class GateTest:
+    """The gate's one-sided test of "B is worse than A by more than the tolerance": the decision, its p-value,
+    and the two-sided interval of delta at level 1 - 2 alpha, whose better-side end is the one-sided bound."""
+
+    regressed: bool
+    p_value: float
+    ci: tuple[float, float]
+    level: float
+
+
+def regression_test(r: Paired, tolerance: float, higher_is_better: bool, alpha: float = 0.05) -> GateTest:
+    """One-sided paired test of H0 "worse_by <= tolerance" (worse_by = delta signed so that positive is worse).
+
+    p = (#(worse_by* <= tolerance) + 1) / (B + 1) over the resamples, capped at 1; a regression is worse_by >
+    tolerance AND p <= alpha. With exchangeable models and tolerance 0 the false-alarm rate is about alpha (it is
+    alpha at worse_by = tolerance and smaller for any smaller true change)."""
+    if not 0.0 < alpha < 0.5:
+        raise ValueError(f"alpha must be in (0, 0.5) for the one-sided gate test, got {alpha}")
+    if r.deviations is None:
+        raise ValueError("regression_test needs the resampled deviations of the paired comparison")
+    dev = r.deviations[np.isfinite(r.deviations)]
+    if dev.size == 0:
+        return GateTest(False, float("nan"), (float("nan"), float("nan")), 1.0 - 2.0 * alpha)
+    sign = -1.0 if higher_is_better else 1.0
+    worse_star = sign * (r.delta + dev)
+    p = min(1.0, (np.count_nonzero(worse_star <= tolerance) + 1) / (dev.size + 1))
+    lo, hi = np.quantile(r.delta + dev, [alpha, 1.0 - alpha])
+    regressed = bool(sign * r.delta > tolerance and p <= alpha)
+    return GateTest(regressed, float(p), (float(lo), float(hi)), 1.0 - 2.0 * alpha)
 
 
 # --------------------------------------------------------------------------------------------- Fréchet distances
@@ -200,6 +235,111 @@ def paired_fd(real: np.ndarray, fake_a: np.ndarray, fake_b: np.ndarray, conventi
     psi = fd_influence(real, fb, convention, rf) - fd_influence(real, fa, convention, rf)
     dev = resampled_means(psi, n_resamples, seed) - psi.mean()
     return _paired(va, vb, dev, n, False, alpha, "linearised bootstrap")
+
+
+# --------------------------------------------------------------------------------------------- KID
+
+KID_CAP = 4096  # images the KID influence values are computed on (4 kernel matrices of KID_CAP^2 entries)
+_KID_BLOCK = 2048  # kernel rows per block
+
+
+def _cubic(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """KID's polynomial kernel (x . y / D + 1)^3 (torch-fidelity's defaults: degree 3, gamma 1/D, coef 1)."""
+    return (x @ y.T / x.shape[1] + 1.0) ** 3
+
+
+def mmd2_unbiased(real: np.ndarray, fake: np.ndarray) -> float:
+    """The unbiased MMD^2 of KID on whole paired sets (one subset of all images; i != j within a side)."""
+    x = np.asarray(real, dtype=np.float64)
+    y = np.asarray(fake, dtype=np.float64)
+    n = x.shape[0]
+    kxx, kyy, kxy = _cubic(x, x), _cubic(y, y), _cubic(x, y)
+    off = n * (n - 1)
+    return float((kxx.sum() - np.trace(kxx)) / off + (kyy.sum() - np.trace(kyy)) / off - 2.0 * kxy.mean())
+
+
+def _kid_fake_influence(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The fake-dependent part of KID's influence values (the real-real term is shared by both models and cancels
+    in B - A): n dMMD^2/dw_i = 2 (g_yy,i - mean g_yy) - 2 (r_i + c_i - 2 mean K_xy), with g_yy,i the mean kernel of
+    fake i with the other fakes, r_i = mean_j k(x_i, y_j) and c_i = mean_j k(x_j, y_i)."""
+    n = x.shape[0]
+    gyy = np.empty(n)
+    r = np.empty(n)
+    c = np.zeros(n)
+    for i in range(0, n, _KID_BLOCK):
+        kyy = _cubic(y[i:i + _KID_BLOCK], y)
+        gyy[i:i + _KID_BLOCK] = (kyy.sum(axis=1) - np.diagonal(kyy, offset=i)) / (n - 1)
+        kxy = _cubic(x[i:i + _KID_BLOCK], y)
+        r[i:i + _KID_BLOCK] = kxy.mean(axis=1)
+        c += kxy.sum(axis=0) / n
+    return 2.0 * (gyy - gyy.mean()) - 2.0 * (r + c - 2.0 * r.mean())
+
+
+def kid_influence(real: np.ndarray, fake: np.ndarray) -> np.ndarray:
+    """Influence values phi [n] of the unbiased MMD^2 (KID) between paired rows: MMD^2(w) ~ MMD^2 + mean((w - 1)
+    phi) for multiplicity weights summing to n; mean 0."""
+    x = np.asarray(real, dtype=np.float64)
+    y = np.asarray(fake, dtype=np.float64)
+    n = x.shape[0]
+    kxx = np.empty(n)
+    for i in range(0, n, _KID_BLOCK):
+        k = _cubic(x[i:i + _KID_BLOCK], x)
+        kxx[i:i + _KID_BLOCK] = (k.sum(axis=1) - np.diagonal(k, offset=i)) / (n - 1)
+    return 2.0 * (kxx - kxx.mean()) + _kid_fake_influence(x, y)
+
+
+def paired_kid(real: np.ndarray, fake_a: np.ndarray, fake_b: np.ndarray, *, values: tuple[float, float] | None
+               = None, rs: Resampling = Resampling(), cap: int = KID_CAP) -> Paired:
+    """Paired comparison of KID (lower is better), linearised: the bootstrap of the mean of the differences of the
+    U-statistic's influence values. Above `cap` images the influence values are computed on `cap` images drawn
+    without replacement and the deviations are scaled by sqrt(cap / n) (the standard error of a mean over n)."""
+    real, fa, fb = (np.asarray(v, dtype=np.float64) for v in (real, fake_a, fake_b))
+    if not (real.shape == fa.shape == fb.shape) or real.ndim != 2:
+        raise ValueError(f"paired features [n, D] needed; got real {real.shape}, A {fa.shape}, B {fb.shape}")
+    n = real.shape[0]
+    _check_args(n, rs.n_resamples, rs.alpha)
+    va, vb = (mmd2_unbiased(real, fa), mmd2_unbiased(real, fb)) if values is None else map(float, values)
+    m = min(n, max(cap, 2))
+    method = "linearised bootstrap (U-statistic influence)"
+    if np.array_equal(fa, fb):
+        return _paired(va, vb, np.zeros(rs.n_resamples), n, False, rs.alpha, method)
+    rows = np.arange(n) if m == n else np.sort(np.random.default_rng(rs.seed).choice(n, m, replace=False))
+    x = real[rows]
+    psi = _kid_fake_influence(x, fb[rows]) - _kid_fake_influence(x, fa[rows])
+    dev = (resampled_means(psi, rs.n_resamples, rs.seed) - psi.mean()) * np.sqrt(m / n)
+    if m < n:
+        method += f", influence on {m} of {n} images"
+    return _paired(va, vb, dev, n, False, rs.alpha, method)
+
+
+# --------------------------------------------------------------------------------------------- refit bootstrap
+
+REFIT_RESAMPLES = 50  # resamples of a refit bootstrap (P-IDS/U-IDS, precision/recall): each refits the metric
+REFIT_CAP = 4096  # images per refit resample (m-out-of-n above it)
+
+
+def paired_refit(stat: Callable[[np.ndarray, np.ndarray], float], real: np.ndarray, fake_a: np.ndarray,
+                 fake_b: np.ndarray, higher_is_better: bool, *, values: tuple[float, float] | None = None,
+                 rs: Resampling = Resampling(REFIT_RESAMPLES), cap: int = REFIT_CAP) -> Paired:
+    """Paired bootstrap that recomputes stat(real rows, fake rows) on every resample, for both models on the same
+    image draw (P-IDS/U-IDS refit their SVM, precision/recall their k-NN manifolds). Each resample draws
+    m = min(n, cap) images with replacement; the deviations delta* - mean(delta*) (centred: resamples repeat
+    images, which biases these statistics) are scaled by sqrt(m / n) when m < n (m-out-of-n bootstrap)."""
+    n = real.shape[0]
+    _check_args(n, rs.n_resamples, rs.alpha)
+    va, vb = (stat(real, fake_a), stat(real, fake_b)) if values is None else map(float, values)
+    m = min(n, max(cap, 2))
+    method = f"paired bootstrap, refit per resample ({rs.n_resamples} resamples of {m} images"
+    method += ", m-out-of-n, scaled)" if m < n else ")"
+    if np.array_equal(fake_a, fake_b):
+        return _paired(va, vb, np.zeros(rs.n_resamples), n, higher_is_better, rs.alpha, method)
+    rng = np.random.default_rng(rs.seed)
+    star = np.empty(rs.n_resamples)
+    for k in range(rs.n_resamples):
+        idx = rng.integers(0, n, size=m)
+        star[k] = stat(real[idx], fake_b[idx]) - stat(real[idx], fake_a[idx])
+    dev = (star - star[np.isfinite(star)].mean()) * np.sqrt(m / n)
+    return _paired(va, vb, dev, n, higher_is_better, rs.alpha, method)
 
 
 # --------------------------------------------------------------------------------------------- many comparisons

@@ -4,6 +4,12 @@ Tolerances are ABSOLUTE and in the units stored in metrics.json (fractions for P
 pids=0.005 allows half a percentage point; FID points for fid). Direction-aware: a metric fails only
 when it moved in the worse direction by more than its tolerance; a better value never fails.
 
+Statistical gate (issue 22): when a job's baseline and current results both have per-image rows (per_image.csv,
+and features.npz for Fréchet distances) for the same image ids and masks, each metric that has a paired interval
+is judged by matbench.paired.regression_test instead: a regression is a move in the worse direction beyond the
+tolerance AND significant at alpha (one-sided paired bootstrap over image indices). Metrics without a paired
+interval, and jobs without pairable rows, fall back to the tolerance alone, and the output says so per job.
+
 Exit codes: 0 all within tolerance, 1 regression (or a baseline metric/job missing from the current
 run), 2 protocol mismatch, smoke-vs-real comparison, nothing in common, or an invalid baseline (a structure
 that is not a metrics.json, a NaN value: InputError, one line naming the file).
@@ -19,8 +25,11 @@ from typing import Any
 
 from matbench.reports.leaderboard import entry_for, job_field, job_resolution
 
+from matbench.comparison import Side, load_side
+from matbench.comparison import compare as paired_compare
 from matbench.errors import InputError, SpecError
 from matbench.metrics import METRIC_INFO
+from matbench.paired import Paired, regression_test
 from matbench.results import PROTOCOL_FIELDS, ResultRecord
 
 OK, REGRESSION, MISMATCH = 0, 1, 2
@@ -89,6 +98,31 @@ class Comparison:
     tolerance: float
     higher_is_better: bool
     status: str  # "ok" | "better" | "regressed" | "missing"
+    test: str = "tolerance"  # "paired" (tolerance AND one-sided paired test at alpha) | "tolerance" (alone)
+    ci: tuple[float, float] | None = None  # paired: interval of delta at level 1 - 2 alpha (ends = one-sided bounds)
+    p_value: float | None = None  # paired: one-sided p of H0 "worse by at most the tolerance"
+    n: int | None = None  # paired: images
+
+
+@dataclass(frozen=True)
+class GateStats:
+    """Options of the paired gate test: alpha (one-sided), bootstrap resamples, seed of the image draws."""
+
+    alpha: float = 0.05
+    n_resamples: int = 2000
+    seed: int = 0
+
+
+@dataclass
+class Pairing:
+    """How one job was gated: paired over n images (with the metrics left to the tolerance alone, and why), or
+    tolerance only (why)."""
+
+    job: str
+    paired: bool
+    n: int | None = None
+    why: str | None = None  # unpaired: the reason
+    tolerance_only: dict[str, str] = field(default_factory=dict)  # paired job: metric -> why it has no paired test
 
 
 @dataclass
@@ -98,6 +132,8 @@ class CheckResult:
     problems: list[str] = field(default_factory=list)  # protocol/smoke mismatches (exit 2)
     notes: list[str] = field(default_factory=list)
     smoke_vs_smoke: list[str] = field(default_factory=list)  # jobs whose both sides are smoke: a pipeline check only
+    pairing: list[Pairing] = field(default_factory=list)  # per compared job, with the paired gate (stats given)
+    alpha: float | None = None
 
     @property
     def status(self) -> str:
@@ -105,17 +141,58 @@ class CheckResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"status": self.status, "exit_code": self.exit_code, "problems": self.problems,
-                "notes": self.notes, "smoke_vs_smoke": self.smoke_vs_smoke,
+                "notes": self.notes, "smoke_vs_smoke": self.smoke_vs_smoke, "alpha": self.alpha,
+                "pairing": [asdict(p) for p in self.pairing],
                 "comparisons": [asdict(c) for c in self.comparisons]}
 
 
+def _side(r: ResultRecord, label: str) -> Side | str:
+    """The per-image side of a record read from a folder, or why there is none."""
+    if r.path is None:
+        return f"{label} was not read from a result folder"
+    folder = r.path.parent if r.path.is_file() else r.path
+    try:
+        side = load_side(str(folder))
+    except InputError as e:
+        return str(e)
+    side.label = f"{label} ({folder})"
+    return side
+
+
+def paired_results(base: ResultRecord, cur: ResultRecord, stats: GateStats) -> tuple[dict[str, Paired], Pairing]:
+    """Paired comparisons (current against baseline) of one job's metrics, or none with the reason."""
+    job = key_str(job_key(base))
+    sides = [_side(r, label) for r, label in ((base, "baseline"), (cur, "current"))]
+    for s in sides:
+        if isinstance(s, str):
+            return {}, Pairing(job, False, why=s)
+    try:
+        c = paired_compare(sides[0], sides[1], alpha=stats.alpha, n_resamples=stats.n_resamples,  # type: ignore
+                           seed=stats.seed)
+    except InputError as e:
+        return {}, Pairing(job, False, why=str(e))
+    if not c.metrics:
+        return {}, Pairing(job, False, why="no metric has a paired interval: " + "; ".join(
+            f"{k}: {v}" for k, v in c.skipped.items()))
+    return c.metrics, Pairing(job, True, n=c.n, tolerance_only=dict(c.skipped))
+
+
+def _paired_status(job: str, m: str, r: Paired, t: float, hib: bool, alpha: float) -> Comparison:
+    g = regression_test(r, t, hib, alpha)
+    worse_by = -r.delta if hib else r.delta
+    status = "regressed" if g.regressed else ("better" if worse_by < 0 else "ok")
+    return Comparison(job, m, r.a, r.b, r.delta, t, hib, status, "paired", g.ci, g.p_value, r.n)
+
+
 def compare(current: Sequence[ResultRecord], baseline: Sequence[ResultRecord],
-            tolerance: dict[str, float] | None = None) -> CheckResult:
+            tolerance: dict[str, float] | None = None, stats: GateStats | None = None) -> CheckResult:
+    """Gate current against baseline per job and metric; with `stats`, jobs with per-image rows for the same
+    images and masks on both sides use the paired test (module doc), the rest the tolerances alone."""
     tol = tolerance if tolerance is not None else dict(DEFAULT_TOLERANCE)
     check_baseline_values(baseline)
     cur = _index(current, "current")
     base = _index(baseline, "baseline")
-    res = CheckResult(exit_code=OK)
+    res = CheckResult(exit_code=OK, alpha=None if stats is None else stats.alpha)
     common = [k for k in base if k in cur]
     if not common:
         res.problems.append("no job of the baseline appears in the current run "
@@ -140,12 +217,20 @@ def compare(current: Sequence[ResultRecord], baseline: Sequence[ResultRecord],
             res.problems.extend(f"{key_str(k)}: protocol field '{f}' differs: baseline "
                                 f"{b.protocol.get(f)!r} vs current {c.protocol.get(f)!r}" for f in diff)
             continue
+        paired: dict[str, Paired] = {}
+        if stats is not None:
+            paired, pairing = paired_results(b, c, stats)
+            res.pairing.append(pairing)
         for m, bv in b.metrics.items():
             if m not in METRIC_INFO or bv.value is None:
                 continue
             info = METRIC_INFO[m]
             t = tol.get(m, 0.0)
             cv = c.metrics.get(m)
+            if m in paired and stats is not None and cv is not None and cv.value is not None:
+                res.comparisons.append(_paired_status(key_str(k), m, paired[m], t, info.higher_is_better,
+                                                      stats.alpha))
+                continue
             if cv is None or cv.value is None:
                 res.comparisons.append(Comparison(key_str(k), m, bv.value, None, None, t, info.higher_is_better,
                                                   "missing"))
@@ -198,11 +283,33 @@ def _num(metric: str, x: float | None) -> str:
     return f"{x:.{digits}f}"
 
 
+def _pairing_line(p: Pairing, alpha: float | None, verbose: bool) -> str:
+    if not p.paired:
+        return f"UNPAIRED   {p.job}: fixed tolerances only, no statistical test ({p.why})"
+    line = (f"PAIRED     {p.job}: paired test over n = {p.n} images (worse beyond the tolerance and significant "
+            f"at alpha = {alpha:g}, one-sided)")
+    if p.tolerance_only:
+        why = "; ".join(f"{k}: {v}" for k, v in p.tolerance_only.items()) if verbose else \
+            ", ".join(p.tolerance_only)
+        line += f"; tolerance only for {why}"
+    return line
+
+
+def _signed(metric: str, x: float) -> str:
+    info = METRIC_INFO.get(metric)
+    digits = (info.digits + 2) if info else 4
+    return f"{x:+.{digits}f}"
+
+
 def format_text(res: CheckResult, verbose: bool = False) -> str:
     """A readable diff: every failing line, then a one-line summary (all lines with verbose)."""
     lines: list[str] = []
     for p in res.problems:
         lines.append(f"MISMATCH   {p}")
+    lines.extend(_pairing_line(p, res.alpha, verbose) for p in res.pairing)
+    if res.alpha is None and res.comparisons:
+        lines.append("UNPAIRED   all jobs: fixed tolerances only, no statistical test (no paired test was run for "
+                     "this baseline)")
     shown = [c for c in res.comparisons if verbose or c.status in ("regressed", "missing")]
     for c in shown:
         if c.status == "missing" and c.metric == "*":
@@ -213,6 +320,13 @@ def format_text(res: CheckResult, verbose: bool = False) -> str:
                          "absent from the current run")
             continue
         direction = "higher is better" if c.higher_is_better else "lower is better"
+        if c.test == "paired" and c.ci is not None and c.p_value is not None:
+            level = f"{round(100 * (1 - 2 * (res.alpha or 0.05)), 6):g}"
+            lines.append(f"{c.status.upper():<10} {c.job} {c.metric}: {_num(c.metric, c.baseline)} -> "
+                         f"{_num(c.metric, c.current)} ({c.delta:+.6g}; {level} % interval "
+                         f"[{_signed(c.metric, c.ci[0])}, {_signed(c.metric, c.ci[1])}], p = {c.p_value:.3g}; "
+                         f"tolerance {c.tolerance:g}, {direction})")
+            continue
         lines.append(f"{c.status.upper():<10} {c.job} {c.metric}: {_num(c.metric, c.baseline)} -> "
                      f"{_num(c.metric, c.current)} ({c.delta:+.6g}; tolerance {c.tolerance:g}, {direction})")
     if res.smoke_vs_smoke:

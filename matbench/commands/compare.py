@@ -85,6 +85,9 @@ def render(c: Comparison) -> str:
         lines += _table(_rows(b["metrics"]), level_s) if b["metrics"] else ["  (no metric: fewer than 2 images)"]
     if c.bins:
         lines.append("bins compare per-image metrics only; dataset-level metrics are compared on the whole set")
+    for name, r in c.metrics.items():  # the per-image metrics' method (bootstrap of the mean) is in the header
+        if r.method != "bootstrap":
+            lines.append(f"method: {name}: {r.method}")
     for name, why in c.skipped.items():
         lines.append(f"not compared: {name}: {why}")
     return "\n".join(lines)

@@ -13,7 +13,7 @@ from matbench.metrics import METRIC_INFO
 from matbench.paired import Resampling
 from matbench.ranking import ROBUSTNESS_METRICS, RankConfidence
 from matbench.reports import intervals, ranks
-from matbench.reports.check import compare, format_json, format_text, parse_tolerance
+from matbench.reports.check import GateStats, compare, format_json, format_text, parse_tolerance
 from matbench.reports.leaderboard import build_tables, leaderboard, load_entries, overlapping_leader
 from matbench.reports.published import attach
 from matbench.reports.render import render_site
@@ -145,7 +145,12 @@ def cmd_check(args: argparse.Namespace) -> int:
             raise InputError(f"{p}: no such file or directory")
     current, baseline = find_records([args.current]), find_records([args.baseline])
     tol = parse_tolerance(args.tolerance)  # after reading: records describe metrics of user modules
-    res = compare(current, baseline, tol)
+    if not 0.0 < args.alpha < 0.5:
+        raise SpecError(f"--alpha must be in (0, 0.5), got {args.alpha}")
+    if args.n_resamples < 1:
+        raise SpecError(f"--n-resamples must be >= 1, got {args.n_resamples}")
+    stats = GateStats(args.alpha, args.n_resamples, args.seed) if args.paired else None
+    res = compare(current, baseline, tol, stats)
     print(format_json(res) if args.json else format_text(res, verbose=args.verbose_diff))
     return res.exit_code
 
@@ -209,6 +214,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "Tolerances are ABSOLUTE, in the units stored in metrics.json (P-IDS/U-IDS as fractions:\n"
                     "pids=0.005 allows 0.5 percentage points; fid=0.05 allows 0.05 FID points). Direction-aware:\n"
                     "only a move in the worse direction beyond the tolerance fails; a better value never does.\n\n"
+                    "Paired gate: when a job has per-image rows (per_image.csv; features.npz for FID/FD) for the\n"
+                    "same images and masks on both sides, a metric with a paired interval fails only if it is\n"
+                    "worse beyond the tolerance AND significantly so (one-sided paired bootstrap, --alpha); the\n"
+                    "output gives delta, the interval and the p-value, and names the jobs/metrics that used the\n"
+                    "tolerance alone (docs/statistics.md).\n\n"
                     "Exit codes: 0 all within tolerance; 1 regression, or a job/metric of the baseline missing;\n"
                     "2 protocol mismatch (field named), smoke-vs-real comparison, or no job in common.")
     c.add_argument("current", metavar="CURRENT", help="run/result directory or metrics.json")
@@ -221,6 +231,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="absolute tolerances, e.g. fid=0.05,pids=0.005,default=0.01 (defaults: fid=0.05, "
                         "kid=0.0005, pids=uids=0.005, lpips=0.002, precision=recall=0.005, psnr=0.05, "
                         "ssim=0.002, l1=0.001, diversity=0.005)")
+    c.add_argument("--alpha", type=float, default=0.05, help="paired gate: one-sided significance level "
+                   "(default 0.05; about this share of false alarms when nothing changed and the tolerance is 0)")
+    c.add_argument("--n-resamples", type=int, default=2000, metavar="B", help="paired gate: bootstrap resamples "
+                   "(default 2000)")
+    c.add_argument("--seed", type=int, default=0, help="paired gate: seed of the image draws (default 0)")
+    c.add_argument("--paired", action=argparse.BooleanOptionalAction, default=True,
+                   help="use the paired test where both sides have per-image rows (default on; --no-paired: "
+                        "tolerances only)")
     c.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
     c.add_argument("--verbose-diff", action="store_true", help="list every compared metric, not only failures")
     c.set_defaults(func=cmd_check)
