@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from matbench.errors import InputError
+from matbench.errors import Hint, InputError
 from matbench.features.base import RuntimeInfo
 from matbench.io import write_bytes_atomic, write_text_atomic
 
@@ -36,6 +36,7 @@ ONNX_PACKAGES = ("onnxruntime", "onnx", "onnxscript")
 GRAPH_SCHEMA = "matbench.graph/1"
 OPSET = 18
 _LOCK = threading.Lock()
+_TORCH = (Hint("--runtime", "use --runtime torch"),)
 
 
 def onnx_missing() -> str | None:
@@ -56,9 +57,10 @@ def resolve(choice: str, device: str) -> tuple[str, str]:
         return "torch", "asked for"
     if choice == "onnx":
         if not on_cpu:
-            raise InputError(f"--runtime onnx runs on the CPU only (device {device}); use --runtime torch")
+            raise InputError(f"the onnx network runtime runs on the CPU only (device {device})", hints=_TORCH)
         if missing:
-            raise InputError(f"--runtime onnx needs the {missing} package: pip install 'matbench-inpaint[cpu]'")
+            raise InputError(f"the onnx network runtime needs the {missing} package: "
+                             "pip install 'matbench-inpaint[cpu]'", hints=_TORCH)
         return "onnx", "asked for"
     if not on_cpu:
         return "torch", f"device {device}"
@@ -111,7 +113,7 @@ class OnnxNetwork:
                     first = str(e).splitlines()[0][:160] if str(e) else ""
                     if self.strict:
                         raise InputError(f"{self.key.split('@')[0]}: cannot be exported to ONNX "
-                                         f"({type(e).__name__}: {first}); use --runtime torch") from None
+                                         f"({type(e).__name__}: {first})", hints=_TORCH) from None
                     self.state.name, self.state.why = "torch", f"not exportable to ONNX ({type(e).__name__})"
                     return self.net(x)
                 self._sessions[shape] = sess
@@ -176,13 +178,13 @@ def _ort_session(data: bytes) -> object:
 def wrap(net: Callable[[torch.Tensor], torch.Tensor], state: RuntimeInfo, key: str, strict: bool = True,
          graph_dir: str | os.PathLike | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
     """The network as `state.name` says it runs ("torch" returns it unchanged). TorchScript networks (NVIDIA's
-    detector) stay in torch: with `strict` (an explicit --runtime onnx) that is an error, else it is recorded."""
+    detector) stay in torch: with `strict` (runtime "onnx" asked for) that is an error, else it is recorded."""
     if state.name == "torch":
         return net
     if not isinstance(net, torch.nn.Module) or any(isinstance(m, torch.jit.ScriptModule) for m in net.modules()):
         if strict:
-            raise InputError(f"{key.split('@')[0]}: a TorchScript network cannot be exported to ONNX here; "
-                             "use --runtime torch")
+            raise InputError(f"{key.split('@')[0]}: a TorchScript network cannot be exported to ONNX here",
+                             hints=_TORCH)
         state.name, state.why = "torch", "TorchScript network (not exported)"
         return net
     return OnnxNetwork(net, key, state, strict, graph_dir)

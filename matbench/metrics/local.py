@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from matbench import features as F
-from matbench.errors import InputError
+from matbench.errors import Hint, InputError
 from matbench.metrics.fd import fd_interval
 from matbench.metrics.registry import INCEPTION, DatasetContext, register_group, register_metric, register_view
 from matbench.results import MetricValue
@@ -82,7 +82,7 @@ def local_view(real: torch.Tensor, fake: torch.Tensor, hole: torch.Tensor | None
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The view "local": (indices of images with a hole, their real crops, their result crops)."""
     if hole is None:
-        raise InputError("fid_local: needs masks (give --masks, or masks in the spec)")
+        raise InputError("fid_local: needs masks (a mask set in the spec)", hints=[Hint("--masks", "give --masks")])
     has, boxes = crop_boxes(hole)
     keep = torch.nonzero(has.cpu()).flatten()
     size, conv = _input_geometry(extractor)

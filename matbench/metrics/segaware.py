@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from matbench.errors import InputError
+from matbench.errors import Hint, InputError
 from matbench.features.segmentation import (
     CLASS_NAMES,
     DECODER_WEIGHTS,
@@ -119,8 +119,8 @@ def _counts_step(ctx: BatchContext) -> None:
         return
     wanted = [m for m in SEG_METRICS if m in ctx.ev.metrics]
     if ctx.hole is None:
-        raise InputError(f"{', '.join(wanted)}: segmentation-aware metrics need masks (give --masks, or masks in "
-                         "the spec)")
+        raise InputError(f"{', '.join(wanted)}: segmentation-aware metrics need masks (a mask set in the spec)",
+                         hints=[Hint("--masks", "give --masks")])
     net, bs = segmenter(ctx.ev), ctx.ev.net_batch
     maps = [net.predict(ctx.real[i:i + bs]) for i in range(0, len(ctx.ids), bs)]
     ctx.features[COUNTS] = hole_class_pixels(torch.cat(maps), ctx.hole)

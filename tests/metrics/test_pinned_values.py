@@ -18,6 +18,13 @@ PINNED = Path(__file__).with_name("pinned_values.json")
 METRICS = ["fid", "pids", "uids", "lpips", "pr", "kid", "psnr", "ssim", "l1",
            "clip_fid", "dc_clipb32", "kid_clipb32", "pr_clipb32", "ids_clipb32", "cmmd_clipb32", "fd_clipb32"]
 REL = 1e-12
+# Two families are pinned looser, because their inputs are not bit-stable across CPU models: LPIPS (float32
+# AlexNet convolutions, whose kernels oneDNN picks by instruction set: ~1e-8 apart between two machines of this
+# workplace) to 1e-6, and the CLIP-space metrics (float32 ViT features of 12 images in 512 dimensions, so
+# rank-deficient statistics; their values moved by ~2e-7 and a 25-resample CMMD interval end by 1.3e-5 between the
+# machine that recorded the pins and another) to 1e-4. A change of formula moves them by far more.
+# Every other number is float64 statistics of features that matched to 1e-12 across those machines.
+LOOSE = {"lpips": 1e-6, "clip": 1e-4}
 
 
 def _images(n: int = 12, size: int = 64) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -62,7 +69,8 @@ def _close(a, b, where: str) -> None:
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
             _close(x, y, f"{where}[{i}]")
     elif isinstance(a, float) and isinstance(b, float):
-        assert math.isclose(a, b, rel_tol=REL, abs_tol=0.0) or a == b, f"{where}: {a!r} != pinned {b!r}"
+        rel = next((r for k, r in LOOSE.items() if k in where), REL)
+        assert math.isclose(a, b, rel_tol=rel, abs_tol=0.0) or a == b, f"{where}: {a!r} != pinned {b!r}"
     else:
         assert a == b, f"{where}: {a!r} != pinned {b!r}"
 
