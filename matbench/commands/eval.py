@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from matbench.commands.history import add_history_options, append_after
 from matbench.devices import DEVICE_HELP, resolve_device
@@ -141,6 +142,8 @@ def format_summary(record: ResultRecord, out: str) -> str:
             inside = {True: "inside", False: "outside", None: "no interval"}[pub.get("inside_ci")]
             ci += (f"  published {pub['value'] * scale:.{digits}f} ({pub['row']}), "
                    f"diff {pub['diff'] * scale:+.{digits}f}, {inside} our CI")
+        if mv.value is not None and math.isinf(mv.value):  # PSNR of a region the result left untouched
+            ci = "  (infinite: the result copies this region exactly in at least one image)"
         lines.append(f"  {label:<18} {mv.value * scale:.{digits}f}{ci}")
     lines.append(f"wrote {out}/metrics.json and {out}/per_image.csv")
     return "\n".join(lines)
