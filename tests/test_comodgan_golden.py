@@ -7,13 +7,13 @@ differences reach 2.3e-5 at this output scale, which goes up to ~17).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from golden_helpers import fill_module
 from matbench.baselines.comodgan.inpainter import load_into
 from matbench.baselines.comodgan.network import CoModGenerator
 
@@ -21,11 +21,6 @@ ATOL = 1e-4
 pytestmark = pytest.mark.slow  # two 512 forwards (~6-8 CPU-s each) plus filling 80M parameters
 
 
-def _fill_module(golden: Path):
-    spec = importlib.util.spec_from_file_location("golden_fill", golden / "fill.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +36,7 @@ def io(golden: Path) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def net(golden: Path, manifest: dict) -> CoModGenerator:
-    fill = _fill_module(golden)
+    fill = fill_module(golden)
     model = CoModGenerator(resolution=512)
     # Constants (FIR kernels) come from our own code; only parameters are filled.
     sd = {**model.state_dict(), **fill.fill_state_dict(manifest["tensors"])}
@@ -67,7 +62,7 @@ def out_dropout(net, io):
 
 
 def test_tensor_names_shapes_and_order_match_manifest(golden: Path, manifest: dict) -> None:
-    fill = _fill_module(golden)
+    fill = fill_module(golden)
     model = CoModGenerator(resolution=512)
     sd = model.state_dict()
     tensors = manifest["tensors"]

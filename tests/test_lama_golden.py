@@ -6,12 +6,12 @@ Each resolution runs one forward, computed once per module (a 512 forward takes 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import numpy as np
 import pytest
 import torch
+from golden_helpers import fill_module
 from matbench.baselines.lama.checkpoint import LamaCheckpoint, build_generator
 from matbench.baselines.lama.inpainter import LamaInpainter, lama_forward, pad_to_modulo, to_uint8
 from matbench.baselines.lama.network import BIG_LAMA, FFCResNetGenerator, count_parameters
@@ -19,11 +19,6 @@ from matbench.baselines.lama.network import BIG_LAMA, FFCResNetGenerator, count_
 TOL = 1e-4
 
 
-def _fill_module(golden):
-    spec = importlib.util.spec_from_file_location("golden_fill", golden / "fill.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +28,7 @@ def manifest(golden):
 
 @pytest.fixture(scope="module")
 def gen(golden, manifest):
-    fill = _fill_module(golden)
+    fill = fill_module(golden)
     state = fill.fill_state_dict(manifest["tensors"])
     for t in manifest["tensors"]:
         if not t["fill"]:  # num_batches_tracked: int64 zero, checked against its sha256 below
@@ -59,7 +54,7 @@ def test_names_shapes_and_counts_match_manifest(golden, manifest):
     assert list(sd) == [t["name"] for t in entries]  # same names, same order
     assert [list(v.shape) for v in sd.values()] == [t["shape"] for t in entries]
     assert count_parameters(model) == manifest["reference"]["n_parameters"] == 50_975_875
-    fill = _fill_module(golden)
+    fill = fill_module(golden)
     for t in entries:
         if not t["fill"]:
             assert fill.tensor_sha256(torch.zeros(t["shape"], dtype=torch.int64)) == t["sha256"]

@@ -6,26 +6,20 @@ Each resolution's forwards run once per module (fixture); 512 takes tens of seco
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 import torch
+from golden_helpers import fill_module
 
 from matbench.models.mat.network import Noise, build_generator
 
 REL_TOL = 1e-5  # max abs error / output range, as the issue asks
 
 
-def _fill_module(golden):
-    spec = importlib.util.spec_from_file_location("golden_fill", golden / "fill.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _run(golden, res: int) -> dict:
-    fill = _fill_module(golden)
+    fill = fill_module(golden)
     G = build_generator(res)
     manifest = fill.load_manifest(golden / "mat" / f"manifest_{res}.json")
     missing, unexpected = G.load_state_dict(fill.fill_state_dict(manifest), strict=False)

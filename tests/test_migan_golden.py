@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from golden_helpers import fill_module
 from matbench.baselines.migan.checkpoint import infer_resolution, load_generator, load_into
 from matbench.baselines.migan.inpainter import MIGANInpainter
 from matbench.baselines.migan.network import MIGANGenerator, count_parameters
@@ -20,11 +20,6 @@ TOL = 1e-4
 CASES = {256: ["places_256", "celeba_256"], 512: ["places_512"]}
 
 
-def _fill_module(golden):
-    spec = importlib.util.spec_from_file_location("golden_fill", golden / "fill.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +29,7 @@ def io():
 
 
 def _state(golden, res):
-    fill = _fill_module(golden)
+    fill = fill_module(golden)
     tensors = json.loads((FIX / f"manifest_{res}.json").read_text())["tensors"]
     state = fill.fill_state_dict(tensors)
     for t in tensors:

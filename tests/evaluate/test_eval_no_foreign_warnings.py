@@ -9,21 +9,11 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from golden_helpers import NvidiaStandIn
 from PIL import Image
 
 from matbench.cli import main
 from matbench.metrics.lpips import _build_lpips
-
-
-class _Detector(torch.nn.Module):
-    """NVIDIA's call signature: uint8 images -> 2048 features."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.proj = torch.nn.Linear(3, 2048)
-
-    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
-        return self.proj(x.to(torch.float32).mean(dim=(2, 3)) / 255.0)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +33,7 @@ def folders(tmp_path_factory):
         Image.fromarray(np.where(hole, 0, 255).astype(np.uint8)).save(d / "masks" / f"{i}.png")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # making the stand-in detector is the test's business, not eval's
-        torch.jit.script(_Detector()).save(str(d / "inception-2015-12-05.pt"))
+        torch.jit.script(NvidiaStandIn()).save(str(d / "inception-2015-12-05.pt"))
     return d
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from golden_helpers import NvidiaStandIn
 
 from matbench import evaluate as E
 from matbench import features as F
@@ -410,15 +411,6 @@ def test_mask_size_mismatch_is_named(case, tmp_path, capsys):
     assert "img03" in err and "32x34" in err
 
 
-class _Detector(torch.nn.Module):
-    """Stand-in with the call signature of NVIDIA's inception-2015-12-05.pt."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.proj = torch.nn.Linear(3, 2048)
-
-    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
-        return self.proj(x.to(torch.float32).mean(dim=(2, 3)) / 255.0)
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
@@ -426,7 +418,7 @@ def test_eval_cli_with_nvidia_torchscript_file(case, tmp_path, capsys):
     import hashlib
 
     torch.manual_seed(0)
-    det = torch.jit.script(_Detector())
+    det = torch.jit.script(NvidiaStandIn())
     path = tmp_path / "inception-2015-12-05.pt"
     det.save(str(path))
     out = tmp_path / "o"

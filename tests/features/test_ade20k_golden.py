@@ -3,13 +3,13 @@ scripts/make_ade20k_golden.py from advimman/lama models/ade20k on deterministic 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from golden_helpers import fill_module
 
 from matbench.errors import WeightsError
 from matbench.features.segmentation import CLASS_NAMES, ADE20kSegmenter, load_into, load_segmenter
@@ -19,11 +19,6 @@ TOL = 1e-4
 RUNS = {"batch2": ["places_128", "celeba_128"], "single": ["places_75x101"]}
 
 
-def _fill_module(golden: Path):
-    spec = importlib.util.spec_from_file_location("golden_fill", golden / "fill.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +40,7 @@ def _split(state: dict[str, torch.Tensor]) -> tuple[dict, dict]:
 
 @pytest.fixture(scope="module")
 def seg(golden, manifest) -> ADE20kSegmenter:
-    state = _fill_module(golden).fill_state_dict(manifest)
+    state = fill_module(golden).fill_state_dict(manifest)
     model = ADE20kSegmenter()
     full = model.state_dict()
     full.update(state)  # num_batches_tracked (fill: false) stays the port's own 0

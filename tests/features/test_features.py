@@ -8,6 +8,7 @@ import hashlib
 import numpy as np
 import pytest
 import torch
+from golden_helpers import NvidiaStandIn
 
 from matbench import features as F
 from matbench import weights as W
@@ -110,23 +111,11 @@ def test_default_cache_dir_follows_env(monkeypatch, tmp_path):
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
 
 
-class _Detector(torch.nn.Module):
-    """Same call signature as NVIDIA's inception-2015-12-05.pt: uint8 NCHW in, 2048-d features out."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.proj = torch.nn.Linear(3, 2048)
-
-    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
-        f = self.proj(x.to(torch.float32).mean(dim=(2, 3)) / 255.0)
-        if return_features:
-            return f
-        return f[:, :1008]
 
 
 def test_nvidia_torchscript_backend_from_explicit_file(tmp_path):
     torch.manual_seed(0)
-    det = torch.jit.script(_Detector())
+    det = torch.jit.script(NvidiaStandIn())
     path = tmp_path / "inception-2015-12-05.pt"
     det.save(str(path))
     ext = F.get_extractor("inception-nvidia", path=path)
@@ -138,7 +127,7 @@ def test_nvidia_torchscript_backend_from_explicit_file(tmp_path):
 
 
 def test_nvidia_backend_found_in_weights_dir(tmp_path, monkeypatch):
-    det = torch.jit.script(_Detector())
+    det = torch.jit.script(NvidiaStandIn())
     det.save(str(tmp_path / "inception-2015-12-05.pt"))
     monkeypatch.setenv("MATBENCH_WEIGHTS", str(tmp_path))
     ext = F.get_extractor("inception-nvidia")
