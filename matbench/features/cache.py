@@ -31,9 +31,14 @@ def image_sha256(image: np.ndarray | torch.Tensor) -> str:
     return h.hexdigest()
 
 
-def default_cache_dir() -> Path:
+def cache_root() -> Path:
+    """$MATBENCH_CACHE, else ~/.cache/matbench: features/ and graphs/ live under it."""
     root = os.environ.get("MATBENCH_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "matbench") / "features"
+    return Path(root) if root else Path.home() / ".cache" / "matbench"
+
+
+def default_cache_dir() -> Path:
+    return cache_root() / "features"
 
 
 _WARNED_FULL: set[str] = set()  # caches already reported full in this process (warn once, not per job)

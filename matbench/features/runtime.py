@@ -29,6 +29,7 @@ import torch
 
 from matbench.errors import Hint, InputError
 from matbench.features.base import RuntimeInfo
+from matbench.features.cache import cache_root
 from matbench.io import write_bytes_atomic, write_text_atomic
 
 RUNTIMES = ("auto", "torch", "onnx")
@@ -70,8 +71,7 @@ def resolve(choice: str, device: str) -> tuple[str, str]:
 
 
 def default_graph_dir() -> Path:
-    root = os.environ.get("MATBENCH_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "matbench") / "graphs"
+    return cache_root() / "graphs"
 
 
 def _sha256(data: bytes) -> str:
