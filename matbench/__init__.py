@@ -7,8 +7,8 @@ features (features.py) -> metrics (metrics/) -> results (results.py) -> report (
 
 import os
 
-# OpenMP's idle threads (torch's intra-op pool) spin by default: on a shared 2-core runner that made one Inception
-# pass take 8x the CPU time and 5-10x the wall time (docs/evaluation.md, "Threads on a shared machine"). Passive
+# OpenMP's idle threads (torch's intra-op pool) spin by default: on a loaded 2-core runner that tripled the CPU time
+# of an Inception pass (`python bench.py omp`; docs/evaluation.md, "Threads on a shared machine"). Passive
 # waiting is read when the OpenMP runtime loads, i.e. when torch is first imported, so it is set here, before any
 # matbench module imports torch. A value the user set is kept.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
